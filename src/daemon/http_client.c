@@ -122,7 +122,9 @@ static int http_errno_from_curl(const HttpRequest *req, CURLcode code) {
         case CURLE_SSL_CIPHER:
         case CURLE_SSL_CACERT_BADFILE:
                 return -EPROTO;
-        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_UNSUPPORTED_PROTOCOL: /* also "Received HTTP/0.9": not an HTTP server */
+        case CURLE_WEIRD_SERVER_REPLY:
+                return -EPROTO;
         case CURLE_URL_MALFORMAT:
                 return -EINVAL;
         default:
