@@ -22,6 +22,8 @@ static const char *arg_scope = "batman";
 static const char *arg_namespace = "service";
 static const char *arg_name = "node1";
 static const char *arg_user = NULL, *arg_password = NULL, *arg_cacert = NULL, *arg_protocol = NULL;
+static const char *arg_cert = NULL, *arg_key = NULL;
+static usec_t arg_stall = 2 * USEC_PER_SEC;
 static unsigned arg_ttl = 30, arg_rounds = 100, arg_concurrency = 8;
 static usec_t arg_timeout = 2 * USEC_PER_SEC, arg_duration = 3 * USEC_PER_SEC;
 static bool arg_use_proxies = false;
@@ -301,7 +303,7 @@ static void on_watch_cluster(Dcs *d, int error, const char *message, DcsCluster 
         }
         printf("{\"leader\":\"%s\"}\n", strna(cluster->leader));
         fflush(stdout);
-        if (dcs_watch_start(d, cluster->revision + 1, 2 * USEC_PER_SEC, on_wake, NULL) < 0)
+        if (dcs_watch_start(d, cluster->revision + 1, arg_stall, on_wake, NULL) < 0)
                 fail("watch", -EIO, NULL);
         dcs_cluster_free(cluster);
 }
@@ -588,7 +590,10 @@ int main(int argc, char *argv[]) {
                 ARG_PASSWORD,
                 ARG_CACERT,
                 ARG_PROTOCOL,
-                ARG_USE_PROXIES
+                ARG_USE_PROXIES,
+                ARG_CERT,
+                ARG_KEY,
+                ARG_STALL
         };
         static const struct option options[] = {
                 {"endpoints", required_argument, NULL, ARG_ENDPOINTS},
@@ -605,6 +610,9 @@ int main(int argc, char *argv[]) {
                 {"cacert", required_argument, NULL, ARG_CACERT},
                 {"protocol", required_argument, NULL, ARG_PROTOCOL},
                 {"use-proxies", no_argument, NULL, ARG_USE_PROXIES},
+                {"cert", required_argument, NULL, ARG_CERT},
+                {"key", required_argument, NULL, ARG_KEY},
+                {"stall-ms", required_argument, NULL, ARG_STALL},
                 {},
         };
         const char *cmd;
@@ -655,6 +663,15 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_USE_PROXIES:
                         arg_use_proxies = true;
+                        break;
+                case ARG_CERT:
+                        arg_cert = optarg;
+                        break;
+                case ARG_KEY:
+                        arg_key = optarg;
+                        break;
+                case ARG_STALL:
+                        arg_stall = strtoull(optarg, NULL, 10) * USEC_PER_MSEC;
                         break;
                 default:
                         return 2;
