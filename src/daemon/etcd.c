@@ -39,6 +39,7 @@ struct EtcdCall {
         bool no_auth;    /* the authenticate call itself */
         bool auth_retried;
         bool waiting_auth; /* parked until a token arrives */
+        bool auth_batch;   /* parked before the authentication reply being handled */
         EtcdCall *prev, *next;
 };
 
@@ -776,13 +777,16 @@ on_authenticated(EtcdClient *c, int error, const char *message, const cJSON *rep
         if (error < 0)
                 log_debug("etcd authentication failed: %s", strna(message));
 
-        /* Resume (or fail) every call parked for a token. */
+        /* Resume (or fail) every call parked for a token. Callbacks may park new calls (for a new
+         * authentication attempt): only those parked before this reply are handled here. */
+        for (EtcdCall *call = c->calls; call; call = call->next)
+                call->auth_batch = call->waiting_auth;
         for (bool again = true; again;) {
                 again = false;
                 for (EtcdCall *call = c->calls; call; call = call->next) {
-                        if (!call->waiting_auth)
+                        if (!call->auth_batch)
                                 continue;
-                        call->waiting_auth = false;
+                        call->auth_batch = call->waiting_auth = false;
                         if (error < 0 || etcd_call_send(call) < 0) {
                                 _cleanup_free_ char *m = NULL;
 

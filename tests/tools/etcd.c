@@ -74,6 +74,8 @@ static EtcdClient *make_client(void) {
                         .username = arg_user,
                         .password = arg_password,
                         .cacert = arg_cacert,
+                        .cert = arg_cert,
+                        .key = arg_key,
                         .request_timeout = arg_timeout,
                         .use_proxies = arg_use_proxies,
                         .priority = -5,
@@ -378,7 +380,11 @@ on_load_reply(EtcdClient *c, int error, const char *message, const cJSON *reply,
         if (error < 0) {
                 n_failed++;
                 ok_after_failure = 0;
-                fprintf(stderr, "request failed after %.0f ms: %s\n", (double)took / 1000, strna(message));
+                if (n_failed <= 50) /* keep stderr bounded */
+                        fprintf(stderr,
+                                "request failed after %.0f ms: %s\n",
+                                (double)took / 1000,
+                                strna(message));
         } else {
                 n_ok++;
                 ok_after_failure++;
@@ -499,7 +505,11 @@ static void on_write_lease(Dcs *d, int error, int64_t lease, void *userdata) {
         char *standby[] = {"node2", NULL};
         int r;
 
-        if (error < 0 || lease == 0 || ++leases_ready < 2)
+        if (error < 0) {
+                fail("lease", error, NULL);
+                return;
+        }
+        if (lease == 0 || ++leases_ready < 2)
                 return;
         r = json_parse_string(
                 "{\"ttl\":30,\"loop_wait\":10,\"retry_timeout\":10,\"maximum_lag_on_failover\":1048576,"
