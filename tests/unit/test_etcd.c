@@ -650,4 +650,66 @@ TEST(watch_stream_cut_mid_message_reconnects) {
         fake_stop(&f);
 }
 
+typedef struct Reissue {
+        EtcdClient *client;
+        unsigned calls;
+        unsigned left;
+        int last_error;
+        char *last_message;
+} Reissue;
+
+static void on_reissue(EtcdClient *c, int error, const char *message, const cJSON *reply, void *userdata) {
+        Reissue *r = userdata;
+
+        r->calls++;
+        r->last_error = error;
+        free(r->last_message);
+        r->last_message = message ? strdup(message) : NULL;
+        if (r->left > 0) {
+                r->left--;
+                ASSERT_OK(etcd_range(c, "k", NULL, on_reissue, r, NULL));
+        }
+}
+
+TEST(auth_failure_with_callbacks_that_retry) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        char ep[32]; /* "127.0.0.1:65535" */
+        char *eps[] = {ep, NULL};
+        Reissue r = {.left = 5};
+        bool never = false;
+        Fake f;
+
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(
+                &f,
+                e,
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"
+                "{\"error\":\"etcdserver: authentication failed, invalid user ID or password\",\"code\":3}");
+        (void)snprintf(ep, sizeof(ep), "127.0.0.1:%d", f.port);
+        ASSERT_OK(etcd_client_new(
+                e,
+                &(EtcdClientOptions){
+                        .endpoints = eps,
+                        .username = "root",
+                        .password = "bad",
+                        .request_timeout = USEC_PER_SEC,
+                        .use_proxies = true,
+                },
+                &c));
+        ASSERT_OK(etcd_range(c, "k", NULL, on_reissue, &r, NULL));
+        ASSERT_OK(etcd_range(c, "k", NULL, on_reissue, &r, NULL));
+        run_until(e, &never, 300 * USEC_PER_MSEC);
+        /* Every call failed with the authentication error; a call issued from a callback waited for its
+         * own authentication attempt instead of inheriting the old failure in a loop. */
+        ASSERT_EQ(r.calls, 7);
+        ASSERT_EQ(r.last_error, -EINVAL);
+        ASSERT_TRUE(strstr(r.last_message, "authentication failed") != NULL);
+        ASSERT_EQ(f.requests, 4); /* batches share one attempt each: 2+2+2+1 calls */
+        ASSERT_EQ(etcd_client_active(c), 0);
+        free(r.last_message);
+        c = etcd_client_free(c);
+        fake_stop(&f);
+}
+
 DEFINE_TEST_MAIN
