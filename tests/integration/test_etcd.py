@@ -192,9 +192,17 @@ def test_watch_detects_stalled_member(workdir):
     try:
         sc = scope()
         key = f"/service/{sc}/leader"
-        first, second = cluster.members[0], cluster.members[1]
+        # Watch through a follower (listed first) and write through another member, so freezing the
+        # watched member needs no raft election.
+        def is_leader(m):
+            st = m.v3("maintenance/status", {})
+            return st["header"]["member_id"] == st["leader"]
+        followers = [m for m in cluster.members if not is_leader(m)]
+        first = followers[0]
+        second = [m for m in cluster.members if m is not first][0]
+        others = [m.endpoint for m in cluster.members if m is not first]
         second.v3("kv/put", {"key": lib.b64(key), "value": lib.b64("node9")})
-        w = Running("--endpoints", ",".join(cluster.endpoints), "--use-proxies", "--scope", sc,
+        w = Running("--endpoints", ",".join([first.endpoint] + others), "--use-proxies", "--scope", sc,
                     "--stall-ms", "1000", "--timeout-ms", "1000", "watch-wait")
         try:
             lib.wait_until(lambda: w.find("wake"), 10, what="watch ready")
