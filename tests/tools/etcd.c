@@ -251,20 +251,59 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static sd_event_source *hold_timer;
+static usec_t hold_first_renewal;
+
+static void start_expiry(Dcs *d) {
+        /* Stop renewing; the key must vanish ttl seconds after the last renewal started. */
+        dcs_lease_stop(d);
+        expiry_renewal = dcs_lease_last_renewal(d);
+        printf("{\"stopped\":true,\"valid_for_ms\":%" PRIu64 "}\n",
+               (dcs_lease_valid_until(d) - expiry_renewal) / USEC_PER_MSEC);
+        fflush(stdout);
+        (void)sd_event_add_time_relative(
+                event, &poll_timer, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC, 1, on_poll, NULL);
+}
+
+static void on_held_cluster(Dcs *d, int error, const char *message, DcsCluster *cluster, void *userdata) {
+        if (error < 0) {
+                fail("get_cluster", error, message);
+                return;
+        }
+        /* After 2 x ttl with only the keep-alive timer running, the lock must still be ours. */
+        printf("{\"held\":%s,\"leader\":\"%s\",\"lease_matches\":%s,\"renewed_for_ms\":%" PRIu64 "}\n",
+               streq_ptr(cluster->leader, arg_name) ? "true" : "false",
+               strna(cluster->leader),
+               cluster->leader_lease == dcs_lease_id(d) ? "true" : "false",
+               (dcs_lease_last_renewal(d) - hold_first_renewal) / USEC_PER_MSEC);
+        fflush(stdout);
+        dcs_cluster_free(cluster);
+        start_expiry(d);
+}
+
+static int on_hold_done(sd_event_source *s, uint64_t usec, void *userdata) {
+        if (dcs_get_cluster(expiry_dcs, on_held_cluster, NULL) < 0)
+                fail("get_cluster", -EIO, NULL);
+        return 0;
+}
+
 static void
 on_expiry_acquired(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *userdata) {
         if (error < 0 || !res->succeeded) {
                 fail("acquire", error ?: -EBUSY, message);
                 return;
         }
-        /* Stop renewing; the key must vanish ttl seconds after the last renewal started. */
-        dcs_lease_stop(d);
-        expiry_renewal = dcs_lease_last_renewal(d);
-        printf("{\"acquired\":true,\"valid_for_ms\":%" PRIu64 "}\n",
-               (dcs_lease_valid_until(d) - expiry_renewal) / USEC_PER_MSEC);
+        printf("{\"acquired\":true}\n");
         fflush(stdout);
+        hold_first_renewal = dcs_lease_last_renewal(d);
         (void)sd_event_add_time_relative(
-                event, &poll_timer, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC, 1, on_poll, NULL);
+                event,
+                &hold_timer,
+                CLOCK_MONOTONIC,
+                2 * (usec_t)arg_ttl * USEC_PER_SEC,
+                1,
+                on_hold_done,
+                NULL);
 }
 
 static void on_expiry_lease(Dcs *d, int error, int64_t lease, void *userdata) {
@@ -280,6 +319,7 @@ static int cmd_lease_expiry(void) {
                 return 2;
         sd_event_loop(event);
         sd_event_source_disable_unref(poll_timer);
+        sd_event_source_disable_unref(hold_timer);
         dcs_free(expiry_dcs);
         etcd_client_free(c);
         return exit_code;
