@@ -712,4 +712,45 @@ TEST(auth_failure_with_callbacks_that_retry) {
         fake_stop(&f);
 }
 
+typedef struct FreeInside {
+        EtcdWatch *w;
+        unsigned calls;
+        int error;
+} FreeInside;
+
+static void on_watch_free_inside(EtcdWatch *w, int error, const EtcdWatchMessage *m, void *userdata) {
+        FreeInside *f = userdata;
+
+        f->calls++;
+        f->error = error;
+        f->w = etcd_watch_free(w); /* from inside its own callback */
+}
+
+TEST(watch_compacted_and_freed_from_its_callback) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        FreeInside fi = {};
+        bool never = false;
+        Fake f;
+
+        ASSERT_OK(sd_event_new(&e));
+        /* Two messages in one chunk: the callback frees the watch on the first; the second must not
+         * be delivered. */
+        fake_start(
+                &f,
+                e,
+                "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                "{\"result\":{\"header\":{\"revision\":\"9\"},\"canceled\":true,\"compact_revision\":\"5\"}}"
+                "{\"result\":{\"header\":{\"revision\":\"9\"},\"created\":true}}");
+        c = client_for(e, f.port, 0, 1 * USEC_PER_SEC);
+        ASSERT_OK(etcd_watch_new(c, "x", NULL, 3, 0, on_watch_free_inside, &fi, &fi.w));
+        run_until(e, &never, 300 * USEC_PER_MSEC);
+        ASSERT_EQ(fi.calls, 1);
+        ASSERT_EQ(fi.error, -ESTALE);
+        ASSERT_NULL(fi.w);
+        ASSERT_EQ(etcd_client_active(c), 0);
+        c = etcd_client_free(c);
+        fake_stop(&f);
+}
+
 DEFINE_TEST_MAIN
