@@ -11,10 +11,12 @@
  * resumed before the MHD daemon is stopped.
  */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <dlfcn.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "pgha/fileio.h"
 #include "pgha/log.h"
@@ -34,6 +36,15 @@
 #define REST_PENDING_MAX 32U
 /* A TLS certificate, key or CA file larger than this is not a PEM file we want. */
 #define REST_TLS_FILE_MAX (1024U * 1024U)
+
+/* One TCP connection, tracked so that a client trickling a request byte by byte (which resets MHD's idle
+ * timeout every time) is still cut off once the request has taken longer than request_timeout. */
+typedef struct RestConnection RestConnection;
+struct RestConnection {
+        int fd;
+        usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while a reply is being produced or sent */
+        RestConnection *next, *prev;
+};
 
 typedef struct RestNetwork {
         int family;
@@ -61,7 +72,12 @@ struct RestServer {
         char *tls_cert, *tls_key, *tls_trust; /* PEM, kept alive while MHD runs */
         RestCall *pending;
         unsigned n_pending;
+        usec_t request_timeout; /* a request must arrive whole within this (slow-client cut-off) */
+        RestConnection *connections;
+        sd_event_source *reaper_source;
 };
+
+static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed);
 
 /* ==== Small helpers ==== */
 
@@ -392,6 +408,8 @@ static int queue_reply(RestRequest *req) {
         r = MHD_queue_response(req->connection, req->status, resp);
         MHD_destroy_response(resp);
         req->queued = r == MHD_YES;
+        if (req->queued)
+                connection_set_deadline(s, req->connection, /* armed= */ false);
         return r;
 }
 
@@ -563,6 +581,7 @@ static enum MHD_Result finish(RestRequest *req) {
         if (!req->call.replied) {
                 /* The engine holds the call: park the connection until it answers. */
                 req->suspended = true;
+                connection_set_deadline(req->server, req->connection, /* armed= */ false);
                 MHD_suspend_connection(req->connection);
                 return MHD_YES;
         }
@@ -730,6 +749,8 @@ static void on_completed(
 
         if (!req)
                 return;
+        /* A kept-alive connection has request_timeout for its next request. */
+        connection_set_deadline(req->server, connection, /* armed= */ true);
         if (log_get_max_level() >= LOG_DEBUG) {
                 uint64_t now = 0;
                 (void)sd_event_now(req->server->event, CLOCK_MONOTONIC, &now);
@@ -757,6 +778,104 @@ _printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         while (n > 0 && buf[n - 1] == '\n')
                 buf[--n] = '\0';
         log_debug("REST (libmicrohttpd): %s", buf);
+}
+
+/* ==== Slow clients ==== */
+
+static void reaper_arm(RestServer *s) {
+        usec_t next = USEC_INFINITY;
+
+        for (RestConnection *c = s->connections; c; c = c->next)
+                next = MIN(next, c->deadline);
+        if (next == USEC_INFINITY) {
+                (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_OFF);
+                return;
+        }
+        (void)sd_event_source_set_time(s->reaper_source, next);
+        (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_ONESHOT);
+}
+
+/* A connection whose request did not arrive in time is shut down; MHD sees the socket close on its next
+ * run and releases the connection itself. */
+static int on_reaper(sd_event_source *source, uint64_t usec, void *userdata) {
+        RestServer *s = userdata;
+        uint64_t now = 0;
+
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        for (RestConnection *c = s->connections; c; c = c->next)
+                if (c->deadline <= now) {
+                        log_debug(
+                                "REST: closing a connection that did not send a whole request within "
+                                "%" PRIu64 " ms",
+                                s->request_timeout / USEC_PER_MSEC);
+                        (void)shutdown(c->fd, SHUT_RDWR);
+                        c->deadline = USEC_INFINITY;
+                }
+        reaper_arm(s);
+        return 0;
+}
+
+static RestConnection *connection_of(struct MHD_Connection *connection) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+/* Sets the deadline of the connection's next request (now + timeout), or none (USEC_INFINITY). */
+static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed) {
+        RestConnection *c = connection_of(connection);
+        uint64_t now = 0;
+
+        if (!c)
+                return;
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        c->deadline = armed ? now + s->request_timeout : USEC_INFINITY;
+        if (armed && sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
+                reaper_arm(s);
+}
+
+static void on_connection(
+        void *cls,
+        struct MHD_Connection *connection,
+        void **socket_context,
+        enum MHD_ConnectionNotificationCode toe) {
+        RestServer *s = cls;
+        RestConnection *c;
+
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+                uint64_t now = 0;
+
+                c = calloc(1, sizeof(RestConnection));
+                if (!c || !ci) {
+                        free(c);
+                        return;
+                }
+                (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+                c->fd = ci->connect_fd;
+                c->deadline = now + s->request_timeout;
+                c->next = s->connections;
+                if (s->connections)
+                        s->connections->prev = c;
+                s->connections = c;
+                *socket_context = c;
+                if (sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
+                        reaper_arm(s);
+                return;
+        }
+
+        c = *socket_context;
+        if (!c)
+                return;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
 }
 
 /* ==== sd-event glue ==== */
@@ -890,6 +1009,9 @@ start_daemon(RestServer *s, const RestServerOptions *o, const struct sockaddr *s
                 MHD_OPTION_NOTIFY_COMPLETED,
                 on_completed,
                 s,
+                MHD_OPTION_NOTIFY_CONNECTION,
+                on_connection,
+                s,
                 MHD_OPTION_URI_LOG_CALLBACK,
                 on_uri,
                 s,
@@ -922,6 +1044,16 @@ int rest_server_new(
         s->event = sd_event_ref(e);
         s->snapshot = snapshot;
         s->body_max = o->body_max ?: REST_BODY_MAX_DEFAULT;
+        s->request_timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT;
+
+        /* The reaper exists before MHD so connection callbacks can always arm it. */
+        r = sd_event_add_time(
+                e, &s->reaper_source, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC * 10, on_reaper, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the REST API connection reaper: %m");
+        (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_OFF);
+        (void)sd_event_source_set_description(s->reaper_source, "rest-reaper");
+        (void)sd_event_source_set_priority(s->reaper_source, REST_EVENT_PRIORITY);
 
         if (o->auth_username) {
                 _cleanup_free_ char *userpass = NULL;
@@ -1015,7 +1147,7 @@ int rest_server_new(
         (void)sd_event_source_set_description(s->io_source, "rest-io");
         (void)sd_event_source_set_priority(s->io_source, REST_EVENT_PRIORITY);
 
-        r = sd_event_add_time(e, &s->timer_source, CLOCK_MONOTONIC, 0, 0, on_timer, s);
+        r = sd_event_add_time(e, &s->timer_source, CLOCK_MONOTONIC, 0, /* accuracy= */ 1, on_timer, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the REST API timer: %m");
         (void)sd_event_source_set_description(s->timer_source, "rest-timer");
@@ -1051,7 +1183,8 @@ RestServer *rest_server_free(RestServer *s) {
         s->io_source = sd_event_source_disable_unref(s->io_source);
         s->timer_source = sd_event_source_disable_unref(s->timer_source);
         if (s->daemon)
-                MHD_stop_daemon(s->daemon);
+                MHD_stop_daemon(s->daemon); /* closes every connection: on_connection() frees them */
+        s->reaper_source = sd_event_source_disable_unref(s->reaper_source);
         free(s->auth_key);
         free(s->allowlist);
         for (size_t i = 0; i < 2 * s->n_extra_headers; i++)

@@ -35,12 +35,14 @@
 #define REPLICA_SYNC       \
         "{" REPLICA_FIELDS \
         ",\"state\":\"running\",\"cluster_view\":true,\"synchronous_mode\":true,\"sync_member\":true}"
-#define REPLICA_NOLB                                                                                        \
-        "{" REPLICA_FIELDS ",\"state\":\"running\",\"cluster_view\":true,\"tags\":{\"noloadbalance\":true}" \
-                           "}"
-#define REPLICA_NOLB_OFF                                                                               \
-        "{" REPLICA_FIELDS ",\"state\":\"running\",\"cluster_view\":true,\"tags\":{\"noloadbalance\":" \
-                           "false}}"
+#define REPLICA_NOLB                                                                     \
+        "{" REPLICA_FIELDS                                                               \
+        ",\"state\":\"running\",\"cluster_view\":true,\"tags\":{\"noloadbalance\":true}" \
+        "}"
+#define REPLICA_NOLB_OFF                                                            \
+        "{" REPLICA_FIELDS                                                          \
+        ",\"state\":\"running\",\"cluster_view\":true,\"tags\":{\"noloadbalance\":" \
+        "false}}"
 #define REPLICA_STOPPED \
         "{" REPLICA_FIELDS ",\"state\":\"stopped\",\"status_ok\":false,\"cluster_view\":true}"
 #define REPLICA_UNKNOWN \
