@@ -85,8 +85,8 @@ static inline bool endswith(const char *s, const char *suffix) {
         return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
 }
 
-#define new (t, n) ((t *)calloc((n) ?: 1, sizeof(t)))
-#define new0(t, n) new (t, n)
+/* Zero-initialised allocation of n objects of type t (at least one). */
+#define new0(t, n) ((t *)calloc((n) ?: 1, sizeof(t)))
 
 static inline void freep(void *p) {
         free(*(void **)p);
