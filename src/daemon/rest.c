@@ -381,6 +381,9 @@ static int queue_reply(RestRequest *req) {
         if (!resp)
                 return MHD_NO;
 
+        /* Patroni's server speaks HTTP/1.0 and closes the connection after each reply. */
+        (void)MHD_set_response_options(resp, MHD_RF_HTTP_1_0_SERVER, MHD_RO_END);
+
         switch (req->reply_kind) {
         case REST_REPLY_TEXT:
                 (void)MHD_add_response_header(resp, "Content-Type", "text/html");
@@ -632,6 +635,13 @@ static enum MHD_Result on_access(
                 if (!req->method)
                         return MHD_NO;
                 req->route = rest_route_find(method, req->path);
+                if (s->tls && s->verify_client == REST_VERIFY_CLIENT_REQUIRED &&
+                    !tls_has_peer_certificate(connection)) {
+                        /* Patroni's TLS handshake already fails here; MHD only asks for the
+                         * certificate, so every request without a valid one is refused. */
+                        rest_reply_text(req, 403, "client certificate required");
+                        return queue_reply(req);
+                }
                 if (!req->route && !streq(method, "GET") && !streq(method, "HEAD") &&
                     !streq(method, "OPTIONS")) {
                         _cleanup_free_ char *msg = NULL;

@@ -558,3 +558,57 @@ def test_haproxy_routes_by_role(nodes, workdir):
         assert time.monotonic() - start <= 3 * 3 + 3 * 2 + 3
     finally:
         proc.stop()
+
+
+# ==== TLS ====
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=pgha test CA")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(ext + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
+    return {n: os.path.join(d, n) for n in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
+
+
+def https(node, method, path, certs, client_cert=False, body=None):
+    import ssl
+    ctx = ssl.create_default_context(cafile=certs["ca.crt"])
+    if client_cert:
+        ctx.load_cert_chain(certs["client.crt"], certs["client.key"])
+    conn = http.client.HTTPSConnection("127.0.0.1", node.port, context=ctx, timeout=5)
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body).encode())
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_tls(nodes, workdir):
+    certs = make_certs(workdir)
+    tls = ["--certfile", certs["server.crt"], "--keyfile", certs["server.key"]]
+    node = nodes("node1", LEADER, *tls)
+    status, body = https(node, "GET", "/patroni", certs)
+    assert status == 200 and json.loads(body)["role"] == "master"
+    assert https(node, "OPTIONS", "/replica", certs)[0] == 503
+    with pytest.raises((OSError, http.client.HTTPException)):
+        node.request("GET", "/patroni", timeout=2)  # plain HTTP on the TLS port gets no answer
+
+    optional = nodes("node2", LEADER, *tls, "--cafile", certs["ca.crt"], "--verify-client", "optional",
+                     "--intents", "echo")
+    assert https(optional, "GET", "/primary", certs)[0] == 200
+    assert https(optional, "POST", "/reload", certs) == (403, b"client certificate required")
+    assert https(optional, "POST", "/reload", certs, client_cert=True)[0] == 200
+
+    required = nodes("node3", LEADER, *tls, "--cafile", certs["ca.crt"], "--verify-client", "required")
+    assert https(required, "GET", "/primary", certs) == (403, b"client certificate required")
+    assert https(required, "GET", "/primary", certs, client_cert=True)[0] == 200
