@@ -982,7 +982,7 @@ static int tls_load(RestServer *s, const RestServerOptions *o) {
 
 static struct MHD_Daemon *
 start_daemon(RestServer *s, const RestServerOptions *o, const struct sockaddr *sa, bool dual) {
-        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
         usec_t timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT;
         struct MHD_OptionItem opts[8] = {};
         size_t n = 0;

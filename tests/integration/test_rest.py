@@ -612,3 +612,77 @@ def test_tls(nodes, workdir):
     required = nodes("node3", LEADER, *tls, "--cafile", certs["ca.crt"], "--verify-client", "required")
     assert https(required, "GET", "/primary", certs) == (403, b"client certificate required")
     assert https(required, "GET", "/primary", certs, client_cert=True)[0] == 200
+
+
+# ==== Differential test against Patroni's own health-check code ====
+
+DIFF_SNAPSHOTS = [
+    LEADER,
+    dict(LEADER, leader_expires_in=-1, is_leader=None),
+    dict(LEADER, paused=True, cluster_view=False, is_leader=False),
+    replica("node2"),
+    replica("node2", synchronous_mode=True, sync_member=True),
+    replica("node2", tags={"noloadbalance": True, "dc": "west"}),
+    replica("node2", tags={"noloadbalance": "", "dc": "west", "weight": 2, "flag": False, "ratio": 0.5}),
+    replica("node2", state="stopped", status_ok=False),
+    replica("node2", status_ok=False),
+    replica("node2", cluster_view=False, synchronous_mode=True, sync_member=True),
+    replica("node2", cluster_view=False, paused=True),
+    replica("node2", leader_name=None, leader_optime=0),
+    {"scope": "demo", "name": "sb1", "state": "running", "role": "standby_leader", "in_recovery": True,
+     "standby_cluster": True, "is_leader": True, "cluster_view": True, "leader_name": "sb1"},
+    {"scope": "demo", "name": "sb2", "state": "running", "role": "replica", "in_recovery": True,
+     "standby_cluster": True, "cluster_view": True, "leader_name": "sb1"},
+    {"scope": "demo", "name": "sb1", "state": "running", "role": "standby_leader", "in_recovery": True,
+     "standby_cluster": True, "paused": True, "cluster_view": False},
+]
+DIFF_PATHS = HEALTH_PATHS + ["/replicas", "/foo/primary", "/read-only/x", "/healthz", "/liveness",
+                             "/patroni", "/sync/", "/master-x"]
+DIFF_QUERIES = ["", "lag=50", "lag=100", "lag=1kB", "lag=abc", "lag=-1", "tag_dc=west", "tag_dc=east",
+                "tag_weight=2", "tag_flag=false", "tag_ratio=0.5", "tag_missing=1", "tag_dc=west&lag=10"]
+
+
+def patroni_code(doc, snap, path, query):
+    """The status code Patroni 3.0.2's RestApiHandler.do_GET gives for this node state: its own code,
+    fed with our status document and the HA facts of the snapshot description."""
+    import types
+    from urllib.parse import parse_qs
+    from patroni.api import RestApiHandler
+
+    has_cluster = snap.get("cluster_view", False) is True
+    config_tags = snap.get("tags") or {}
+    tags = {k: v for k, v in config_tags.items()
+            if k not in ("clonefrom", "nofailover", "noloadbalance", "nosync") or v}
+    patroni = types.SimpleNamespace(
+        dcs=types.SimpleNamespace(cluster=types.SimpleNamespace(last_lsn=snap.get("leader_optime", 0))
+                                  if has_cluster else None),
+        ha=types.SimpleNamespace(is_paused=lambda: snap.get("paused", False),
+                                 is_leader=lambda: snap.get("is_leader") is True,
+                                 is_standby_cluster=lambda: snap.get("standby_cluster", False)),
+        noloadbalance=bool(tags.get("noloadbalance", False)),
+        tags=tags)
+    out = {}
+    handler = types.SimpleNamespace(
+        path=path, path_query=parse_qs(query), server=types.SimpleNamespace(patroni=patroni),
+        get_postgresql_status=lambda retry=False: json.loads(json.dumps(doc)),
+        _write_status_code_only=lambda code: out.update(code=code),
+        _write_status_response=lambda code, response: out.update(code=code))
+    RestApiHandler.do_GET(handler, write_status_code_only=True)
+    return out["code"]
+
+
+def test_health_codes_match_patroni(nodes):
+    mismatches = []
+    for i, snap in enumerate(DIFF_SNAPSHOTS):
+        snap = {k: v for k, v in snap.items() if v is not None}
+        node = nodes(f"diff{i}", snap)
+        doc = json.loads(node.request("GET", "/patroni")[2])
+        for path in DIFF_PATHS:
+            for query in DIFF_QUERIES:
+                url = path + ("?" + query if query else "")
+                ours = node.request("OPTIONS", url)[0]
+                theirs = patroni_code(doc, snap, path, query)
+                if ours != theirs:
+                    mismatches.append((i, url, ours, theirs))
+        node.stop()
+    assert not mismatches, mismatches[:20]
