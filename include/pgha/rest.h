@@ -155,8 +155,9 @@ typedef struct RestServerOptions {
         const char *auth_password;
         char **allowlist; /* restapi.allowlist entries: IP addresses or CIDRs */
         size_t n_allowlist;
-        const char *certfile; /* restapi.certfile: enables HTTPS */
-        const char *keyfile;  /* restapi.keyfile (default: certfile) */
+        bool allowlist_include_members; /* also allow the hosts of the members' api_url (cached view) */
+        const char *certfile;           /* restapi.certfile: enables HTTPS */
+        const char *keyfile;            /* restapi.keyfile (default: certfile) */
         const char *keyfile_password;
         const char *cafile; /* CA for client certificates */
         RestVerifyClient verify_client;

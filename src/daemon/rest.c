@@ -63,6 +63,7 @@ struct RestServer {
         char *auth_key; /* base64("user:password"), compared with what follows "Basic " */
         RestNetwork *allowlist;
         size_t n_allowlist;
+        bool allowlist_include_members;
         char **extra_headers;
         size_t n_extra_headers;
         size_t body_max;
@@ -155,6 +156,36 @@ static bool network_contains(const RestNetwork *n, int family, const uint8_t *ad
         return (n->addr[full] & mask) == (addr[full] & mask);
 }
 
+/* allowlist_include_members: is addr the host of one of the members' api_url in the cached cluster view?
+ * Only literal addresses count: resolving names would block the loop. */
+static bool member_address_matches(const cJSON *cluster, int family, const uint8_t *addr) {
+        const cJSON *members = cJSON_GetObjectItemCaseSensitive(cluster, "members"), *m;
+
+        cJSON_ArrayForEach (m, members) {
+                const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "api_url");
+                const char *host, *end;
+                char buf[64];
+                RestNetwork n;
+
+                if (!cJSON_IsString(u))
+                        continue;
+                host = strstr(u->valuestring, "://");
+                host = host ? host + 3 : u->valuestring;
+                if (*host == '[') {
+                        host++;
+                        end = strchr(host, ']');
+                } else
+                        end = host + strcspn(host, ":/");
+                if (!end || (size_t)(end - host) >= sizeof buf)
+                        continue;
+                memcpy(buf, host, (size_t)(end - host));
+                buf[end - host] = '\0';
+                if (network_parse(buf, &n) == 0 && network_contains(&n, family, addr))
+                        return true;
+        }
+        return false;
+}
+
 static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const struct sockaddr *sa = ci ? ci->client_addr : NULL;
@@ -181,6 +212,8 @@ static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
         for (size_t i = 0; i < s->n_allowlist; i++)
                 if (network_contains(&s->allowlist[i], family, addr))
                         return true;
+        if (s->allowlist_include_members && s->snapshot)
+                return member_address_matches(s->snapshot->cluster, family, addr);
         return false;
 }
 
@@ -546,7 +579,7 @@ bad:
 static bool check_access(RestRequest *req) {
         RestServer *s = req->server;
 
-        if (s->n_allowlist > 0 && !client_allowed(s, req->connection)) {
+        if ((s->n_allowlist > 0 || s->allowlist_include_members) && !client_allowed(s, req->connection)) {
                 rest_reply_text(req, 403, "Access is denied");
                 return false;
         }
@@ -1074,6 +1107,7 @@ int rest_server_new(
                         return log_oom();
         }
 
+        s->allowlist_include_members = o->allowlist_include_members;
         if (o->n_allowlist > 0) {
                 s->allowlist = calloc(o->n_allowlist, sizeof(RestNetwork));
                 if (!s->allowlist)

@@ -453,6 +453,13 @@ def test_authentication_and_allowlist(nodes):
     assert allowed.request("POST", "/reload")[0] == 401
     assert allowed.request("POST", "/reload", headers=good)[0] == 503  # no engine
 
+    # allowlist_include_members: the hosts of the members' api_url (node1 is 127.0.0.1 in LEADER's view)
+    members = nodes("node4", LEADER, "--allow", "10.0.0.0/8", "--allow-members")
+    assert members.request("POST", "/reload")[0] == 503
+    elsewhere = dict(LEADER, cluster={"members": [{"name": "node1", "api_url": "http://192.0.2.7:8008/patroni"}]})
+    strangers = nodes("node5", elsewhere, "--allow-members")
+    assert strangers.request("POST", "/reload")[:3:2] == (403, b"Access is denied")
+
 
 def test_extra_headers(nodes):
     node = nodes("node1", LEADER, "--header", "X-Frame-Options:SAMEORIGIN")

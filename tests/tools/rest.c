@@ -169,6 +169,7 @@ static int parse_argv(int argc, char **argv) {
                 {"auth", required_argument, NULL, 'a'},
                 {"allow", required_argument, NULL, 'A'},
                 {"header", required_argument, NULL, 'H'},
+                {"allow-members", no_argument, NULL, 'M'},
                 {"timeout", required_argument, NULL, 't'},
                 {"body-max", required_argument, NULL, 'b'},
                 {"connection-limit", required_argument, NULL, 'c'},
@@ -207,6 +208,9 @@ static int parse_argv(int argc, char **argv) {
                 case 'A':
                         if (arg_n_allow < ELEMENTSOF(arg_allow))
                                 arg_allow[arg_n_allow++] = optarg;
+                        break;
+                case 'M':
+                        arg_options.allowlist_include_members = true;
                         break;
                 case 'H': {
                         char *colon = strchr(optarg, ':');
