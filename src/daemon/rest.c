@@ -1207,8 +1207,8 @@ int rest_server_new(
         return 0;
 }
 
-/* rest_server_free - cancels calls still waiting for the engine (their clients get 503), closes every
- * connection and the listening socket. Accepts NULL; returns NULL. */
+/* rest_server_free - cancels calls still waiting for the engine (the engine is told through cancel()),
+ * closes every connection and the listening socket. Accepts NULL; returns NULL. */
 RestServer *rest_server_free(RestServer *s) {
         if (!s)
                 return NULL;

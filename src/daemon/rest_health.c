@@ -580,7 +580,7 @@ static bool take_digits(const char **p, int n, int *ret) {
 }
 
 /* rest_parse_timestamp - see the header. Accepts YYYY-MM-DD, then optionally [T or blank]HH:MM[:SS[.f]],
- * then optionally blanks and Z, UTC, GMT or ±HH[[:]MM]. */
+ * then optionally blanks and Z, UTC, GMT or ±HH[[:]MM]. Times before the epoch come back as 0. */
 int rest_parse_timestamp(const char *s, usec_t *ret) {
         struct tm tm = {};
         int year, mon, day, hour = 0, min = 0, sec = 0, usec = 0, off = 0;
@@ -630,7 +630,7 @@ int rest_parse_timestamp(const char *s, usec_t *ret) {
         }
         if (*skip_space(p) != '\0')
                 return -EINVAL;
-        if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 59 || year < 1970)
+        if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 59 || year < 1)
                 return -EINVAL;
 
         tm.tm_year = year - 1900;
@@ -645,9 +645,8 @@ int rest_parse_timestamp(const char *s, usec_t *ret) {
         if (!has_tz)
                 return -ENOMSG;
         t -= off;
-        if (t < 0)
-                return -EINVAL;
-        *ret = (usec_t)t * USEC_PER_SEC + (usec_t)usec;
+        /* Before the epoch: certainly in the past, which is what callers check. */
+        *ret = t < 0 ? 0 : (usec_t)t * USEC_PER_SEC + (usec_t)usec;
         return 0;
 }
 

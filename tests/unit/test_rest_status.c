@@ -405,6 +405,8 @@ TEST(timestamps) {
         ASSERT_U64_EQ(t, 1795773600ULL * USEC_PER_SEC + 500000);
         ASSERT_OK(rest_parse_timestamp("2026-11-27T09:00:00-0100", &t));
         ASSERT_U64_EQ(t, 1795773600ULL * USEC_PER_SEC);
+        ASSERT_OK(rest_parse_timestamp("1960-01-01T00:00:00Z", &t));
+        ASSERT_U64_EQ(t, 0);
         ASSERT_ERROR(rest_parse_timestamp("2026-11-27T10:00:00", &t), ENOMSG);
         ASSERT_ERROR(rest_parse_timestamp("2026-11-27", &t), ENOMSG);
         ASSERT_ERROR(rest_parse_timestamp("tomorrow", &t), EINVAL);
