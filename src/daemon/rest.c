@@ -76,6 +76,7 @@ struct RestServer {
         usec_t request_timeout; /* a request must arrive whole within this (slow-client cut-off) */
         RestConnection *connections;
         sd_event_source *reaper_source;
+        bool starting; /* inside MHD_start_daemon() */
 };
 
 static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed);
@@ -820,7 +821,8 @@ _printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         size_t n = strlen(buf);
         while (n > 0 && buf[n - 1] == '\n')
                 buf[--n] = '\0';
-        log_debug("REST (libmicrohttpd): %s", buf);
+        /* While starting, MHD explains why it cannot bind; later it reports per-client trouble. */
+        log_full(((RestServer *)cls)->starting ? LOG_ERR : LOG_DEBUG, "REST (libmicrohttpd): %s", buf);
 }
 
 /* ==== Slow clients ==== */
@@ -1036,7 +1038,7 @@ start_daemon(RestServer *s, const RestServerOptions *o, const struct sockaddr *s
 
         return MHD_start_daemon(
                 flags,
-                0,
+                o->listen_port, /* ignored with MHD_OPTION_SOCK_ADDR, but named in MHD's messages */
                 NULL,
                 NULL,
                 on_access,
@@ -1159,6 +1161,7 @@ int rest_server_new(
                         "restapi.listen host \"%s\" is not an IP address (names are not resolved)",
                         strempty(o->listen_host));
 
+        s->starting = true;
         s->daemon = start_daemon(s, o, (const struct sockaddr *)&sa, dual);
         if (!s->daemon && dual) {
                 /* No IPv6 on this host: fall back to IPv4 for "every address". */
@@ -1169,6 +1172,7 @@ int rest_server_new(
                 };
                 s->daemon = start_daemon(s, o, (const struct sockaddr *)&in4, false);
         }
+        s->starting = false;
         if (!s->daemon)
                 return log_error_errno(
                         SYNTHETIC_ERRNO(EADDRNOTAVAIL),
