@@ -8,6 +8,11 @@
  * reader; freshness is expressed by deadlines on CLOCK_MONOTONIC (leader_expiry, cluster_valid_until,
  * next_run) that the reader compares with its own "now", exactly as Patroni compares _leader_expiry and
  * the cluster cache's validity with time.time() at request time.
+ *
+ * How the HA engine keeps the deadlines (Patroni's rules): leader_expiry = time of the last successful
+ * lock acquisition/renewal + ttl, 0 as soon as the lock is released or lost; cluster_valid_until = time
+ * of the last successful cluster read + ttl (and dcs_last_seen = that read's wall-clock second);
+ * next_run = when the next HA cycle is due. Everything else is copied from the last probe/read.
  */
 #pragma once
 
