@@ -337,6 +337,14 @@ def test_write_endpoints_with_engine(nodes):
     assert results["reply"] == (200, json.dumps({"intent": "reinitialize", "force": True}))
     assert results["took"] >= 0.19
 
+    # a call the engine answers only after longer than the connection timeout is still delivered
+    # (Patroni's switchover waits up to 2 × max(10, loop_wait) s)
+    patient = nodes("node3", LEADER, "--intents", "delay", "--delay", "2.5", "--timeout", "1")
+    start = time.monotonic()
+    status, body = text_of(patient, "POST", "/switchover", {"leader": "node1", "candidate": "node2"})
+    assert status == 200 and json.loads(body)["intent"] == "switchover"
+    assert time.monotonic() - start >= 2.4
+
 
 def test_malformed_requests(nodes):
     node = nodes("node1", LEADER, "--intents", "echo", "--body-max", "4096")

@@ -6,9 +6,9 @@
  * --lateness kept a 10 ms timer running to measure how late the loop dispatches under REST load.
  *
  * --intents echo|delay registers a stand-in for the HA engine that answers every intent with 200 and a
- * JSON description of what it received, at once (echo) or 200 ms later (delay, exercising suspended
- * connections). Without it no engine is registered and write endpoints answer as Patroni does when it
- * cannot act.
+ * JSON description of what it received, at once (echo) or --delay seconds later (delay, default 0.2,
+ * exercising suspended connections). Without it no engine is registered and write endpoints answer as
+ * Patroni does when it cannot act.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -29,6 +29,7 @@ static const char *arg_snapshot = NULL;
 static RestServerOptions arg_options = {.listen_host = "127.0.0.1"};
 static bool arg_lateness = false;
 static const char *arg_intents = NULL;
+static usec_t arg_delay = 200 * USEC_PER_MSEC;
 static char *arg_allow[16];
 static size_t arg_n_allow = 0;
 static char *arg_headers[16];
@@ -118,7 +119,7 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *inte
                                     e,
                                     &delayed[i].timer,
                                     CLOCK_MONOTONIC,
-                                    now + 200 * USEC_PER_MSEC,
+                                    now + arg_delay,
                                     /* accuracy= */ 1,
                                     on_delayed,
                                     &delayed[i]) < 0)
@@ -170,6 +171,7 @@ static int parse_argv(int argc, char **argv) {
                 {"allow", required_argument, NULL, 'A'},
                 {"header", required_argument, NULL, 'H'},
                 {"allow-members", no_argument, NULL, 'M'},
+                {"delay", required_argument, NULL, 'D'},
                 {"timeout", required_argument, NULL, 't'},
                 {"body-max", required_argument, NULL, 'b'},
                 {"connection-limit", required_argument, NULL, 'c'},
@@ -208,6 +210,9 @@ static int parse_argv(int argc, char **argv) {
                 case 'A':
                         if (arg_n_allow < ELEMENTSOF(arg_allow))
                                 arg_allow[arg_n_allow++] = optarg;
+                        break;
+                case 'D':
+                        arg_delay = (usec_t)(strtod(optarg, NULL) * USEC_PER_SEC);
                         break;
                 case 'M':
                         arg_options.allowlist_include_members = true;
