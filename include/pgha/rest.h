@@ -51,6 +51,7 @@ typedef struct RestQuery {
         int64_t lag;         /* bytes */
         RestTagFilter *tags; /* ?tag_<key>=<value>, first value of each key, in order */
         size_t n_tags;
+        bool leader_needs_postgres; /* policy: see RestServerOptions.leader_checks_need_postgres */
 } RestQuery;
 
 /* rest_query_parse - parses a raw query string (without '?', NULL allowed) as Python's parse_qs does
@@ -164,6 +165,10 @@ typedef struct RestServerOptions {
         char **extra_headers;      /* http_extra_headers as name, value, name, value, ... */
         size_t n_extra_headers;    /* number of pairs */
         unsigned connection_limit; /* 0: 256 */
+        /* Deliberate difference from Patroni, off by default: /leader, /primary, /standby-leader (and the
+         * leader part of /read-only) answer 503 while PostgreSQL is not "running", even with the lock
+         * held (Patroni answers 200 while it restarts a crashed primary; design.md wants 503). */
+        bool leader_checks_need_postgres;
         usec_t connection_timeout; /* idle/slow connection cut-off; 0: 10 s */
         size_t body_max;           /* request body cap; 0: 1 MiB */
 } RestServerOptions;

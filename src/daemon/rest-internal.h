@@ -95,6 +95,7 @@ struct RestRequest {
 };
 
 /* Accessors for handlers (rest.c). */
+bool rest_request_leader_needs_postgres(RestRequest *req);
 const NodeSnapshot *rest_request_snapshot(RestRequest *req);
 usec_t rest_request_now(RestRequest *req);
 usec_t rest_request_realtime(RestRequest *req);

@@ -76,6 +76,7 @@ struct RestServer {
         usec_t request_timeout; /* a request must arrive whole within this (slow-client cut-off) */
         RestConnection *connections;
         sd_event_source *reaper_source;
+        bool leader_checks_need_postgres;
         bool starting; /* inside MHD_start_daemon() */
 };
 
@@ -247,6 +248,10 @@ static bool tls_has_peer_certificate(struct MHD_Connection *c) {
 const NodeSnapshot *rest_request_snapshot(RestRequest *req) {
         static const NodeSnapshot empty = {};
         return req->server->snapshot ?: &empty;
+}
+
+bool rest_request_leader_needs_postgres(RestRequest *req) {
+        return req->server->leader_checks_need_postgres;
 }
 
 usec_t rest_request_now(RestRequest *req) {
@@ -1110,6 +1115,7 @@ int rest_server_new(
         }
 
         s->allowlist_include_members = o->allowlist_include_members;
+        s->leader_checks_need_postgres = o->leader_checks_need_postgres;
         if (o->n_allowlist > 0) {
                 s->allowlist = calloc(o->n_allowlist, sizeof(RestNetwork));
                 if (!s->allowlist)

@@ -445,6 +445,9 @@ int rest_health_status(const NodeSnapshot *s, RestHealthCheck check, const RestQ
         } else
                 leader_code = primary_code = standby_leader_code = 503;
 
+        if (q->leader_needs_postgres && !streq(state, "running"))
+                leader_code = primary_code = standby_leader_code = 503;
+
         switch (check) {
         case REST_CHECK_STANDBY_LEADER:
                 code = standby_leader_code;

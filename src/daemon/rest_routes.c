@@ -46,7 +46,10 @@ static void rest_get_patroni(RestRequest *req) {
 
 void rest_handle_health(RestRequest *req) {
         const NodeSnapshot *s = rest_request_snapshot(req);
-        RestQuery q = {.now = rest_request_now(req)};
+        RestQuery q = {
+                .now = rest_request_now(req),
+                .leader_needs_postgres = rest_request_leader_needs_postgres(req),
+        };
         int code;
 
         if (rest_query_parse(req->query, &q) < 0)

@@ -493,6 +493,17 @@ def test_authentication_and_allowlist(nodes):
     assert strangers.request("POST", "/reload")[:3:2] == (403, b"Access is denied")
 
 
+def test_leader_checks_need_postgres(nodes):
+    crashed = dict(LEADER, state="starting", status_ok=False)
+    patroni_like = nodes("node1", crashed)
+    strict = nodes("node2", crashed, "--leader-needs-postgres")
+    assert patroni_like.request("OPTIONS", "/primary")[0] == 200
+    assert strict.request("OPTIONS", "/primary")[0] == 503
+    assert strict.request("OPTIONS", "/leader")[0] == 503
+    strict.reload(LEADER)
+    lib.wait_until(lambda: strict.request("OPTIONS", "/primary")[0] == 200, 5, what="/primary back to 200")
+
+
 def test_extra_headers(nodes):
     node = nodes("node1", LEADER, "--header", "X-Frame-Options:SAMEORIGIN")
     assert node.request("GET", "/patroni")[1]["X-Frame-Options"] == "SAMEORIGIN"

@@ -172,6 +172,7 @@ static int parse_argv(int argc, char **argv) {
                 {"header", required_argument, NULL, 'H'},
                 {"allow-members", no_argument, NULL, 'M'},
                 {"delay", required_argument, NULL, 'D'},
+                {"leader-needs-postgres", no_argument, NULL, 'P'},
                 {"timeout", required_argument, NULL, 't'},
                 {"body-max", required_argument, NULL, 'b'},
                 {"connection-limit", required_argument, NULL, 'c'},
@@ -210,6 +211,9 @@ static int parse_argv(int argc, char **argv) {
                 case 'A':
                         if (arg_n_allow < ELEMENTSOF(arg_allow))
                                 arg_allow[arg_n_allow++] = optarg;
+                        break;
+                case 'P':
+                        arg_options.leader_checks_need_postgres = true;
                         break;
                 case 'D':
                         arg_delay = (usec_t)(strtod(optarg, NULL) * USEC_PER_SEC);

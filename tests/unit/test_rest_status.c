@@ -287,6 +287,27 @@ TEST(liveness_readiness) {
         }
 }
 
+TEST(leader_needs_postgres) {
+        /* Lock held, PostgreSQL being restarted after a crash: Patroni says 200, the opt-in policy 503. */
+        NodeSnapshot s =
+                load("{\"state\":\"starting\",\"status_ok\":false,\"role\":\"master\",\"is_leader\":true,"
+                     "\"cluster_view\":true,\"leader_name\":\"node1\"}");
+        NodeSnapshot p = load(PAUSED_MASTER_NOVIEW);
+        RestQuery q = {.now = NOW};
+
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_LEADER, &q), 200);
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_PRIMARY, &q), 200);
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_READ_ONLY, &q), 200);
+        q.leader_needs_postgres = true;
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_LEADER, &q), 503);
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_PRIMARY, &q), 503);
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_STANDBY_LEADER, &q), 503);
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_READ_ONLY, &q), 503);
+        ASSERT_EQ(rest_health_status(&p, REST_CHECK_PRIMARY, &q), 200); /* running: unchanged */
+        snapshot_done(&s);
+        snapshot_done(&p);
+}
+
 TEST(path_to_check) {
         ASSERT_EQ(rest_health_check_from_path("/"), REST_CHECK_PRIMARY);
         ASSERT_EQ(rest_health_check_from_path("/standby-leader"), REST_CHECK_STANDBY_LEADER);
