@@ -1040,7 +1040,7 @@ typedef struct HaFsmRow {
                 .info =                                                         \
                         {                                                       \
                                 .roles = (roles_),                              \
-                                .predicate = #pred_ + 2,                        \
+                                .predicate = &(#pred_)[2],                      \
                                 .next_role = (next_),                           \
                                 .action = (action_),                            \
                                 .flags = (flags_),                              \

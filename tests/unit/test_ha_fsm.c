@@ -721,6 +721,13 @@ SETUP(s_unlocked_primary_not_healthiest) {
         s_unlocked_primary_takes_lock(f);
         f->dcs.members[1].api.in_recovery = false; /* node2 also claims to be a primary */
 }
+SETUP(s_paused_leader_pg_stopped) {
+        /* Paused, the leader's postgres is down but it still holds the lock: replicas do not fail over. */
+        base_replica(f);
+        f->dcs.config.pause = true;
+        f->dcs.members[0].state = HA_PG_STOPPED;
+        f->dcs.members[0].api.fetch = HA_FETCH_FAILED;
+}
 SETUP(s_unlocked_paused) {
         base_unlocked(f);
         f->dcs.config.pause = true;
@@ -1338,6 +1345,10 @@ static const Scenario scenarios[] = {
            .row = "unlocked_healthiest_primary",
            .action = HA_ACTION_ACQUIRE_LOCK,
            .next = HA_ROLE_PRIMARY),
+        SC(s_paused_leader_pg_stopped,
+           .row = "follow_leader",
+           .action = HA_ACTION_FOLLOW,
+           .next = HA_ROLE_REPLICA),
         SC(s_unlocked_paused,
            .row = "unlocked_paused",
            .action = HA_ACTION_NOOP,
@@ -1874,10 +1885,15 @@ static void random_facts(HaFacts *f) {
         f->dcs.failsafe.present = coin();
         f->dcs.failsafe.contains_us = coin();
         f->dcs.failsafe.members_accepted = coin();
-        if (coin())
-                sync_key(f, pick_name(), pick_name());
+        /* Arguments drawn one statement at a time: the evaluation order of call arguments is unspecified,
+         * and gcc and clang must see the same facts. */
+        if (coin()) {
+                const char *leader = pick_name(), *standby = pick_name();
+                sync_key(f, leader, standby);
+        }
         if (rnd() % 4 == 0) {
-                switchover(f, pick_name(), pick_name());
+                const char *leader = pick_name(), *candidate = pick_name();
+                switchover(f, leader, candidate);
                 f->dcs.failover.has_scheduled_at = coin();
                 f->dcs.failover.scheduled_at = NOW - 20 * USEC_PER_SEC + (rnd() % 40) * USEC_PER_SEC;
         }
@@ -1909,6 +1925,10 @@ static bool promotes(HaAction a) {
 }
 
 TEST(random_facts_keep_invariants) {
+        const char *seed = getenv("PGHA_TEST_SEED"); /* explore other sequences: PGHA_TEST_SEED=n */
+
+        if (seed && strtoull(seed, NULL, 10) != 0)
+                rng_state = strtoull(seed, NULL, 10);
         for (unsigned i = 0; i < 200000; i++) {
                 HaFacts f;
                 HaDecision d;
@@ -1947,16 +1967,17 @@ TEST(random_facts_keep_invariants) {
                         } else
                                 ASSERT_STREQ(f.dcs.leader.name, f.node.name);
                 }
-                /* 3. In synchronous mode with a sync key, only sync members race. */
+                /* 3. In synchronous mode with a non-empty sync key, only sync members race. */
                 if (d.action == HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE && f.dcs.config.synchronous_mode &&
-                    f.dcs.sync.present && !f.dcs.config.pause && !f.dcs.failover.present)
+                    f.dcs.sync.present && (f.dcs.sync.leader || f.dcs.sync.n_standbys > 0) &&
+                    !f.dcs.config.pause && !f.dcs.failover.present)
                         ASSERT_TRUE(ha_fsm_sync_matches(&f, f.node.name));
-                /* 4. Paused: postgres is neither stopped nor demoted automatically, except by the safety
-                 *    row, a missing data directory, or a node whose start timed out... none of which
-                 *    touch a healthy primary. */
+                /* 4. Paused: postgres is neither started, stopped nor demoted automatically, except by the
+                 *    safety row, a broken data directory, or a switchover to a named candidate. */
+                if (f.dcs.config.pause && d.action == HA_ACTION_DEMOTE_GRACEFUL)
+                        ASSERT_FALSE(isempty(f.dcs.failover.member));
                 if (f.dcs.config.pause && d.row != 0 && f.pg.data_dir == HA_DATA_DIR_VALID)
                         ASSERT_FALSE(
-                                d.action == HA_ACTION_DEMOTE_GRACEFUL ||
                                 d.action == HA_ACTION_DEMOTE_OFFLINE ||
                                 d.action == HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK ||
                                 d.action == HA_ACTION_START_POSTGRES || d.action == HA_ACTION_SHUTDOWN_STOP);
