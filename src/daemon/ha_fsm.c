@@ -12,21 +12,26 @@
  *   - no matching row yields HA_ACTION_FENCE (never promote, leader key untouched) and -ENOENT.
  * The function is pure: facts carry `now`; nothing here reads a clock, does I/O or allocates.
  *
- * Roles and the edges the table creates (self-loops omitted; docs/fsm.md has every row):
+ * Roles and the edges the table creates (self-loops omitted; docs/fsm.md lists every row):
  *
- *                  bootstrap finished (initdb won the race)
- *        +--------------------------------------------------------------+
- *        |                                                              v
- *   +---------------+  clone from leader / data dir  +---------+  lock + promote  +--------+
- *   | uninitialized |------------------------------->| replica |----------------->| master |
- *   +---------------+                                +---------+                  +--------+
- *        ^   ^  data dir empty / not accessible        ^   ^                         |
- *        |   +-----------------------------------------+   | start / rewind / reinit | lease expired, lock
- * lost, |                                                 | / follow                | switchover, DCS down,
- *        |   data dir empty / not accessible          +---------+                    | watchdog, shutdown
- *        +--------------------------------------------| demoted |<-------------------+
- *                                                     +---------+
- *                                                          |  lock still ours (crash, pause) -> master
+ *                               bootstrap-finish (won the initialize race, initdb done)
+ *        +---------------------------------------------------------------------------------+
+ *        |                          clone-from-leader                                      v
+ *   +---------------+ ---------------------------------------> +---------+  promote,   +--------+
+ *   | uninitialized |                                          | replica | ---------> | master |
+ *   +---------------+ <--------------------------------------- +---------+  acquire   +--------+
+ *      |       ^        data dir empty / not accessible          |     ^     <------    |    ^
+ *      |       |        (from replica, master and demoted)       |     |     follow,    |    |
+ *      |       |                           primary mid-promotion |     |     start      |    |
+ *      |       |                                        demote-* v     | start, follow, |    |
+ *      |       +------------------------------------------ +---------+ rewind, reinit |    |
+ *      +---- data dir already holds a cluster -----------> | demoted | <--------------+    |
+ *                                                           +---------+  demote-*: lease    |
+ *                                                                |       expired, lock lost,|
+ *                                                                |       switchover, DCS    |
+ *                                                                |       down, shutdown     |
+ *                                                                +-- renew/promote/acquire -+
+ *                                                                    (the lock is ours)
  */
 
 #include <inttypes.h>
