@@ -1832,6 +1832,111 @@ TEST(fence_never_promotes) {
         ASSERT_FALSE(d.flags & (HA_FLAG_WRITE_INITIALIZE | HA_FLAG_CLAIM_SYNC | HA_FLAG_RELEASE_LOCK));
 }
 
+/* ---- multi-tick flows: apply each decision's next role, change the facts as the jobs would ---------- */
+
+static HaDecision step(HaFacts *f, HaAction expected) {
+        HaDecision d;
+
+        ASSERT_OK(ha_fsm_decide(f, &d));
+        if (d.action != expected)
+                TEST_FAIL(
+                        "role %s: got %s (%s), expected %s",
+                        ha_role_to_string(f->role),
+                        ha_action_to_string(d.action),
+                        d.message,
+                        ha_action_to_string(expected));
+        f->role = d.next_role;
+        f->last_tick = f->now;
+        f->now += USEC_PER_SEC;
+        f->tilt_until = d.tilt_until;
+        return d;
+}
+
+TEST(flow_bootstrap_new_cluster) {
+        HaFacts f;
+        HaDecision d;
+
+        s_bootstrap_race(&f);
+        d = step(&f, HA_ACTION_BOOTSTRAP_RACE);
+        ASSERT_U64_EQ(d.wake_at, f.now - USEC_PER_SEC);
+        f.dcs.initialize = HA_INITIALIZE_EMPTY; /* the create-only txn succeeded */
+        f.dcs.bootstrap_won = true;
+        step(&f, HA_ACTION_BOOTSTRAP_INITDB);
+        f.job.running = HA_JOB_BOOTSTRAP;
+        step(&f, HA_ACTION_WAIT);
+        f.job.running = HA_JOB_NONE;
+        f.job.last = HA_JOB_BOOTSTRAP;
+        f.pg = (typeof(f.pg)){
+                .state = HA_PG_RUNNING,
+                .is_primary = true,
+                .timeline = 1,
+                .has_sysid = true,
+                .sysid = SYSID,
+                .data_dir = HA_DATA_DIR_VALID};
+        step(&f, HA_ACTION_BOOTSTRAP_FINISH);
+        ASSERT_EQ(f.role, HA_ROLE_PRIMARY);
+        f.job.last = HA_JOB_NONE;
+        f.dcs.initialize = HA_INITIALIZE_SYSID;
+        f.dcs.initialize_sysid = SYSID;
+        f.dcs.leader.name = "node4";
+        f.lease.deadline = f.now + 20 * USEC_PER_SEC;
+        d = step(&f, HA_ACTION_RENEW_LOCK);
+        ASSERT_STREQ(d.message, "no action. I am (node4), the leader with the lock");
+}
+
+TEST(flow_switchover_and_rejoin) {
+        HaFacts f;
+        HaDecision d;
+
+        /* The leader hands over to node2 ... */
+        s_switchover_to_candidate(&f);
+        step(&f, HA_ACTION_DEMOTE_GRACEFUL);
+        ASSERT_EQ(f.role, HA_ROLE_DEMOTED);
+        /* ... the demote job stopped postgres and released the key; node2 took it and promoted. */
+        f.pg.state = HA_PG_STOPPED;
+        f.pg.is_primary = false;
+        f.lease.deadline = 0;
+        f.dcs.leader.name = "node2";
+        f.dcs.failover = (typeof(f.dcs.failover)){};
+        f.dcs.history_timeline = 3;
+        f.pg.divergence = HA_DIVERGENCE_UNKNOWN;
+        step(&f, HA_ACTION_WAIT); /* the timeline check has not run yet */
+        f.pg.divergence = HA_DIVERGENCE_NONE;
+        d = step(&f, HA_ACTION_START_POSTGRES);
+        ASSERT_STREQ(d.target, "node2");
+        ASSERT_EQ(f.role, HA_ROLE_REPLICA);
+        f.pg.state = HA_PG_RUNNING;
+        d = step(&f, HA_ACTION_FOLLOW);
+        ASSERT_STREQ(d.message, "no action. I am (node1), a secondary, and following a leader (node2)");
+}
+
+TEST(flow_failover_after_leader_death) {
+        HaFacts f;
+
+        /* node2 follows; node1 dies and its key expires; node2 is the healthiest and takes over. */
+        s_replica_follows(&f);
+        step(&f, HA_ACTION_FOLLOW);
+        f.dcs.leader.name = NULL;
+        f.dcs.members[0].api.fetch = HA_FETCH_FAILED;
+        step(&f, HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE);
+        ASSERT_EQ(f.role, HA_ROLE_PRIMARY);
+        /* The lock is ours, the promote job runs; then postgres is a primary. */
+        f.dcs.leader.name = "node2";
+        f.lease.deadline = f.now + 20 * USEC_PER_SEC;
+        f.job.running = HA_JOB_PROMOTE;
+        step(&f, HA_ACTION_RENEW_LOCK);
+        f.job.running = HA_JOB_NONE;
+        f.pg.is_primary = true;
+        f.pg.wal_write = WAL;
+        step(&f, HA_ACTION_RENEW_LOCK);
+        /* Then etcd becomes unreachable: demote offline before the lease runs out... */
+        f.dcs.reachable = false;
+        step(&f, HA_ACTION_DEMOTE_OFFLINE);
+        /* ... and if that demotion has not happened by the deadline, the lease row forces it. */
+        f.now = f.lease.deadline;
+        step(&f, HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK);
+}
+
 /* ---- randomized sweep of the safety invariants ---------------------------------------------------------
  */
 
