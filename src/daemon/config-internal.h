@@ -66,6 +66,7 @@ typedef enum ConfigKeyType {
         CK_LOG_LEVEL,   /* int syslog level from a Python level name */
         CK_WATCHDOG_MODE,
         CK_WATCHDOG_DRIVER,
+        CK_VIRTUAL, /* parsed by .parse into other fields; no storage of its own */
         _CK_MAX,
 } ConfigKeyType;
 

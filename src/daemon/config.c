@@ -566,6 +566,13 @@ static int post_checks(ConfigParser *p) {
                         if (r == -ENOMEM)
                                 return r;
                 }
+                if (c->etcd.host && !strchr(c->etcd.host, ':')) {
+                        _cleanup_free_ char *s = NULL;
+                        if (asprintf(&s, "%s:2379", c->etcd.host) < 0)
+                                return -ENOMEM;
+                        free(c->etcd.host);
+                        c->etcd.host = TAKE_PTR(s);
+                }
                 if (c->etcd.hosts)
                         for (char **h = c->etcd.hosts; *h; h++)
                                 if (!strchr(*h, ':') && !startswith(*h, "http")) {

@@ -893,6 +893,27 @@ static int parse_dcs(ConfigParser *p, const YNode *n, const char *path, const Co
         return 0;
 }
 
+/* Legacy restapi.auth: "username:password". */
+static int
+parse_restapi_auth(ConfigParser *p, const YNode *n, const char *path, const ConfigKey *k, void *field) {
+        const char *colon;
+        _cleanup_free_ char *user = NULL;
+
+        if (ynode_is_null(n))
+                return 0;
+        if (n->type != YNODE_SCALAR || !(colon = strchr(n->value, ':')))
+                return config_parser_error(p, n, path, "expected 'username:password'");
+        (void)config_parser_warning(p, n, path, "deprecated, use restapi.authentication.username/password");
+        user = strndup(n->value, colon - n->value);
+        if (!user)
+                return -ENOMEM;
+        if (free_and_strdup(&p->config->restapi.password, colon + 1) < 0)
+                return -ENOMEM;
+        free(p->config->restapi.username);
+        p->config->restapi.username = TAKE_PTR(user);
+        return 0;
+}
+
 /* ---- the table ---- */
 
 #define F(f) offsetof(Config, f)
@@ -968,6 +989,7 @@ const ConfigKey config_keys[] = {
         SEC("restapi"),
         KEY("restapi.listen", CK_ADDRESS, restapi.listen, NULL, CK_REQUIRED),
         KEY("restapi.connect_address", CK_ADDRESS, restapi.connect_address, NULL, 0),
+        {.path = "restapi.auth", .type = CK_VIRTUAL, .flags = CK_SECRET, .parse = parse_restapi_auth},
         SEC("restapi.authentication"),
         KEY("restapi.authentication.username", CK_STRING, restapi.username, NULL, 0),
         KEY("restapi.authentication.password", CK_STRING, restapi.password, NULL, CK_SECRET),
@@ -1029,6 +1051,8 @@ const ConfigKey config_keys[] = {
         PGUSER(superuser),
         PGUSER(replication),
         PGUSER(rewind),
+        ALIAS("postgresql.superuser", "postgresql.authentication.superuser", CK_DEPRECATED),
+        ALIAS("postgresql.replication", "postgresql.authentication.replication", CK_DEPRECATED),
         KEYC("postgresql.parameters", CK_JSON_OBJECT, postgresql.parameters, 0, parse_scalar_map),
         KEY("postgresql.pg_hba", CK_STRV, postgresql.pg_hba, NULL, 0),
         KEY("postgresql.pg_ident", CK_STRV, postgresql.pg_ident, NULL, 0),
