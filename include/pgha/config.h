@@ -196,7 +196,8 @@ int config_load(const char *path, Config **ret, ConfigDiagnostics *diags);
  * without environment overrides. */
 int config_load_string(const char *name, const char *yaml, Config **ret, ConfigDiagnostics *diags);
 
-/* config_env_scrub - unsets every PATRONI_* variable config_load() recognises (as Patroni does so
+/* config_env_scrub - unsets every PATRONI_* variable config_load() recognises, PATRONI_CONFIGURATION
+ * included (as Patroni does so
  * that PostgreSQL and callbacks do not inherit them). Returns the number of variables removed. */
 int config_env_scrub(void);
 
@@ -208,7 +209,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 cJSON *config_to_json(const Config *c, bool mask_secrets);
 
 /* config_needs_restart - true if a key that cannot be applied by a reload (NO_RELOAD) differs between
- * old and new; *ret_keys (optional) receives a ", "-separated list of their paths (caller frees). */
+ * old and new; then *ret_keys (optional) receives a ", "-separated list of their paths (caller frees);
+ * it is left untouched when false is returned. */
 bool config_needs_restart(const Config *old, const Config *new_config, char **ret_keys);
 
 /* Dynamic configuration (§5.3) with Patroni's defaults. */

@@ -467,6 +467,8 @@ int config_env_scrub(void) {
                 env_items_done(&e);
                 return r;
         }
+        if (getenv("PATRONI_CONFIGURATION") && unsetenv("PATRONI_CONFIGURATION") == 0)
+                n++;
         for (char **v = e.consumed; v && *v; v++)
                 if (unsetenv(*v) == 0)
                         n++;
