@@ -120,7 +120,8 @@ typedef struct Config {
         /* The etcd3 section (or the v2 "etcd" section, read the same way: pgha speaks only v3). */
         struct {
                 char *section; /* "etcd3" or "etcd" as written in the file */
-                char *host;    /* one "host:port" */
+                char *host;    /* one "host:port" (port from .port when written without one) */
+                int port;      /* default 2379 */
                 char **hosts;  /* NULL-terminated list of "host:port", from a list or a comma string */
                 char *url, *proxy, *srv, *srv_suffix;
                 char *protocol; /* "http" (default) or "https" */

@@ -568,7 +568,7 @@ static int post_checks(ConfigParser *p) {
                 }
                 if (c->etcd.host && !strchr(c->etcd.host, ':')) {
                         _cleanup_free_ char *s = NULL;
-                        if (asprintf(&s, "%s:2379", c->etcd.host) < 0)
+                        if (asprintf(&s, "%s:%d", c->etcd.host, c->etcd.port) < 0)
                                 return -ENOMEM;
                         free(c->etcd.host);
                         c->etcd.host = TAKE_PTR(s);
@@ -578,7 +578,7 @@ static int post_checks(ConfigParser *p) {
                                 if (!strchr(*h, ':') && !startswith(*h, "http")) {
                                         /* default port, as Patroni does */
                                         _cleanup_free_ char *s = NULL;
-                                        if (asprintf(&s, "%s:2379", *h) < 0)
+                                        if (asprintf(&s, "%s:%d", *h, c->etcd.port) < 0)
                                                 return -ENOMEM;
                                         free(*h);
                                         *h = TAKE_PTR(s);

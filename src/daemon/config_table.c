@@ -1013,6 +1013,7 @@ const ConfigKey config_keys[] = {
 
         SEC("etcd3"),
         KEY("etcd3.host", CK_STRING, etcd.host, NULL, CK_NO_RELOAD),
+        KEYR("etcd3.port", CK_INT, etcd.port, "2379", CK_NO_RELOAD, 1, 65535),
         KEY("etcd3.hosts", CK_STRV_COMMA, etcd.hosts, NULL, CK_NO_RELOAD),
         KEY("etcd3.url", CK_STRING, etcd.url, NULL, CK_NO_RELOAD),
         KEY("etcd3.proxy", CK_STRING, etcd.proxy, NULL, CK_NO_RELOAD),

@@ -199,6 +199,20 @@ TEST(seed_values) {
         ASSERT_EQ(c->log.file_num, 4);
 }
 
+TEST(etcd_default_port) {
+        _cleanup_(config_freep) Config *c = NULL;
+
+        ASSERT_OK(config_load_string(
+                "t",
+                MINIMAL "etcd3:\n  host: 10.0.0.1\n  port: 2380\n  hosts: 10.0.0.2, 10.0.0.3:2381\n",
+                &c,
+                NULL));
+        ASSERT_STREQ(c->etcd.host, "10.0.0.1:2380");
+        ASSERT_STREQ(c->etcd.hosts[0], "10.0.0.2:2380");
+        ASSERT_STREQ(c->etcd.hosts[1], "10.0.0.3:2381");
+        ASSERT_NULL(c->etcd.hosts[2]);
+}
+
 TEST(to_json_masks_secrets) {
         _cleanup_(config_freep) Config *c = NULL;
         cJSON *j;
