@@ -198,9 +198,13 @@ int config_load(const char *path, Config **ret, ConfigDiagnostics *diags);
 int config_load_string(const char *name, const char *yaml, Config **ret, ConfigDiagnostics *diags);
 
 /* config_env_scrub - unsets every PATRONI_* variable config_load() recognises, PATRONI_CONFIGURATION
- * included (as Patroni does so
- * that PostgreSQL and callbacks do not inherit them). Returns the number of variables removed. */
+ * included, as Patroni does so that PostgreSQL and callbacks do not inherit them. Their values are kept
+ * in a private copy that later config_load() calls still apply (a reload keeps the start-up overrides,
+ * as in Patroni). Returns the number of variables removed, or -ENOMEM. */
 int config_env_scrub(void);
+/* config_env_forget - drops the copy config_env_scrub() keeps: later loads see only the real environment
+ * (tests; a daemon that wants reloads to ignore the start-up environment). */
+void config_env_forget(void);
 
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);

@@ -125,6 +125,8 @@ bool strv_contains(char *const *l, const char *s);
 
 /* Environment overrides: builds the YAML tree of every recognised PATRONI_* variable. */
 int config_env_tree(YNode **ret, ConfigDiagnostics *diags);
+/* getenv(), falling back to the values config_env_scrub() removed. */
+const char *config_env_get(const char *name);
 
 /* Local helpers (macro.h has no set-membership macros). */
 #define STR_IN_SET(x, ...)                                                  \

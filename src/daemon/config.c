@@ -860,7 +860,7 @@ int config_load(const char *path, Config **ret, ConfigDiagnostics *diags) {
                 if (r < 0 && r != -EINVAL)
                         goto finish;
                 r = config_env_tree(&env, diags);
-        } else if ((conf = getenv("PATRONI_CONFIGURATION"))) {
+        } else if ((conf = config_env_get("PATRONI_CONFIGURATION"))) {
                 r = strv_add(&sources, "PATRONI_CONFIGURATION");
                 if (r >= 0)
                         r = ynode_parse("PATRONI_CONFIGURATION", conf, false, &root, diags);

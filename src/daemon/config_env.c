@@ -5,7 +5,8 @@
  * PATRONI_<user>_PASSWORD/_OPTIONS for bootstrap.users. The values become a YAML tree whose nodes carry
  * the variable's name and position 0:0, merged over the file's tree, so the same key table checks them
  * and reports "PATRONI_X:0:0: key: problem". Reading never modifies the environment; config_env_scrub()
- * removes the recognised variables when the caller wants Patroni's behaviour.
+ * removes the recognised variables when the caller wants Patroni's behaviour, keeping a private copy so
+ * that later loads (reloads) still apply them, as Patroni keeps its environment configuration.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,26 @@
 #include "config-internal.h"
 
 extern char **environ;
+
+/* "NAME=value" of every variable config_env_scrub() removed. */
+static char **scrubbed = NULL;
+
+static const char *saved_get(const char *name) {
+        size_t l = strlen(name);
+
+        for (char **i = scrubbed; i && *i; i++)
+                if (strneq(*i, name, l) && (*i)[l] == '=')
+                        return *i + l + 1;
+        return NULL;
+}
+
+const char *config_env_get(const char *name) {
+        return getenv(name) ?: saved_get(name);
+}
+
+void config_env_forget(void) {
+        scrubbed = strv_free(scrubbed);
+}
 
 typedef enum EnvKind {
         ENV_SCALAR,
@@ -70,7 +91,7 @@ static bool consumed(const EnvItems *e, const char *var) {
 
 /* Records var → path when the variable is set and not empty (Patroni ignores empty values). */
 static int add(EnvItems *e, const char *var, const char *path, EnvKind kind) {
-        const char *v = getenv(var);
+        const char *v = config_env_get(var);
         EnvItem *a;
         int r;
 
@@ -240,16 +261,21 @@ static int env_collect(EnvItems *e) {
                 }
         }
 
-        /* Snapshot the names: add() never changes the environment, but keep the loop simple. */
-        for (char **ep = environ; ep && *ep; ep++) {
-                size_t l = strcspn(*ep, "=");
+        /* Snapshot the names, of the environment and of what was scrubbed from it. */
+        for (char **ep = environ, **sp = scrubbed; (ep && *ep) || (sp && *sp);) {
+                const char *entry = ep && *ep ? *ep++ : *sp++;
+                size_t l = strcspn(entry, "=");
                 char *name;
                 size_t n = strv_length(names);
                 char **a;
 
-                if (!startswith(*ep, "PATRONI_"))
+                if (!startswith(entry, "PATRONI_"))
                         continue;
-                name = strndup(*ep, l);
+                name = strndup(entry, l);
+                if (name && strv_contains(names, name)) {
+                        free(name);
+                        continue;
+                }
                 if (!name)
                         return -ENOMEM;
                 a = reallocarray(names, n + 2, sizeof(char *));
@@ -332,7 +358,7 @@ static int env_collect(EnvItems *e) {
                 r = add(e, *v, path, ENV_SCALAR);
                 if (r < 0)
                         return r;
-                if (isempty(getenv(*v)))
+                if (isempty(config_env_get(*v)))
                         continue;
                 free(path);
                 path = NULL;
@@ -412,7 +438,7 @@ int config_env_tree(YNode **ret, ConfigDiagnostics *diags) {
                 goto finish;
         }
         for (size_t i = 0; i < e.n; i++) {
-                const char *v = getenv(e.items[i].var);
+                const char *v = config_env_get(e.items[i].var);
                 YNode *n = NULL;
 
                 if (e.items[i].kind == ENV_SCALAR) {
@@ -467,11 +493,32 @@ int config_env_scrub(void) {
                 env_items_done(&e);
                 return r;
         }
-        if (getenv("PATRONI_CONFIGURATION") && unsetenv("PATRONI_CONFIGURATION") == 0)
-                n++;
-        for (char **v = e.consumed; v && *v; v++)
+        if (getenv("PATRONI_CONFIGURATION"))
+                r = consume(&e, "PATRONI_CONFIGURATION");
+        for (char **v = e.consumed; r >= 0 && v && *v; v++) {
+                const char *value = getenv(*v);
+                char *entry = NULL;
+                size_t k = strv_length(scrubbed);
+                char **a;
+
+                if (!value)
+                        continue;
+                if (asprintf(&entry, "%s=%s", *v, value) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                a = reallocarray(scrubbed, k + 2, sizeof(char *));
+                if (!a) {
+                        free(entry);
+                        r = -ENOMEM;
+                        break;
+                }
+                a[k] = entry;
+                a[k + 1] = NULL;
+                scrubbed = a;
                 if (unsetenv(*v) == 0)
                         n++;
+        }
         env_items_done(&e);
-        return n;
+        return r < 0 ? r : n;
 }

@@ -20,6 +20,7 @@ static size_t strv_length_for_test(char **l) {
 extern char **environ;
 
 static void clear_patroni_env(void) {
+        config_env_forget();
         for (;;) {
                 char name[256] = "";
 
@@ -331,7 +332,26 @@ TEST(env_overrides) {
         ASSERT_NULL(getenv("PATRONI_ETCD3_HOSTS"));
         ASSERT_NULL(getenv("PATRONI_LOGLEVEL"));
         ASSERT_STREQ(getenv("PATRONI_UNRELATED_THING"), "x");
+        /* ... but a reload still applies them (the bad ones too). */
         unsetenv("PATRONI_UNRELATED_THING");
+        ASSERT_ERROR(config_load(file, &c, &d), EINVAL);
+        ASSERT_STREQ(d.items[0].file, "PATRONI_RESTAPI_LISTEN");
+        config_diagnostics_done(&d);
+        setenv("PATRONI_RESTAPI_LISTEN", "127.0.0.1:8010", 1); /* the real environment wins */
+        setenv("PATRONI_CTL_INSECURE", "off", 1);
+        ASSERT_OK(config_load(file, &c, &d));
+        config_diagnostics_done(&d);
+        ASSERT_EQ(c->restapi.listen.port, 8010);
+        ASSERT_STREQ(c->name, "envnode");
+        ASSERT_STREQ(c->etcd.hosts[1], "10.0.0.2:2379");
+        c = config_free(c);
+        config_env_forget();
+        unsetenv("PATRONI_RESTAPI_LISTEN");
+        unsetenv("PATRONI_CTL_INSECURE");
+        ASSERT_OK(config_load(file, &c, &d));
+        config_diagnostics_done(&d);
+        ASSERT_STREQ(c->name, "node1");
+        c = config_free(c);
         unlink(file);
         rmdir(dir);
 }
