@@ -30,11 +30,16 @@ struct YNode {
         size_t n;
 };
 
+/* Frees n and its children; returns NULL. */
 YNode *ynode_free(YNode *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(YNode *, ynode_free);
+/* A new empty node of the given type placed at file:line:column; NULL on OOM. */
 YNode *ynode_new(YNodeType type, const char *file, unsigned line, unsigned column);
+/* Appends child (ownership passes on success only). */
 int ynode_append(YNode *parent, YNode *child);
+/* Replaces a scalar's text. */
 int ynode_set_scalar(YNode *n, const char *value);
+/* The value of key in a mapping (last occurrence), or NULL (also when map is not a mapping). */
 YNode *ynode_get(const YNode *map, const char *key);
 /* Parses a YAML document; *ret is NULL for an empty document. A syntax error is reported in diags
  * (file name `name`; with zero_marks every node and problem is placed at 0:0, as for environment
@@ -46,7 +51,9 @@ int ynode_merge(YNode **dst, YNode *src);
 /* YAML 1.1 (PyYAML) typing of plain scalars: null, booleans (yes/no/on/off/true/false), ints,
  * floats, else strings; quoted scalars are strings. */
 cJSON *ynode_to_json(const YNode *n);
+/* NULL, or a plain scalar that YAML reads as null (empty, ~, null). */
 bool ynode_is_null(const YNode *n);
+/* "a mapping", "a list", "a scalar" for messages. */
 const char *ynode_type_name(const YNode *n);
 
 typedef enum ConfigKeyType {
@@ -102,20 +109,27 @@ struct ConfigParser {
 
 extern const ConfigKey config_keys[];
 extern const size_t config_keys_n;
+/* The table entry of a canonical dotted path, or NULL. */
 const ConfigKey *config_key_find(const char *path);
 
+/* Report a problem at n's position; _error returns -EINVAL (or -ENOMEM), _warning 0 (or -ENOMEM). */
 int config_parser_error(ConfigParser *p, const YNode *n, const char *path, const char *format, ...)
         _printf_(4, 5);
 int config_parser_warning(ConfigParser *p, const YNode *n, const char *path, const char *format, ...)
         _printf_(4, 5);
 /* Parses n into the field described by k (generic types), reporting problems. */
 int config_key_parse(ConfigParser *p, const YNode *n, const char *path, const ConfigKey *k);
+/* Applies k's default (if any) to c. */
 int config_key_set_default(Config *c, const ConfigKey *k);
+/* Frees the storage of k's field and resets it. */
 void config_key_free_field(Config *c, const ConfigKey *k);
+/* k's value as JSON, or NULL when unset (or OOM). */
 cJSON *config_key_to_json(const Config *c, const ConfigKey *k, bool mask_secrets);
 
+/* "host:port" / "[v6]:port" / with multi_host "h1,h2:port": -EINVAL (shape), -ERANGE (port). */
 int config_address_parse(const char *s, bool multi_host, ConfigAddress *ret);
 void config_address_done(ConfigAddress *a);
+/* NULL-terminated string lists. */
 char **strv_free(char **l);
 static inline void strv_freep(char ***l) {
         strv_free(*l);

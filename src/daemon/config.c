@@ -358,7 +358,7 @@ walk_child(ConfigParser *p, const YNode *ch, const char *written_prefix, const c
                 const YNode *m =
                         ynode_get(pg, "create_replica_methods") ?: ynode_get(pg, "create_replica_method");
 
-                if (node_list_contains(m, ch->key) || (!m && streq(ch->key, "basebackup"))) {
+                if (node_list_contains(m, ch->key)) {
                         r = parse_method_section(
                                 p, ch, written, false, &p->config->postgresql.replica_methods);
                         return r == -ENOMEM ? r : 0;
