@@ -31,8 +31,10 @@
 #define PGCONN_DEFAULT_STATEMENT_TIMEOUT (2 * USEC_PER_SEC)
 #define PGCONN_DEFAULT_BACKOFF_MIN       (100 * USEC_PER_MSEC)
 #define PGCONN_DEFAULT_BACKOFF_MAX       (3 * USEC_PER_SEC)
-#define PGCONN_MAX_QUEUE                 64 /* a stuck server must not let callers pile up queries */
-#define PGCONN_MAX_PARAMS                64
+/* Deadlines decide failovers: do not let sd-event coalesce them by its default 250 ms. */
+#define PGCONN_DEADLINE_ACCURACY (1 * USEC_PER_MSEC)
+#define PGCONN_MAX_QUEUE         64 /* a stuck server must not let callers pile up queries */
+#define PGCONN_MAX_PARAMS        64
 
 struct PgQuery {
         PgConn *conn;
@@ -302,7 +304,7 @@ static void notice_processor(void *arg, const char *message) {
 }
 
 static int conn_connect(PgConn *c) {
-        const char *keys[16], *values[16];
+        const char *keys[16], *values[16]; /* at most 11 keywords plus the terminator */
         char port[12], options[64];
         size_t n = 0;
         int r;
@@ -341,6 +343,9 @@ static int conn_connect(PgConn *c) {
                 (unsigned long long)(c->statement_timeout / USEC_PER_MSEC));
         keys[n] = "options";
         values[n++] = options;
+        /* GSSAPI negotiation may call into Kerberos libraries that block (and resolve names) */
+        keys[n] = "gssencmode";
+        values[n++] = "disable";
         /* the connect deadline is our own timer; libpq's would only apply to blocking connects */
         keys[n] = "connect_timeout";
         values[n++] = "0";
@@ -358,7 +363,13 @@ static int conn_connect(PgConn *c) {
         }
 
         r = sd_event_add_time_relative(
-                c->event, &c->connect_timer, CLOCK_MONOTONIC, c->connect_timeout, 0, on_connect_timer, c);
+                c->event,
+                &c->connect_timer,
+                CLOCK_MONOTONIC,
+                c->connect_timeout,
+                PGCONN_DEADLINE_ACCURACY,
+                on_connect_timer,
+                c);
         if (r < 0)
                 goto fail;
         (void)sd_event_source_set_description(c->connect_timer, "pg-connect-timer");
@@ -710,7 +721,13 @@ int pgconn_query(
                         }
         }
         r = sd_event_add_time_relative(
-                c->event, &q->timer, CLOCK_MONOTONIC, q->timeout, 0, on_query_timer, q);
+                c->event,
+                &q->timer,
+                CLOCK_MONOTONIC,
+                q->timeout,
+                PGCONN_DEADLINE_ACCURACY,
+                on_query_timer,
+                q);
         if (r < 0)
                 return r;
         (void)sd_event_source_set_description(q->timer, "pg-query-deadline");

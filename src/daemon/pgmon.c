@@ -899,6 +899,8 @@ int pgmon_start(PgMon *m) {
         r = sd_event_add_time_relative(m->event, &m->timer, CLOCK_MONOTONIC, 0, 0, on_probe_timer, m);
         if (r < 0)
                 return r;
+        /* the probe period is jittered anyway; a tenth of it (at most sd-event's default) is plenty */
+        (void)sd_event_source_set_time_accuracy(m->timer, MIN(m->interval / 10, 250 * USEC_PER_MSEC) ?: 1);
         (void)sd_event_source_set_description(m->timer, "pg-probe-timer");
         return 0;
 }
