@@ -434,14 +434,23 @@ static void conn_finish_query(PgConn *c) {
         PgQuery *q = TAKE_PTR(c->in_flight);
         PGresult *res = TAKE_PTR(c->result);
         ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        const char *message = NULL;
         int error = 0;
 
         c->state = PGCONN_IDLE;
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
                 error = res ? result_error(res) : -EIO;
 
+        if (error < 0 && res) {
+                /* the primary message alone ("division by zero"), without "ERROR:  " and newline */
+                message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+                if (!message)
+                        message = PQresultErrorMessage(res);
+        } else if (error < 0)
+                message = "no result";
+
         conn_ref(c);
-        query_complete(q, res, error, error < 0 ? (res ? PQresultErrorMessage(res) : "no result") : NULL);
+        query_complete(q, res, error, message);
         PQclear(res);
         if (!c->dead && c->state == PGCONN_IDLE)
                 (void)conn_dispatch(c);

@@ -239,3 +239,30 @@ def test_sigstop_query_deadline_and_responsive_loop(primary):
         tool.wait(30)
     assert tool.returncode == 0
     assert probe(primary)[0]["query_ok"] is True
+
+
+def test_pgconn_query_sequence(primary):
+    """pgconn on its own: parameters, errors, server-side statement_timeout, pipelining, large payloads
+    both ways, and a backend terminated under an idle connection (noticed, back-off, reconnect)."""
+    out = subprocess.run(tool_argv(primary, "queries"), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    steps = {}
+    for line in out.stdout.splitlines():
+        s = json.loads(line)
+        steps[s["step"]] = s
+    assert steps["param"]["value"] == "42" and steps["param"]["error"] == 0
+    assert steps["server_error"]["error"] == -121  # -EREMOTEIO
+    assert steps["server_error"]["message"] == "division by zero"
+    assert steps["server_error"]["state_after"] == "idle"
+    assert steps["after_error"]["value"] == "still usable"
+    st = steps["statement_timeout"]
+    assert st["error"] == -ETIMEDOUT and "statement timeout" in st["message"], st
+    assert 250 <= st["elapsed_ms"] < 2000 and st["state_after"] == "idle"
+    assert [steps[f"pipelined_{i}"]["value"] for i in range(3)] == ["1", "2", "3"]
+    assert steps["large_result"]["value_length"] == 4000000
+    assert steps["large_param"]["value"] == str(4 * 1024 * 1024)
+    assert steps["kill_backend"]["value"] == "t"
+    assert "closed the connection" in steps["killed_idle"]["message"]
+    assert steps["killed_idle"]["state_after"] == "backoff"
+    assert steps["during_backoff"]["error"] == -107  # -ENOTCONN, refused at once
+    assert steps["reconnected"]["value"] == "reconnected"

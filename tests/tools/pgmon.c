@@ -9,6 +9,8 @@
  *       connects, prints {"event":"ready","backend_pid":N}, waits for a line on stdin (the test freezes
  *       PostgreSQL meanwhile), then runs a query that must end at its deadline, then a reconnect that
  *       must end at the connect deadline, while a tick timer on the same loop measures its lateness.
+ *   pgha-test-pgmon queries --host SOCKDIR --port P [--user U]
+ *       a scripted sequence of pgconn queries (see run_queries()), one JSON line per step.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -250,6 +252,230 @@ static int run_stall(void) {
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* ==== queries ==== */
+
+/* A scripted sequence over one connection, each step printed as JSON: parameters, a server error that
+ * leaves the connection usable, a server-side statement_timeout, a pipelined queue, a large result, a
+ * large parameter (PQflush() returning 1), and the backend killed from a second connection while idle. */
+typedef struct Queries {
+        sd_event *event;
+        PgConn *conn, *killer;
+        sd_event_source *wait;
+        unsigned step;
+        unsigned pending; /* replies outstanding in the pipelined step */
+        char *big;
+        int backend_pid;
+        usec_t started;
+} Queries;
+
+static void queries_next(Queries *q);
+
+static void
+queries_report(Queries *q, const char *name, const PGresult *res, int error, const char *message) {
+        cJSON *j = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(j, "step", name);
+        cJSON_AddNumberToObject(j, "error", error);
+        cJSON_AddStringToObject(j, "message", strempty(message));
+        if (res && error == 0 && PQntuples(res) > 0 && PQnfields(res) > 0) {
+                const char *v = PQgetvalue(res, 0, 0);
+
+                /* long values are reported by length only */
+                if (strlen(v) > 64)
+                        cJSON_AddNumberToObject(j, "value_length", (double)strlen(v));
+                else
+                        cJSON_AddStringToObject(j, "value", v);
+        }
+        cJSON_AddNumberToObject(j, "elapsed_ms", (double)(now_usec() - q->started) / 1000.0);
+        cJSON_AddStringToObject(j, "state_after", pgconn_state_to_string(pgconn_get_state(q->conn)));
+        print_json(j);
+        cJSON_Delete(j);
+}
+
+static const char *const queries_names[] = {
+        "param",
+        "server_error",
+        "after_error",
+        "statement_timeout",
+        "pipelined",
+        "large_result",
+        "large_param",
+        "backend_pid",
+        "kill_backend",
+        "killed_idle",
+        "during_backoff",
+        "reconnected",
+};
+
+static void
+on_queries_result(PgConn *c, const PGresult *res, int error, const char *message, void *userdata) {
+        Queries *q = userdata;
+
+        if (q->step == 4) { /* pipelined: three replies, in order */
+                char name[32];
+
+                (void)snprintf(name, sizeof(name), "pipelined_%u", 3 - q->pending);
+                queries_report(q, name, res, error, message);
+                if (--q->pending > 0)
+                        return;
+        } else if (q->step == 7) {
+                q->backend_pid = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+                queries_report(q, queries_names[q->step], res, error, message);
+        } else
+                queries_report(q, queries_names[q->step], res, error, message);
+        q->step++;
+        queries_next(q);
+}
+
+static int on_queries_wait(sd_event_source *s, uint64_t usec, void *userdata) {
+        Queries *q = userdata;
+
+        q->wait = sd_event_source_disable_unref(q->wait);
+        queries_next(q);
+        return 0;
+}
+
+static void queries_send(Queries *q, PgConn *c, const char *sql, unsigned n, const char *const *params) {
+        int r = pgconn_query(c, sql, n, params, 10 * USEC_PER_SEC, on_queries_result, q, NULL);
+
+        if (r < 0) {
+                /* a synchronous refusal is a step result too */
+                queries_report(q, queries_names[q->step], NULL, r, "refused synchronously");
+                q->step++;
+                (void)sd_event_add_time_relative(
+                        q->event, &q->wait, CLOCK_MONOTONIC, 0, 0, on_queries_wait, q);
+        }
+}
+
+static void queries_next(Queries *q) {
+        char pid[16];
+        const char *params[1];
+
+        q->started = now_usec();
+        switch (q->step) {
+        case 0:
+                params[0] = "41";
+                queries_send(q, q->conn, "SELECT $1::int + 1", 1, params);
+                return;
+        case 1:
+                queries_send(q, q->conn, "SELECT 1/0", 0, NULL);
+                return;
+        case 2:
+                queries_send(q, q->conn, "SELECT 'still usable'", 0, NULL);
+                return;
+        case 3: /* statement_timeout is 300 ms on this connection; our deadline is 10 s */
+                queries_send(q, q->conn, "SELECT pg_catalog.pg_sleep(5)", 0, NULL);
+                return;
+        case 4:
+                q->pending = 3;
+                for (unsigned i = 1; i <= 3; i++) {
+                        char sql[32];
+
+                        (void)snprintf(sql, sizeof(sql), "SELECT %u", i);
+                        if (pgconn_query(
+                                    q->conn, sql, 0, NULL, 10 * USEC_PER_SEC, on_queries_result, q, NULL) <
+                            0)
+                                exit(EXIT_FAILURE);
+                }
+                return;
+        case 5:
+                queries_send(q, q->conn, "SELECT pg_catalog.repeat('x', 4000000)", 0, NULL);
+                return;
+        case 6:
+                params[0] = q->big;
+                queries_send(q, q->conn, "SELECT pg_catalog.length($1)", 1, params);
+                return;
+        case 7:
+                queries_send(q, q->conn, "SELECT pg_catalog.pg_backend_pid()", 0, NULL);
+                return;
+        case 8:
+                (void)snprintf(pid, sizeof(pid), "%d", q->backend_pid);
+                params[0] = pid;
+                queries_send(
+                        q, q->killer, "SELECT pg_catalog.pg_terminate_backend($1::int, 5000)", 1, params);
+                return;
+        case 9: /* the idle connection must notice the server closed it */
+                if (pgconn_get_state(q->conn) == PGCONN_IDLE) {
+                        if (now_usec() - q->started > 5 * USEC_PER_SEC) {
+                                queries_report(q, "killed_idle", NULL, -ETIMEDOUT, "still idle");
+                                (void)sd_event_exit(q->event, 1);
+                                return;
+                        }
+                        (void)sd_event_add_time_relative(
+                                q->event,
+                                &q->wait,
+                                CLOCK_MONOTONIC,
+                                10 * USEC_PER_MSEC,
+                                0,
+                                on_queries_wait,
+                                q);
+                        q->step = 9;
+                        return;
+                }
+                queries_report(q, "killed_idle", NULL, 0, pgconn_last_error(q->conn));
+                q->step = 10;
+                queries_send(q, q->conn, "SELECT 'too early'", 0, NULL);
+                return;
+        case 11:
+                /* after the back-off a new query reconnects */
+                if (pgconn_get_state(q->conn) == PGCONN_BACKOFF) {
+                        (void)sd_event_add_time_relative(
+                                q->event,
+                                &q->wait,
+                                CLOCK_MONOTONIC,
+                                50 * USEC_PER_MSEC,
+                                0,
+                                on_queries_wait,
+                                q);
+                        return;
+                }
+                queries_send(q, q->conn, "SELECT 'reconnected'", 0, NULL);
+                return;
+        default:
+                (void)sd_event_exit(q->event, 0);
+                return;
+        }
+}
+
+static int run_queries(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(pgconn_freep) PgConn *c = NULL, *killer = NULL;
+        PgConnParams params = conn_params();
+        Queries q = {};
+        size_t big = 4 * 1024 * 1024;
+        int r;
+
+        if (!arg_host) {
+                fprintf(stderr, "queries needs --host\n");
+                return EXIT_FAILURE;
+        }
+        r = sd_event_default(&e);
+        if (r < 0)
+                return EXIT_FAILURE;
+        params.statement_timeout = 300 * USEC_PER_MSEC;
+        params.backoff_min = params.backoff_max = 1 * USEC_PER_SEC; /* long enough to observe */
+        params.description = "pg-test";
+        if (pgconn_new(e, &params, &c) < 0)
+                return EXIT_FAILURE;
+        params = conn_params();
+        params.description = "pg-killer";
+        if (pgconn_new(e, &params, &killer) < 0)
+                return EXIT_FAILURE;
+        q.big = malloc(big + 1);
+        if (!q.big)
+                return EXIT_FAILURE;
+        memset(q.big, 'y', big);
+        q.big[big] = '\0';
+        q.event = e;
+        q.conn = c;
+        q.killer = killer;
+        queries_next(&q);
+        r = sd_event_loop(e);
+        q.wait = sd_event_source_disable_unref(q.wait);
+        free(q.big);
+        return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 static int parse_ms(const char *s, usec_t *ret) {
         char *end;
         unsigned long v = strtoul(s, &end, 10);
@@ -327,6 +553,8 @@ int main(int argc, char **argv) {
                 return run_probe();
         if (streq(mode, "stall"))
                 return run_stall();
+        if (streq(mode, "queries"))
+                return run_queries();
         fprintf(stderr, "unknown mode \"%s\"\n", mode);
         return EXIT_FAILURE;
 }
