@@ -4,9 +4,9 @@
  * a deadline per query, and reconnects with exponential back-off plus decorrelated jitter.
  *
  * Only non-blocking libpq entry points are used. Local PostgreSQL is reached over its Unix socket
- * (host = socket directory); remote servers only by numeric hostaddr, because any name lookup inside
- * libpq would block the loop. Host names must be resolved elsewhere (glibc getaddrinfo_a() completing
- * through a loop source) and passed as hostaddr.
+ * (host = socket directory); remote servers by numeric hostaddr, because any name lookup inside libpq
+ * would block the loop. A host name given as host (with no hostaddr) is resolved first with glibc's
+ * getaddrinfo_a() (pg_resolve(), polled from a timer) and passed as hostaddr, host kept for TLS checks.
  */
 #pragma once
 
@@ -51,9 +51,9 @@ const char *pgconn_state_to_string(PgConnState s);
 /* Called exactly once per query unless the query was cancelled (or the connection freed) first.
  * error is 0 and res a successful result (PGRES_TUPLES_OK or PGRES_COMMAND_OK), or error is negative:
  * -ETIMEDOUT (deadline or statement_timeout), -ECONNRESET (connection lost or torn down while queued),
- * -ECONNREFUSED/-EHOSTUNREACH (could not connect), -EREMOTEIO (the server reported an error; res is
- * that error result and error_message its text). res is owned by pgconn and freed after the call.
- * The callback may queue, cancel or free anything, including the connection. */
+ * -ECONNREFUSED (could not connect), -ENOENT/-EHOSTUNREACH (host name lookup failed), -EREMOTEIO (the server
+ * reported an error; res is that error result and error_message its text). res is owned by pgconn and freed
+ * after the call. The callback may queue, cancel or free anything, including the connection. */
 typedef void (*PgQueryFunc)(
         PgConn *c, const PGresult *res, int error, const char *error_message, void *userdata);
 
@@ -80,6 +80,21 @@ const char *pgconn_last_error(const PgConn *c);
 usec_t pgconn_connected_since(const PgConn *c);
 unsigned pgconn_queue_length(const PgConn *c);
 int pgconn_server_version(const PgConn *c);
+
+/* Asynchronous name resolution with getaddrinfo_a(): the callback gets the first address as numeric
+ * text ("127.0.0.1", "::1"), or a negative errno (-ETIMEDOUT, -ENOENT no such name, -EHOSTUNREACH
+ * other lookup failures). Numeric input completes without a lookup. Runs from the loop, never inside
+ * pg_resolve(); pg_resolve_cancel() guarantees the callback will not run. */
+typedef struct PgResolve PgResolve;
+typedef void (*PgResolveFunc)(PgResolve *r, int error, const char *address, void *userdata);
+int pg_resolve(
+        sd_event *e,
+        const char *name,
+        usec_t timeout,
+        PgResolveFunc callback,
+        void *userdata,
+        PgResolve **ret) _warn_unused_result_;
+PgResolve *pg_resolve_cancel(PgResolve *r);
 
 /* Pure helpers (no loop, no logging), for parse callbacks and tests. */
 int pg_lsn_from_string(const char *s, uint64_t *ret) _warn_unused_result_;

@@ -16,7 +16,10 @@
  * Invariant: a query's callback runs at most once, never after pgconn_query_cancel() or pgconn_free(),
  * and the connection is kept alive (reference count) while a callback runs, so callbacks may free it.
  */
+#include <arpa/inet.h>
 #include <assert.h>
+#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +58,9 @@ struct PgConn {
         sd_event *event;
 
         char *host, *hostaddr, *user, *password, *dbname, *application_name, *description;
+        bool resolve_host;   /* host is a name: look it up before every connect */
+        PgResolve *resolve;  /* lookup in progress */
+        char *resolved_addr; /* result for the current attempt, passed as hostaddr */
         unsigned port;
         usec_t connect_timeout, statement_timeout, backoff_min, backoff_max;
 
@@ -96,6 +102,7 @@ const char *pgconn_state_to_string(PgConnState s) {
 }
 
 static int conn_dispatch(PgConn *c);
+static int conn_connect(PgConn *c);
 static void conn_teardown(PgConn *c, int error_in_flight, int error_queued, const char *message);
 
 static PgConn *conn_ref(PgConn *c) {
@@ -114,6 +121,7 @@ static void conn_unref(PgConn *c) {
         free(c->application_name);
         free(c->description);
         free(c->last_error);
+        free(c->resolved_addr);
         sd_event_unref(c->event);
         free(c);
 }
@@ -250,6 +258,8 @@ static void conn_teardown(PgConn *c, int error_in_flight, int error_queued, cons
 
         conn_release_io(c);
         c->connect_timer = sd_event_source_disable_unref(c->connect_timer);
+        c->resolve = pg_resolve_cancel(c->resolve);
+        c->resolved_addr = mfree(c->resolved_addr); /* look the name up again next time */
         if (c->pg) {
                 PQfinish(c->pg);
                 c->pg = NULL;
@@ -303,21 +313,66 @@ static void notice_processor(void *arg, const char *message) {
         log_debug("%s: server notice: %s", c->description, message);
 }
 
+static void on_conn_resolved(PgResolve *r, int error, const char *address, void *userdata) {
+        PgConn *c = userdata;
+        char message[512];
+
+        c->resolve = NULL;
+        if (error >= 0 && free_and_strdup(&c->resolved_addr, address) < 0)
+                error = -ENOMEM;
+        if (error < 0) {
+                (void)snprintf(
+                        message,
+                        sizeof(message),
+                        "could not resolve host name \"%s\": %s",
+                        c->host,
+                        strerror(-error));
+                conn_teardown(c, error, error, message);
+                return;
+        }
+        log_debug("%s: \"%s\" resolved to %s", c->description, c->host, address);
+        (void)conn_connect(c);
+}
+
 static int conn_connect(PgConn *c) {
-        const char *keys[16], *values[16]; /* at most 11 keywords plus the terminator */
+        const char *keys[16], *values[16]; /* at most 12 keywords plus the terminator */
+        const char *hostaddr = c->hostaddr ?: c->resolved_addr;
         char port[12], options[64];
         size_t n = 0;
         int r;
 
         assert(!c->pg);
 
+        c->state = PGCONN_CONNECTING;
+        if (!c->connect_timer) {
+                /* one deadline for the whole connect phase, name lookup included */
+                r = sd_event_add_time_relative(
+                        c->event,
+                        &c->connect_timer,
+                        CLOCK_MONOTONIC,
+                        c->connect_timeout,
+                        PGCONN_DEADLINE_ACCURACY,
+                        on_connect_timer,
+                        c);
+                if (r < 0)
+                        goto fail;
+                (void)sd_event_source_set_description(c->connect_timer, "pg-connect-timer");
+        }
+
+        if (c->resolve_host && !hostaddr) {
+                r = pg_resolve(c->event, c->host, c->connect_timeout, on_conn_resolved, c, &c->resolve);
+                if (r < 0)
+                        goto fail;
+                return 0;
+        }
+
         if (c->host) {
                 keys[n] = "host";
                 values[n++] = c->host;
         }
-        if (c->hostaddr) {
+        if (hostaddr) {
                 keys[n] = "hostaddr";
-                values[n++] = c->hostaddr;
+                values[n++] = hostaddr;
         }
         if (c->port > 0) {
                 (void)snprintf(port, sizeof(port), "%u", c->port);
@@ -353,26 +408,15 @@ static int conn_connect(PgConn *c) {
         values[n] = NULL;
 
         c->pg = PQconnectStartParams(keys, values, /* expand_dbname= */ 0);
-        if (!c->pg)
-                return -ENOMEM;
+        if (!c->pg) {
+                r = -ENOMEM;
+                goto fail;
+        }
         PQsetNoticeProcessor(c->pg, notice_processor, c);
-        c->state = PGCONN_CONNECTING;
         if (PQstatus(c->pg) == CONNECTION_BAD) {
                 conn_teardown(c, -ECONNREFUSED, -ECONNREFUSED, PQerrorMessage(c->pg));
                 return 0;
         }
-
-        r = sd_event_add_time_relative(
-                c->event,
-                &c->connect_timer,
-                CLOCK_MONOTONIC,
-                c->connect_timeout,
-                PGCONN_DEADLINE_ACCURACY,
-                on_connect_timer,
-                c);
-        if (r < 0)
-                goto fail;
-        (void)sd_event_source_set_description(c->connect_timer, "pg-connect-timer");
 
         /* libpq: "behave as if PQconnectPoll had last returned PGRES_POLLING_WRITING" */
         r = conn_watch(c, EPOLLOUT);
@@ -381,7 +425,7 @@ static int conn_connect(PgConn *c) {
         return 0;
 
 fail:
-        conn_teardown(c, r, r, "failed to watch the connection socket");
+        conn_teardown(c, r, r, "failed to start connecting");
         return r;
 }
 
@@ -614,17 +658,15 @@ static int on_query_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* pgconn_new - creates a connection object for params (strings are copied). Nothing connects until the
- * first query or pgconn_connect_now(). Returns -EINVAL when neither host nor hostaddr is set or when host
- * is not an absolute socket directory (a host name would make libpq resolve it, blocking the loop).
- * Non-logging. */
+ * first query or pgconn_connect_now(). A host that is a name rather than a socket directory, with no
+ * hostaddr, is resolved with pg_resolve() before each connect (libpq would resolve it blocking).
+ * Returns -EINVAL when neither host nor hostaddr is set. Non-logging. */
 int pgconn_new(sd_event *e, const PgConnParams *params, PgConn **ret) {
         _cleanup_(pgconn_freep) PgConn *c = NULL;
 
         if (!e || !params || !ret)
                 return -EINVAL;
         if (isempty(params->host) && isempty(params->hostaddr))
-                return -EINVAL;
-        if (!isempty(params->host) && params->host[0] != '/')
                 return -EINVAL;
         if (params->port > 65535)
                 return -EINVAL;
@@ -648,6 +690,8 @@ int pgconn_new(sd_event *e, const PgConnParams *params, PgConn **ret) {
             free_and_strdup(&c->application_name, params->application_name ?: "Patroni") < 0 ||
             free_and_strdup(&c->description, params->description ?: "pg") < 0)
                 return -ENOMEM;
+        /* a name (not a socket directory) without hostaddr: never let libpq resolve it */
+        c->resolve_host = c->host && c->host[0] != '/' && !c->hostaddr;
 
         *ret = TAKE_PTR(c);
         return 0;
@@ -670,6 +714,7 @@ PgConn *pgconn_free(PgConn *c) {
         c->connect_timer = sd_event_source_disable_unref(c->connect_timer);
         c->backoff_timer = sd_event_source_disable_unref(c->backoff_timer);
         c->kick = sd_event_source_disable_unref(c->kick);
+        c->resolve = pg_resolve_cancel(c->resolve);
         if (c->result) {
                 PQclear(c->result);
                 c->result = NULL;
@@ -822,6 +867,218 @@ unsigned pgconn_queue_length(const PgConn *c) {
 /* pgconn_server_version - PQserverVersion() of the last successful connection (e.g. 150020), 0 before. */
 int pgconn_server_version(const PgConn *c) {
         return c ? c->server_version : 0;
+}
+
+/* ==== Name resolution ==== */
+
+/* getaddrinfo_a() runs the lookup on a glibc helper thread. Completion is polled with gai_error() from
+ * a timer (1 ms doubling to 50 ms) instead of a signal or a notification thread: no process-wide signal
+ * to own, and no foreign thread writing to descriptors that may already be closed. A request that is
+ * cancelled while glibc still works on it cannot be freed (glibc holds the gaicb); it moves to the
+ * orphan list and is reaped once glibc lets go. */
+
+#define PG_RESOLVE_POLL_MIN (1 * USEC_PER_MSEC)
+#define PG_RESOLVE_POLL_MAX (50 * USEC_PER_MSEC)
+
+struct PgResolve {
+        sd_event *event;
+        char *name;
+        struct addrinfo hints;
+        struct gaicb gai; /* glibc keeps a pointer to it while the lookup runs */
+        bool started;     /* getaddrinfo_a() accepted the request */
+        char address[INET6_ADDRSTRLEN];
+        usec_t poll_interval;
+        sd_event_source *poll;
+        sd_event_source *deadline;
+        PgResolveFunc callback;
+        void *userdata;
+        PgResolve *orphan_next;
+};
+
+static PgResolve *resolve_orphans = NULL;
+
+static void resolve_free_now(PgResolve *r) {
+        sd_event_source_disable_unref(r->poll);
+        sd_event_source_disable_unref(r->deadline);
+        if (r->gai.ar_result)
+                freeaddrinfo(r->gai.ar_result);
+        sd_event_unref(r->event);
+        free(r->name);
+        free(r);
+}
+
+static void resolve_reap_orphans(void) {
+        for (PgResolve **p = &resolve_orphans; *p;) {
+                PgResolve *r = *p;
+
+                if (gai_error(&r->gai) == EAI_INPROGRESS) {
+                        p = &r->orphan_next;
+                        continue;
+                }
+                *p = r->orphan_next;
+                resolve_free_now(r);
+        }
+}
+
+/* Stops r and frees it, or parks it as an orphan when glibc still owns the request. */
+static void resolve_release(PgResolve *r) {
+        r->poll = sd_event_source_disable_unref(r->poll);
+        r->deadline = sd_event_source_disable_unref(r->deadline);
+        r->callback = NULL;
+        if (r->started && gai_error(&r->gai) == EAI_INPROGRESS && gai_cancel(&r->gai) == EAI_NOTCANCELED) {
+                r->orphan_next = resolve_orphans;
+                resolve_orphans = r;
+                return;
+        }
+        resolve_free_now(r);
+}
+
+static void resolve_complete(PgResolve *r, int error) {
+        PgResolveFunc cb = r->callback;
+
+        r->poll = sd_event_source_disable_unref(r->poll);
+        r->deadline = sd_event_source_disable_unref(r->deadline);
+        if (cb)
+                cb(r, error, error < 0 ? NULL : r->address, r->userdata);
+        resolve_release(r);
+}
+
+static int gai_error_to_errno(int e) {
+        switch (e) {
+        case EAI_NONAME:
+        case EAI_NODATA:
+        case EAI_ADDRFAMILY:
+                return -ENOENT;
+        case EAI_MEMORY:
+                return -ENOMEM;
+        default: /* EAI_AGAIN, EAI_FAIL, EAI_SYSTEM, ...: the resolver is unwell, not the name */
+                return -EHOSTUNREACH;
+        }
+}
+
+static int resolve_take_result(PgResolve *r) {
+        for (const struct addrinfo *ai = r->gai.ar_result; ai; ai = ai->ai_next) {
+                const void *a;
+
+                if (ai->ai_family == AF_INET)
+                        a = &((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+                else if (ai->ai_family == AF_INET6)
+                        a = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+                else
+                        continue;
+                if (inet_ntop(ai->ai_family, a, r->address, sizeof(r->address)))
+                        return 0;
+        }
+        return -ENOENT;
+}
+
+static int on_resolve_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        PgResolve *r = userdata;
+        int e;
+
+        resolve_reap_orphans();
+        if (!r->started) { /* numeric input, nothing was looked up */
+                resolve_complete(r, 0);
+                return 0;
+        }
+        e = gai_error(&r->gai);
+        if (e == EAI_INPROGRESS) {
+                r->poll_interval = MIN(r->poll_interval * 2, PG_RESOLVE_POLL_MAX);
+                if (sd_event_source_set_time_relative(s, r->poll_interval) >= 0 &&
+                    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) >= 0)
+                        return 0;
+                resolve_complete(r, -EIO);
+                return 0;
+        }
+        resolve_complete(r, e == 0 ? resolve_take_result(r) : gai_error_to_errno(e));
+        return 0;
+}
+
+static int on_resolve_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        resolve_complete(userdata, -ETIMEDOUT);
+        return 0;
+}
+
+/* pg_resolve - looks name up without blocking (see pgconn.h). timeout 0 means 5 s. *ret (optional) is a
+ * handle for pg_resolve_cancel(), valid until the callback starts. Non-logging. */
+int pg_resolve(
+        sd_event *e,
+        const char *name,
+        usec_t timeout,
+        PgResolveFunc callback,
+        void *userdata,
+        PgResolve **ret) {
+        struct sigevent sev = {.sigev_notify = SIGEV_NONE};
+        struct gaicb *list[1];
+        unsigned char buf[sizeof(struct in6_addr)];
+        PgResolve *r;
+        int q;
+
+        if (!e || isempty(name) || !callback)
+                return -EINVAL;
+        resolve_reap_orphans();
+
+        r = new0(PgResolve, 1);
+        if (!r)
+                return -ENOMEM;
+        r->event = sd_event_ref(e);
+        r->callback = callback;
+        r->userdata = userdata;
+        r->poll_interval = PG_RESOLVE_POLL_MIN;
+        r->name = strdup(name);
+        if (!r->name) {
+                resolve_free_now(r);
+                return -ENOMEM;
+        }
+
+        if (inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1) {
+                /* already numeric: report it (normalised) from the loop, no lookup */
+                int family = inet_pton(AF_INET, name, buf) == 1 ? AF_INET : AF_INET6;
+
+                (void)inet_ntop(family, buf, r->address, sizeof(r->address));
+                r->gai.ar_result = NULL;
+                q = sd_event_add_time_relative(e, &r->poll, CLOCK_MONOTONIC, 0, 0, on_resolve_poll, r);
+        } else {
+                r->hints.ai_family = AF_UNSPEC;
+                r->hints.ai_socktype = SOCK_STREAM;
+                /* no AI_ADDRCONFIG: it hides IPv4 answers on hosts whose only IPv4 address is loopback */
+                r->gai.ar_name = r->name;
+                r->gai.ar_request = &r->hints;
+                list[0] = &r->gai;
+                q = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
+                if (q != 0) {
+                        resolve_free_now(r);
+                        return gai_error_to_errno(q);
+                }
+                r->started = true;
+                q = sd_event_add_time_relative(
+                        e, &r->poll, CLOCK_MONOTONIC, r->poll_interval, 0, on_resolve_poll, r);
+        }
+        if (q >= 0)
+                q = sd_event_add_time_relative(
+                        e,
+                        &r->deadline,
+                        CLOCK_MONOTONIC,
+                        timeout ?: 5 * USEC_PER_SEC,
+                        PGCONN_DEADLINE_ACCURACY,
+                        on_resolve_deadline,
+                        r);
+        if (q < 0) {
+                resolve_release(r);
+                return q;
+        }
+        (void)sd_event_source_set_description(r->poll, "pg-resolve-poll");
+        (void)sd_event_source_set_description(r->deadline, "pg-resolve-deadline");
+        if (ret)
+                *ret = r;
+        return 0;
+}
+
+/* pg_resolve_cancel - guarantees r's callback will not run and releases it. Accepts NULL, returns NULL. */
+PgResolve *pg_resolve_cancel(PgResolve *r) {
+        if (r)
+                resolve_release(r);
+        return NULL;
 }
 
 /* ==== Pure helpers ==== */

@@ -17,15 +17,15 @@ ESRCH = 3
 ETIMEDOUT = 110
 
 
-def tool_argv(server, mode, *extra):
-    return lib.as_postgres_cmd([lib.binary("pgha-test-pgmon"), mode, "--host", server.socket_dir,
+def tool_argv(server, mode, *extra, host=None):
+    return lib.as_postgres_cmd([lib.binary("pgha-test-pgmon"), mode, "--host", host or server.socket_dir,
                                 "--port", str(server.port), "--user", "postgres", *extra])
 
 
-def probe(server, count=1, timeout_ms=2000):
+def probe(server, count=1, timeout_ms=2000, host=None):
     """Runs `count` probes in a fresh tool process; returns the parsed PgStatus objects."""
     out = subprocess.run(tool_argv(server, "probe", "--data-dir", server.data_dir, "--count", str(count),
-                                   "--interval-ms", "50", "--timeout-ms", str(timeout_ms)),
+                                   "--interval-ms", "50", "--timeout-ms", str(timeout_ms), host=host),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
@@ -266,3 +266,10 @@ def test_pgconn_query_sequence(primary):
     assert steps["killed_idle"]["state_after"] == "backoff"
     assert steps["during_backoff"]["error"] == -107  # -ENOTCONN, refused at once
     assert steps["reconnected"]["value"] == "reconnected"
+
+
+def test_connect_by_host_name(primary):
+    """A host name (not a socket directory) is looked up with getaddrinfo_a and connected over TCP."""
+    s = probe(primary, host="localhost")[0]
+    assert s["query_ok"] is True, s["probe_error_message"]
+    assert s["system_identifier"] == primary.controldata()["Database system identifier"]
