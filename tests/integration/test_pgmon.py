@@ -142,6 +142,13 @@ def test_replica_status(primary):
             probe(replica)[0]), timeout=10, what="replay paused")
         assert s["replay_paused"] is True
         replica.psql("SELECT pg_catalog.pg_wal_replay_resume()")
+
+        # promoted, the replica becomes a primary on timeline 2 (read from its WAL file name)
+        replica.run([os.path.join(lib.PG_BIN_DIR, "pg_ctl"), "-D", replica.data_dir, "-w", "promote"])
+        s = lib.wait_until(lambda: (lambda x: x if x["query_ok"] and not x["in_recovery"] else None)(
+            probe(replica)[0]), timeout=30, what="promoted replica out of recovery")
+        assert s["timeline"] == 2, s
+        assert s["wal_write_lsn"] >= target and s["receiver_status"] is None
     finally:
         replica.cleanup()
 
