@@ -192,13 +192,16 @@ static void conn_release_io(PgConn *c) {
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
-/* Watches PQsocket() for events, re-creating the source when libpq switched sockets. */
-static int conn_watch(PgConn *c, uint32_t events) {
+/* Watches PQsocket() for events, re-creating the source when libpq switched sockets. With renew the
+ * source is always re-created: while connecting, libpq may close its socket and open the next one under
+ * the same descriptor number (next address, SSL fallback), and epoll silently forgets a closed
+ * descriptor, so an unchanged number proves nothing. */
+static int conn_watch_full(PgConn *c, uint32_t events, bool renew) {
         int fd = PQsocket(c->pg), r;
 
         if (fd < 0)
                 return -ENOTCONN;
-        if (c->io && c->fd == fd) {
+        if (c->io && c->fd == fd && !renew) {
                 r = sd_event_source_set_io_events(c->io, events);
                 if (r < 0)
                         return r;
@@ -211,6 +214,10 @@ static int conn_watch(PgConn *c, uint32_t events) {
         c->fd = fd;
         (void)sd_event_source_set_description(c->io, c->description);
         return 0;
+}
+
+static int conn_watch(PgConn *c, uint32_t events) {
+        return conn_watch_full(c, events, /* renew= */ false);
 }
 
 /* pgconn_backoff_next - the next reconnect delay after `previous` (0 for the first failure), using
@@ -419,7 +426,7 @@ static int conn_connect(PgConn *c) {
         }
 
         /* libpq: "behave as if PQconnectPoll had last returned PGRES_POLLING_WRITING" */
-        r = conn_watch(c, EPOLLOUT);
+        r = conn_watch_full(c, EPOLLOUT, /* renew= */ true);
         if (r < 0)
                 goto fail;
         return 0;
@@ -440,7 +447,7 @@ static void conn_connected(PgConn *c) {
         (void)sd_event_now(c->event, CLOCK_MONOTONIC, &c->connected_since);
         c->server_version = PQserverVersion(c->pg);
         log_debug("%s: connected, server version %d", c->description, c->server_version);
-        if (conn_watch(c, EPOLLIN) < 0) {
+        if (conn_watch_full(c, EPOLLIN, /* renew= */ true) < 0) {
                 conn_teardown(c, -EIO, -EIO, "failed to watch the connection socket");
                 return;
         }
@@ -453,7 +460,8 @@ static void conn_poll_connect(PgConn *c) {
         switch (st) {
         case PGRES_POLLING_READING:
         case PGRES_POLLING_WRITING:
-                if (conn_watch(c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
+                if (conn_watch_full(c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT, /* renew= */ true) <
+                    0)
                         conn_teardown(c, -EIO, -EIO, "failed to watch the connection socket");
                 return;
         case PGRES_POLLING_OK:
