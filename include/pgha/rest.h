@@ -173,6 +173,15 @@ typedef struct RestServerOptions {
         size_t body_max;           /* request body cap; 0: 1 MiB */
 } RestServerOptions;
 
+RestVerifyClient rest_verify_client_from_string(const char *s); /* case-insensitive */
+
+struct Config;
+/* rest_server_options_from_config - the options for the restapi section of c: strings are borrowed from
+ * c (which must outlive the options), the extra-headers array is owned (rest_server_options_done()).
+ * Logs what it cannot honour (restapi.ciphers, a bad verify_client). */
+int rest_server_options_from_config(const struct Config *c, RestServerOptions *ret);
+void rest_server_options_done(RestServerOptions *o);
+
 typedef struct RestServer RestServer;
 
 /* rest_server_new - binds, and starts serving on e. The snapshot is read (never written) on every request
