@@ -184,8 +184,9 @@ void rest_server_options_done(RestServerOptions *o);
 
 typedef struct RestServer RestServer;
 
-/* rest_server_new - binds, and starts serving on e. The snapshot is read (never written) on every request
- * and must outlive the server (or be replaced with rest_server_set_snapshot()). Logs its errors. */
+/* rest_server_new - binds, and starts serving on e. Nothing in o is referenced after it returns. The
+ * snapshot is read (never written) on every request and must outlive the server (or be replaced with
+ * rest_server_set_snapshot()). Logs its errors. */
 int rest_server_new(sd_event *e, const RestServerOptions *o, const NodeSnapshot *snapshot, RestServer **ret);
 RestServer *rest_server_free(RestServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RestServer *, rest_server_free);
