@@ -527,22 +527,23 @@ static bool py_int(const char *s, size_t n, long long *ret) {
 
 /* rest_parse_postgres_version - see the header. */
 int rest_parse_postgres_version(const char *v, unsigned *ret, char **reterr_message) {
-        long long c[4];
+        long long c[3] = {};
         size_t n = 0;
         const char *p = v;
         char digits[64] = "";
 
+        /* Every component must be an int (else "Invalid PostgreSQL version"), then the count is checked. */
         for (;;) {
                 const char *dot = strchrnul(p, '.');
-                if (n >= ELEMENTSOF(c) || !py_int(p, (size_t)(dot - p), &c[n]) || c[n] < 0) {
-                        if (n < ELEMENTSOF(c)) {
-                                if (reterr_message &&
-                                    asprintf(reterr_message, "Invalid PostgreSQL version: %s", v) < 0)
-                                        *reterr_message = NULL;
-                                return -EINVAL;
-                        }
-                        break;
+                long long x;
+                if (!py_int(p, (size_t)(dot - p), &x) || x < 0) {
+                        if (reterr_message &&
+                            asprintf(reterr_message, "Invalid PostgreSQL version: %s", v) < 0)
+                                *reterr_message = NULL;
+                        return -EINVAL;
                 }
+                if (n < ELEMENTSOF(c))
+                        c[n] = x;
                 n++;
                 if (!*dot)
                         break;

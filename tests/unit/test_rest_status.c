@@ -411,6 +411,9 @@ TEST(postgres_version) {
         ASSERT_STREQ(e3, "Invalid PostgreSQL version: a.b.c");
         ASSERT_ERROR(rest_parse_postgres_version("1.2.3.4", &v, &e4), EINVAL);
         ASSERT_STREQ(e4, "Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: 1.2.3.4");
+        _cleanup_free_ char *e5 = NULL;
+        ASSERT_ERROR(rest_parse_postgres_version("1.2.3.4.x", &v, &e5), EINVAL);
+        ASSERT_STREQ(e5, "Invalid PostgreSQL version: 1.2.3.4.x");
 }
 
 TEST(timestamps) {
