@@ -227,7 +227,7 @@ class NotifySocket:
 
     def poll(self):
         """Every message received so far (each a dict of its KEY=value lines), oldest first."""
-        while True:
+        while self.sock is not None:
             try:
                 data = self.sock.recv(4096)
             except BlockingIOError:
@@ -247,6 +247,11 @@ class NotifySocket:
         return None
 
     def close(self):
+        """Stops listening; the messages received until now stay available to poll() and seen()."""
+        if self.sock is None:
+            return
+        self.poll()
         self.sock.close()
+        self.sock = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
