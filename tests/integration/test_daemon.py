@@ -255,3 +255,17 @@ def test_environment_overrides_file(workdir, config_file, daemons):
     daemons.append(d)
     d.wait_log(rf"^{LOG_LINE}Starting pghad \S+ as member 'override' of cluster 'daemon-test'\.$")
     assert d.stop() == 0
+
+
+def test_configuration_directory(workdir, daemons):
+    confd = os.path.join(workdir, "conf.d")
+    os.mkdir(confd)
+    write(os.path.join(confd, "10-base.yml"), minimal_config(api_port=lib.free_port()))
+    write(os.path.join(confd, "20-node.yaml"), "name: node-from-dir\n")
+    r = run(lib.as_postgres_cmd([lib.binary("pghad"), "--validate-config", confd]))
+    assert r.returncode == 0, r.stderr
+    d = Daemon(workdir, [confd])
+    daemons.append(d)
+    d.wait_log(rf"^{LOG_LINE}Starting pghad \S+ as member 'node-from-dir' of cluster 'daemon-test'\.$")
+    d.wait_notify("READY", "1")
+    assert d.stop() == 0, d.process.output()
