@@ -36,14 +36,13 @@ static const char *arg_config_path = NULL; /* NULL: PATRONI_CONFIGURATION / PATR
 
 static void help(void) {
         printf("Usage: %s [--validate-config] [--version] [CONFIG]\n\n"
-               "PostgreSQL high-availability supervisor, compatible with Patroni %s.\n\n"
+               "PostgreSQL high-availability supervisor, a drop-in replacement for Patroni 3.0.2.\n\n"
                "CONFIG is a YAML file or a directory of *.yml and *.yaml files. Without it the\n"
                "configuration comes from PATRONI_CONFIGURATION or the PATRONI_* variables.\n\n"
                "  --validate-config  check the configuration, print every problem, and exit\n"
                "  --version          print the version and exit\n"
                "  -h, --help         print this help and exit\n",
-               program_invocation_short_name,
-               "3.0.2");
+               program_invocation_short_name);
 }
 
 /* Returns 1 to go on, 0 to exit successfully (--help, --version), or a negative errno (usage error,
