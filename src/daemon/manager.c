@@ -58,6 +58,7 @@ struct Manager {
         Config *config;
 
         ManagerState state;
+        char *status;         /* last STATUS= text set through manager_set_status(), NULL: none yet */
         unsigned ready_holds; /* READY=1 waits until every holder released */
         bool loop_started;
 
@@ -160,7 +161,8 @@ static void manager_notify(const char *state) {
                 log_debug("Failed to send the notification '%s' to the service manager, ignoring.", state);
 }
 
-/* manager_set_status - sends STATUS=<formatted text> to the service manager (no-op outside systemd). */
+/* manager_set_status - sends STATUS=<formatted text> to the service manager (no-op outside systemd)
+ * and remembers it, so that the READY=1 after a reload repeats it instead of a generic text. */
 void manager_set_status(Manager *m, const char *format, ...) {
         _cleanup_free_ char *text = NULL, *msg = NULL;
         va_list ap;
@@ -174,21 +176,24 @@ void manager_set_status(Manager *m, const char *format, ...) {
                 return;
         }
         manager_notify(msg);
+        free(m->status);
+        m->status = TAKE_PTR(text);
 }
 
 static void manager_send_ready(Manager *m) {
         _cleanup_free_ char *msg = NULL;
+        int r;
 
         m->state = MANAGER_RUNNING;
-        if (asprintf(
-                    &msg,
-                    "READY=1\nSTATUS=Running as member '%s' of cluster '%s'",
-                    strna(m->config->name),
-                    strna(m->config->scope)) < 0) {
-                manager_notify("READY=1");
-                return;
-        }
-        manager_notify(msg);
+        if (m->status)
+                r = asprintf(&msg, "READY=1\nSTATUS=%s", m->status);
+        else
+                r = asprintf(
+                        &msg,
+                        "READY=1\nSTATUS=Running as member '%s' of cluster '%s'",
+                        strna(m->config->name),
+                        strna(m->config->scope));
+        manager_notify(r < 0 ? "READY=1" : msg);
 }
 
 /* Sends READY=1 when the loop runs, nobody holds it back and we are still starting. */
@@ -232,7 +237,7 @@ static void manager_apply_log_level(Manager *m) {
  * so that "ignoring until restart" holds: every module keeps seeing the identity and locations it
  * started with. The values read from the file move into old, which is freed after the reload.
  * test_manager's no_reload_keys_are_all_kept checks this list against the key table's NO_RELOAD flags. */
-static void config_keep_running_values(Config *new_config, Config *old) {
+static void manager_keep_start_only_values(Config *new_config, Config *old) {
         SWAP(new_config->name, old->name);
         SWAP(new_config->scope, old->scope);
         SWAP(new_config->namespace, old->namespace);
@@ -291,7 +296,7 @@ int manager_reload(Manager *m) {
         else if (config_needs_restart(m->config, new, &restart_keys)) {
                 log_warning(
                         "Changed settings need a restart: %s, ignoring until restart.", strna(restart_keys));
-                config_keep_running_values(new, m->config);
+                manager_keep_start_only_values(new, m->config);
         }
 
         old = TAKE_PTR(m->config);
@@ -698,6 +703,7 @@ Manager *manager_free(Manager *m) {
 
         m->config = config_free(m->config);
         free(m->config_path);
+        free(m->status);
         return mfree(m);
 }
 
