@@ -151,11 +151,16 @@ int pgconf_recovery_params(const PgSettings *s, const char *host, unsigned port,
 int pgconf_render_postgresql_conf(const PgSettings *s, const PgParams *recovery, char **ret)
         _warn_unused_result_;
 
-/* pgconf_write_all() - renames an initdb/basebackup postgresql.conf to postgresql.base.conf
- * on first use, then atomically writes postgresql.conf; for a replica (recovery != NULL) also creates
- * standby.signal, for a primary removes standby.signal/recovery.signal; recovery settings are removed
- * from postgresql.auto.conf; writes pg_hba.conf/pg_ident.conf when managed and the pgpass file for the
- * replication user when the recovery section uses it. Logging. */
+/* pgconf_write_config() - renames an initdb/basebackup postgresql.conf to postgresql.base.conf on
+ * first use, then atomically writes postgresql.conf (with the recovery section when recovery != NULL);
+ * writes pg_hba.conf/pg_ident.conf when managed and the pgpass file for the replication user when the
+ * recovery section uses it. Safe while PostgreSQL runs (before a reload). Logging. */
+int pgconf_write_config(const PgSettings *s, const PgParams *recovery) _warn_unused_result_;
+
+/* pgconf_write_all() - pgconf_write_config(), plus the signal files: for a replica (recovery != NULL)
+ * standby.signal is created, for a primary standby.signal/recovery.signal are removed; recovery
+ * settings are removed from postgresql.auto.conf. Only while PostgreSQL is stopped (before a start):
+ * a running standby whose standby.signal vanished fails its promotion. Logging. */
 int pgconf_write_all(const PgSettings *s, const PgParams *recovery) _warn_unused_result_;
 
 /* pgconf_write_pgpass() - overwrites the pgpass file (mode 0600) with one line for host:port/auth

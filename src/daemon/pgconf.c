@@ -1017,15 +1017,13 @@ static int remove_if_exists(const char *dir_path) {
         return 0;
 }
 
-int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
+int pgconf_write_config(const PgSettings *s, const PgParams *recovery) {
         _cleanup_free_ char *conf = pgconf_path(s, "postgresql.conf"),
-                            *base = pgconf_path(s, "postgresql.base.conf"), *text = NULL,
-                            *standby = pgdata_path(s, "standby.signal"),
-                            *recovery_signal = pgdata_path(s, "recovery.signal");
+                            *base = pgconf_path(s, "postgresql.base.conf"), *text = NULL;
         struct stat st;
         int r;
 
-        if (!conf || !base || !standby || !recovery_signal)
+        if (!conf || !base)
                 return log_oom();
 
         /* First write: keep initdb's (or the base backup's) file reachable through the include. */
@@ -1053,6 +1051,35 @@ int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
                         return log_error_errno(r, "Failed to write pg_ident.conf: %m");
         }
 
+        if (recovery && s->replication.password && pg_params_get(recovery, "primary_conninfo")) {
+                /* primary_conninfo names the passfile; the walreceiver reads it at each connect. */
+                _cleanup_free_ char *host = NULL;
+                const char *ci = pg_params_get(recovery, "primary_conninfo"), *h = strstr(ci, "host="),
+                           *pt = strstr(ci, "port=");
+                if (h && pt) {
+                        host = strndup(h + 5, strcspn(h + 5, " "));
+                        if (!host)
+                                return log_oom();
+                        r = pgconf_write_pgpass(
+                                s, host, (unsigned)strtoul(pt + 5, NULL, 10), &s->replication);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to write pgpass file %s: %m", s->pgpass);
+                }
+        }
+        return 0;
+}
+
+int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
+        _cleanup_free_ char *standby = pgdata_path(s, "standby.signal"),
+                            *recovery_signal = pgdata_path(s, "recovery.signal");
+        int r;
+
+        if (!standby || !recovery_signal)
+                return log_oom();
+        r = pgconf_write_config(s, recovery);
+        if (r < 0)
+                return r;
+
         if (recovery) {
                 r = write_text(standby, "", 0600);
                 if (r < 0)
@@ -1070,22 +1097,6 @@ int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
         if (r < 0)
                 return log_error_errno(
                         r, "Failed to remove recovery settings from postgresql.auto.conf: %m");
-
-        if (recovery && s->replication.password && pg_params_get(recovery, "primary_conninfo")) {
-                /* primary_conninfo names the passfile; the walreceiver reads it at each connect. */
-                _cleanup_free_ char *host = NULL;
-                const char *ci = pg_params_get(recovery, "primary_conninfo"), *h = strstr(ci, "host="),
-                           *pt = strstr(ci, "port=");
-                if (h && pt) {
-                        host = strndup(h + 5, strcspn(h + 5, " "));
-                        if (!host)
-                                return log_oom();
-                        r = pgconf_write_pgpass(
-                                s, host, (unsigned)strtoul(pt + 5, NULL, 10), &s->replication);
-                        if (r < 0)
-                                return log_error_errno(r, "Failed to write pgpass file %s: %m", s->pgpass);
-                }
-        }
         return 0;
 }
 
