@@ -682,16 +682,30 @@ static char *postmaster_log_reason(const PgSettings *s) {
         safe_close(fd);
         if (!text)
                 return NULL;
-        /* The last FATAL/PANIC/ERROR line explains an exit during start-up. */
+        /* The last FATAL/PANIC line explains an exit during start-up; for "configuration file ...
+         * contains errors" the LOG line naming the parameter, logged just before, says more. */
+        _cleanup_free_ char *detail = NULL, *candidate = NULL;
         for (char *line = text; line && *line;) {
                 char *nl = strchr(line, '\n');
                 if (nl)
                         *nl = '\0';
-                if (strstr(line, "FATAL:") || strstr(line, "PANIC:") || strstr(line, "ERROR:")) {
+                if (strstr(line, "FATAL:") || strstr(line, "PANIC:")) {
                         free(best);
                         best = strdup(line);
+                        free(detail);
+                        detail = TAKE_PTR(candidate);
+                } else if (strstr(line, "parameter") && (strstr(line, "LOG:") || strstr(line, "ERROR:"))) {
+                        free(candidate);
+                        candidate = strdup(line);
                 }
                 line = nl ? nl + 1 : NULL;
+        }
+        if (best && detail) {
+                char *both = NULL;
+                if (asprintf(&both, "%s; %s", detail, best) >= 0) {
+                        free(best);
+                        best = both;
+                }
         }
         return best;
 }

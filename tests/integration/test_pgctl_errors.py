@@ -1,0 +1,85 @@
+"""Bad setups get one clear error naming the cause, and nothing is ever removed: wrong bin_dir, missing
+data_dir parent, a directory that is not a PostgreSQL data directory, one of another major version or
+owned by another user, a non-empty target for initdb/replica creation, and a bad parameter."""
+import os
+
+import pgha_testlib as lib
+from test_pgctl import make_config, tool
+
+
+def listing(path):
+    return sorted(os.listdir(path))
+
+
+def test_wrong_bin_dir(workdir):
+    cfg, c = make_config(workdir, "node1", lib.free_port(), bin_dir="/usr/lib/postgresql/99/bin")
+    data = c["postgresql"]["data_dir"]
+    os.makedirs(data)
+    with open(os.path.join(data, "PG_VERSION"), "w") as f:
+        f.write("15\n")
+    os.chown(data, *lib.postgres_ids())
+    res = tool(cfg, "start", expect_ok=False)
+    assert res["error"] == "postgresql.bin_dir '/usr/lib/postgresql/99/bin' has no executable postgres"
+    res = tool(cfg, "bootstrap", expect_ok=False)
+    assert "postgresql.bin_dir '/usr/lib/postgresql/99/bin' has no executable initdb" in res["error"]
+    assert listing(data) == ["PG_VERSION"]
+
+
+def test_missing_parent(workdir):
+    data = os.path.join(workdir, "missing", "sub", "data")
+    cfg, _ = make_config(workdir, "node1", lib.free_port(), data_dir=data)
+    parent = os.path.join(workdir, "missing", "sub")
+    expected = f"parent directory '{parent}' of data directory '{data}' does not exist"
+    assert tool(cfg, "start", expect_ok=False)["error"] == expected
+    assert tool(cfg, "bootstrap", expect_ok=False)["error"] == expected
+    assert tool(cfg, "create-replica", "127.0.0.1:1", expect_ok=False)["error"] == expected
+    assert not os.path.exists(os.path.join(workdir, "missing"))
+
+
+def test_missing_data_dir(workdir):
+    cfg, c = make_config(workdir, "node1", lib.free_port())
+    res = tool(cfg, "start", expect_ok=False)
+    assert res["error"] == f"data directory '{c['postgresql']['data_dir']}' does not exist"
+
+
+def test_foreign_directories(workdir):
+    cfg, c = make_config(workdir, "node1", lib.free_port())
+    data = c["postgresql"]["data_dir"]
+    uid, gid = lib.postgres_ids()
+    os.makedirs(data)
+    with open(os.path.join(data, "precious.txt"), "w") as f:
+        f.write("user data\n")
+    os.chown(data, uid, gid)
+
+    res = tool(cfg, "start", expect_ok=False)
+    assert res["error"] == f"'{data}' is not a PostgreSQL data directory (no PG_VERSION)"
+    res = tool(cfg, "bootstrap", expect_ok=False)
+    assert res["error"] == f"data directory '{data}' exists and is not empty, refusing to initdb"
+    res = tool(cfg, "create-replica", "127.0.0.1:1", expect_ok=False)
+    assert "is not empty; refusing to overwrite it" in res["error"]
+    res = tool(cfg, "rewind", "127.0.0.1:1", expect_ok=False)
+    assert "not a PostgreSQL data directory" in res["error"]
+    assert listing(data) == ["precious.txt"]
+
+    # A data directory of another major version.
+    with open(os.path.join(data, "PG_VERSION"), "w") as f:
+        f.write("14\n")
+    res = tool(cfg, "start", expect_ok=False)
+    assert res["error"] == (f"data directory '{data}' belongs to PostgreSQL 14 but postgresql.bin_dir "
+                            f"'{lib.PG_BIN_DIR}' has PostgreSQL 15")
+
+    # Another user's directory.
+    os.chown(data, 0, 0)
+    res = tool(cfg, "start", expect_ok=False)
+    assert res["error"] == f"data directory '{data}' belongs to uid 0, not to this user (uid {uid})"
+    assert listing(data) == ["PG_VERSION", "precious.txt"]
+
+
+def test_bad_parameter(workdir):
+    cfg, c = make_config(workdir, "node1", lib.free_port(),
+                         parameters={"unix_socket_directories": workdir, "shared_buffers": "lots"})
+    res = tool(cfg, "bootstrap", expect_ok=False)
+    assert "exited during start-up" in res["error"]
+    assert 'invalid value for parameter "shared_buffers": "lots"' in res["error"]
+    assert os.path.exists(os.path.join(c["postgresql"]["data_dir"], "PG_VERSION"))
+    assert tool(cfg, "postmaster-pid")["pid"] == 0
