@@ -359,8 +359,10 @@ static int parse_replica_methods(const cJSON *pg, PgSettings *s, char **reterr) 
                                 rm->no_params = json_truthy(k);
                         else if (streq(k->string, "no_leader") || streq(k->string, "no_master"))
                                 rm->no_leader = json_truthy(k);
-                        /* Patroni passes every other key (these flags included) as --k=v. */
-                        _cleanup_free_ char *v = json_scalar(k);
+                        /* Patroni passes every other key (these flags included) as --k=v, the value
+                         * printed by Python: booleans as True/False. */
+                        _cleanup_free_ char *v = cJSON_IsBool(k) ? strdup(cJSON_IsTrue(k) ? "True" : "False")
+                                                                 : json_scalar(k);
                         if (!v)
                                 return fail(
                                         reterr, "postgresql.%s.%s: expected a scalar", rm->name, k->string);

@@ -1576,21 +1576,37 @@ static void replica_run(PgCtlJob *j) {
         r = proc_split_command(m->command, &argv);
         if (r < 0)
                 return job_finish(j, r, "postgresql.%s.command: cannot parse '%s'", m->name, m->command);
-        if (!m->no_params) {
-                for (size_t i = 0; r >= 0 && i < m->params.n; i++)
-                        r = proc_strv_pushf(
-                                &argv,
-                                "--%s=%s",
-                                m->params.items[i].name,
-                                strempty(m->params.items[i].value));
-                if (r >= 0)
-                        r = proc_strv_pushf(&argv, "--scope=%s", s->scope);
-                if (r >= 0)
-                        r = proc_strv_push(&argv, "--role=replica");
-                if (r >= 0)
-                        r = proc_strv_pushf(&argv, "--datadir=%s", s->data_dir);
-                if (r >= 0 && dsn)
-                        r = proc_strv_pushf(&argv, "--connstring=%s", dsn);
+        /* As Patroni: every key of the method's section as --key=value, then (unless no_params) scope,
+         * role, datadir and connstring; with no_params only the four flags are dropped. */
+        {
+                _cleanup_free_ char *datadir = strdup(s->data_dir), *connstring = strdup(strempty(dsn));
+                const char *defaults[][2] = {
+                        {"scope", s->scope},
+                        {"role", "replica"},
+                        {"datadir", datadir},
+                        {"connstring", connstring},
+                };
+                bool used[ELEMENTSOF(defaults)] = {};
+
+                if (!datadir || !connstring)
+                        return job_finish(j, -ENOMEM, "out of memory");
+                for (size_t i = 0; r >= 0 && i < m->params.n; i++) {
+                        const char *name = m->params.items[i].name,
+                                   *value = strempty(m->params.items[i].value);
+                        if (m->no_params &&
+                            (streq(name, "no_params") || streq(name, "no_master") ||
+                             streq(name, "no_leader") || streq(name, "keep_data")))
+                                continue;
+                        for (size_t d = 0; !m->no_params && d < ELEMENTSOF(defaults); d++)
+                                if (streq(name, defaults[d][0])) {
+                                        value = defaults[d][1];
+                                        used[d] = true;
+                                }
+                        r = proc_strv_pushf(&argv, "--%s=%s", name, value);
+                }
+                for (size_t d = 0; r >= 0 && !m->no_params && d < ELEMENTSOF(defaults); d++)
+                        if (!used[d])
+                                r = proc_strv_pushf(&argv, "--%s=%s", defaults[d][0], defaults[d][1]);
         }
         JOB_TRY(j, r, "out of memory");
         log_info("Creating replica with method %s.", m->name);

@@ -127,7 +127,9 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
                 "for a; do case $a in --datadir=*) D=${a#--datadir=};; --connstring=*) C=${a#--connstring=};; esac; done\n"
                 f"exec {lib.PG_BIN_DIR}/pg_basebackup -D \"$D\" -X stream -c fast -d \"$C\"\n")
     os.chmod(clone, 0o755)
-    c3, _ = make_config(workdir, "node3", p3, create_replica_methods=["clone", "basebackup"],
+    # "broken" fails first: the job falls back to the next method.
+    c3, _ = make_config(workdir, "node3", p3, create_replica_methods=["broken", "clone", "basebackup"],
+                        broken={"command": "/bin/false"},
                         clone={"command": clone, "keep_data": False, "extra": "x y"})
     for c in (c1, c2, c3):
         cluster.add(c)
@@ -167,9 +169,10 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
     # Replica via the custom method, which gets Patroni's arguments.
     res = tool(c3, "create-replica", f"127.0.0.1:{p1}")
     assert res["method"] == "clone"
+    assert "Replica creation method broken failed" in res["stderr"]
     with open(clone_args) as f:
         args = f.read().splitlines()
-    assert args[0] == (f"--keep_data=off --extra=x y --scope=demo --role=replica "
+    assert args[0] == (f"--keep_data=False --extra=x y --scope=demo --role=replica "
                        f"--datadir={workdir}/node3 "
                        f"--connstring=dbname=postgres user=replicator host=127.0.0.1 port={p1}")
     assert args[1] == f"PGPASSFILE={workdir}/pgpass.node3"

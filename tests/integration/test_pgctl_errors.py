@@ -83,3 +83,23 @@ def test_bad_parameter(workdir):
     assert 'invalid value for parameter "shared_buffers": "lots"' in res["error"]
     assert os.path.exists(os.path.join(c["postgresql"]["data_dir"], "PG_VERSION"))
     assert tool(cfg, "postmaster-pid")["pid"] == 0
+
+
+def test_replica_without_leader_needs_no_leader_method(workdir):
+    cfg, c = make_config(workdir, "node2", lib.free_port())
+    res = tool(cfg, "create-replica", "-", expect_ok=False)
+    assert res["error"] == "all replica creation methods failed or none was usable without a leader"
+    assert not os.path.exists(c["postgresql"]["data_dir"])
+
+    marker = os.path.join(workdir, "restore.args")
+    script = os.path.join(workdir, "restore.sh")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\necho \"$@\" > {marker}\nexit 3\n")
+    os.chmod(script, 0o755)
+    cfg, c = make_config(workdir, "node3", lib.free_port(), create_replica_methods=["restore", "basebackup"],
+                         restore={"command": f"{script} --from=backup", "no_leader": 1, "no_params": True})
+    res = tool(cfg, "create-replica", "-", expect_ok=False)
+    assert "all replica creation methods failed" in res["error"]
+    assert "Replica method basebackup needs a leader, skipping it." in res["stderr"]
+    with open(marker) as f:
+        assert f.read() == "--from=backup\n"  # no_params: nothing appended

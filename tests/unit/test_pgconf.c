@@ -76,6 +76,8 @@ TEST(settings_from_json) {
         ASSERT_TRUE(s.replica_methods[0].no_leader);
         ASSERT_FALSE(s.replica_methods[0].no_params);
         ASSERT_EQ(s.replica_methods[0].params.n, 3);
+        ASSERT_STREQ(pg_params_get(&s.replica_methods[0].params, "keep_data"), "True"); /* Python's str() */
+        ASSERT_STREQ(pg_params_get(&s.replica_methods[0].params, "no_leader"), "1");
         ASSERT_STREQ(s.replica_methods[1].name, "basebackup");
         ASSERT_EQ(s.basebackup.n, 2);
         ASSERT_STREQ(pg_params_get(&s.basebackup, "checkpoint"), "fast");
