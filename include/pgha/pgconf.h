@@ -168,6 +168,9 @@ int pgconf_write_all(const PgSettings *s, const PgParams *recovery) _warn_unused
 int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, const PgAuth *auth)
         _warn_unused_result_;
 
+/* pgconf_render_pgpass() - the text pgconf_write_pgpass() writes (heap string, NULL on OOM). */
+char *pgconf_render_pgpass(const char *host, unsigned port, const PgAuth *auth);
+
 /* pgconf_append_bootstrap_hba() - appends bootstrap.pg_hba to pg_hba.conf (blank line, lines,
  * newline) unless pg_hba.conf is managed. Non-logging. */
 int pgconf_append_bootstrap_hba(const PgSettings *s) _warn_unused_result_;

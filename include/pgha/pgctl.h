@@ -57,18 +57,25 @@ int pgctl_start(
         void *userdata,
         PgCtlJob **ret);
 
-/* pgctl_stop() - signals the postmaster (smart=SIGTERM, fast=SIGINT, immediate=SIGQUIT) and waits for
- * it to exit; after pg_ctl_timeout escalates to SIGQUIT, then SIGKILL of its process group. Succeeds at
- * once if nothing runs (pgctl_job_signalled() then returns false). */
+/* pgctl_stop() - optionally CHECKPOINT first (fast/smart only; speeds up the shutdown checkpoint, as
+ * Patroni does; a failure is logged and ignored), then signals the postmaster (smart=SIGTERM,
+ * fast=SIGINT, immediate=SIGQUIT) and waits for it to exit; after pg_ctl_timeout escalates to SIGQUIT,
+ * then SIGKILL of its process group. Succeeds at once if nothing runs (pgctl_job_signalled() is then
+ * false). */
 int pgctl_stop(
         sd_event *e,
         const PgSettings *s,
         PgStopMode mode,
+        bool checkpoint,
         pgctl_handler_t cb,
         void *userdata,
         PgCtlJob **ret);
 
-/* pgctl_restart() - fast stop, then start with recovery (NULL = primary). */
+/* pgctl_checkpoint() - CHECKPOINT on the local server as the superuser (e.g. right after promotion, so
+ * pg_control shows the new timeline before others pg_rewind from us). */
+int pgctl_checkpoint(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret);
+
+/* pgctl_restart() - CHECKPOINT, fast stop, then start with recovery (NULL = primary). */
 int pgctl_restart(
         sd_event *e,
         const PgSettings *s,

@@ -701,8 +701,7 @@ char *pgconf_local_host(const PgSettings *s) {
         }
         if (!s->listen_host || streq(s->listen_host, "*") || streq(s->listen_host, "0.0.0.0") ||
             streq(s->listen_host, "::") || streq(s->listen_host, "127.0.0.1"))
-                return strdup(
-                        s->listen_host && streq(s->listen_host, "127.0.0.1") ? "127.0.0.1" : "localhost");
+                return strdup("localhost");
         return strdup(s->listen_host);
 }
 
@@ -1114,22 +1113,20 @@ static void pgpass_field(FILE *f, const char *v) {
         }
 }
 
-int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, const PgAuth *auth) {
-        _cleanup_free_ char *buf = NULL;
+char *pgconf_render_pgpass(const char *host, unsigned port, const PgAuth *auth) {
+        char *buf = NULL;
         size_t size = 0;
         char port_s[16];
         FILE *f;
 
-        if (!s->pgpass)
-                return -EINVAL;
         (void)snprintf(port_s, sizeof(port_s), "%u", port);
         f = open_memstream(&buf, &size);
         if (!f)
-                return -ENOMEM;
+                return NULL;
         for (int i = 0; i < 2; i++) {
                 const char *h = i == 0 ? host : "localhost";
-                if (i == 1 && (streq_ptr(host, "localhost") || (host && host[0] != '/')))
-                        break; /* the extra line only matters for Unix-socket directories */
+                if (i == 1 && (!host || host[0] != '/'))
+                        break; /* libpq matches Unix-socket connections against "localhost" */
                 pgpass_field(f, h);
                 fputc(':', f);
                 pgpass_field(f, port_s);
@@ -1139,7 +1136,20 @@ int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, co
                 pgpass_field(f, auth->password);
                 fputc('\n', f);
         }
-        if (fclose(f) != 0)
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, const PgAuth *auth) {
+        _cleanup_free_ char *buf = NULL;
+
+        if (!s->pgpass)
+                return -EINVAL;
+        buf = pgconf_render_pgpass(host, port, auth);
+        if (!buf)
                 return -ENOMEM;
         return write_text(s->pgpass, buf, 0600);
 }

@@ -52,6 +52,7 @@ typedef enum PgCtlKind {
         PGCTL_REWIND,
         PGCTL_CRASH_RECOVERY,
         PGCTL_REMOVE_DATA_DIR,
+        PGCTL_CHECKPOINT,
         _PGCTL_KIND_MAX,
 } PgCtlKind;
 
@@ -67,6 +68,7 @@ static const char *const pgctl_kind_table[_PGCTL_KIND_MAX] = {
         [PGCTL_REWIND] = "rewind",
         [PGCTL_CRASH_RECOVERY] = "crash_recovery",
         [PGCTL_REMOVE_DATA_DIR] = "remove_data_dir",
+        [PGCTL_CHECKPOINT] = "checkpoint",
 };
 
 static const char *const pg_stop_mode_table[_PG_STOP_MODE_MAX] = {
@@ -121,6 +123,8 @@ struct PgCtlJob {
         unsigned attempt;
         const char *method;       /* points into settings */
         char *tmp_file;           /* pwfile / SQL script, removed when the job ends */
+        char *tmp_pgpass;         /* superuser password file for local connections, likewise */
+        bool checkpoint;          /* stop: CHECKPOINT first */
         job_timer_fn after_stale; /* continuation once a crashed postmaster's lock file is cleared */
         bool crash_recovery_done;
 };
@@ -145,6 +149,10 @@ static void job_remove_tmp(PgCtlJob *j) {
         if (j->tmp_file) {
                 (void)unlink(j->tmp_file);
                 j->tmp_file = mfree(j->tmp_file);
+        }
+        if (j->tmp_pgpass) {
+                (void)unlink(j->tmp_pgpass);
+                j->tmp_pgpass = mfree(j->tmp_pgpass);
         }
 }
 
@@ -883,6 +891,8 @@ int pgctl_start(
         return job_start(j, start_first, ret);
 }
 
+static void finish_with_result(PgCtlJob *j, const ProcResult *r);
+
 /* ==== stop ==== */
 
 static void stop_poll(PgCtlJob *j) {
@@ -906,7 +916,7 @@ static void stop_poll(PgCtlJob *j) {
         JOB_TRY(j, job_after(j, PGCTL_POLL_USEC / 2, stop_poll), "could not arm timer");
 }
 
-static void stop_first(PgCtlJob *j) {
+static void stop_signal(PgCtlJob *j) {
         static const int signals[_PG_STOP_MODE_MAX] = {
                 [PG_STOP_SMART] = SIGTERM,
                 [PG_STOP_FAST] = SIGINT,
@@ -924,10 +934,51 @@ static void stop_first(PgCtlJob *j) {
         stop_poll(j);
 }
 
+static void stop_on_checkpoint(PgCtlJob *j, const ProcResult *r) {
+        if (!proc_result_ok(r)) {
+                _cleanup_free_ char *why = result_reason(r);
+                log_warning("CHECKPOINT before stopping failed (%s), stopping anyway.", strna(why));
+        }
+        stop_signal(j);
+}
+
+static int psql_argv(const PgSettings *s, const char *host, char ***ret);
+static int local_superuser_env(PgCtlJob *j, const char *host, char **ret);
+
+/* Runs CHECKPOINT through psql as the superuser; continues with next(j, result). */
+static int job_spawn_checkpoint(PgCtlJob *j, job_proc_fn next) {
+        _cleanup_(proc_strv_freep) char **argv = NULL;
+        _cleanup_free_ char *host = pgconf_local_host(j->settings), *env_pgpass = NULL;
+        int r;
+
+        if (!host)
+                return -ENOMEM;
+        r = local_superuser_env(j, host, &env_pgpass);
+        if (r < 0)
+                return r;
+        r = psql_argv(j->settings, host, &argv);
+        if (r < 0)
+                return r;
+        if (proc_strv_push(&argv, "--command=CHECKPOINT") < 0)
+                return -ENOMEM;
+        char *env[] = {env_pgpass, (char *)"PGOPTIONS=-c statement_timeout=0", NULL};
+        return job_spawn(j, argv, env, j->settings->pg_ctl_timeout ?: 60 * USEC_PER_SEC, next);
+}
+
+static void stop_first(PgCtlJob *j) {
+        if (j->checkpoint && j->stop_mode != PG_STOP_IMMEDIATE &&
+            pgctl_postmaster_pid(j->settings->data_dir, NULL) > 0) {
+                JOB_TRY(j, job_spawn_checkpoint(j, stop_on_checkpoint), "could not run CHECKPOINT");
+                return;
+        }
+        stop_signal(j);
+}
+
 int pgctl_stop(
         sd_event *e,
         const PgSettings *s,
         PgStopMode mode,
+        bool checkpoint,
         pgctl_handler_t cb,
         void *userdata,
         PgCtlJob **ret) {
@@ -940,7 +991,24 @@ int pgctl_stop(
         if (r < 0)
                 return r;
         j->stop_mode = mode;
+        j->checkpoint = checkpoint;
         return job_start(j, stop_first, ret);
+}
+
+/* ==== checkpoint ==== */
+
+static void checkpoint_first(PgCtlJob *j) {
+        if (pgctl_postmaster_pid(j->settings->data_dir, NULL) <= 0)
+                return job_finish(j, -ESRCH, "postgres is not running on %s", j->settings->data_dir);
+        JOB_TRY(j, job_spawn_checkpoint(j, finish_with_result), "could not run CHECKPOINT");
+}
+
+int pgctl_checkpoint(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
+        PgCtlJob *j;
+        int r = job_new(e, s, PGCTL_CHECKPOINT, cb, userdata, &j);
+        if (r < 0)
+                return r;
+        return job_start(j, checkpoint_first, ret);
 }
 
 /* ==== composite jobs: restart, bootstrap ==== */
@@ -987,7 +1055,7 @@ static int stop_fast_ctor(
         pgctl_handler_t cb,
         void *userdata,
         PgCtlJob **ret) {
-        return pgctl_stop(e, s, PG_STOP_FAST, cb, userdata, ret);
+        return pgctl_stop(e, s, PG_STOP_FAST, /* checkpoint= */ true, cb, userdata, ret);
 }
 
 static void restart_first(PgCtlJob *j) {
@@ -1140,7 +1208,7 @@ int pgctl_promote(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *us
 
 /* ==== initdb and bootstrap ==== */
 
-static int make_tmp_file(PgCtlJob *j, const char *content) {
+static int make_tmp(char **field, const char *content) {
         char path[] = "/tmp/pgha-XXXXXX";
         _cleanup_close_ int fd = mkostemp(path, O_CLOEXEC);
         size_t n = strlen(content);
@@ -1151,13 +1219,34 @@ static int make_tmp_file(PgCtlJob *j, const char *content) {
                 (void)unlink(path);
                 return -EIO;
         }
-        job_remove_tmp(j);
-        j->tmp_file = strdup(path);
-        if (!j->tmp_file) {
+        if (*field) {
+                (void)unlink(*field);
+                free(*field);
+        }
+        *field = strdup(path);
+        if (!*field) {
                 (void)unlink(path);
                 return -ENOMEM;
         }
         return 0;
+}
+
+static int make_tmp_file(PgCtlJob *j, const char *content) {
+        return make_tmp(&j->tmp_file, content);
+}
+
+/* "PGPASSFILE=<temp file>" with the superuser's line for the local host: the configured pgpass file
+ * is left alone because primary_conninfo's passfile= points at it. */
+static int local_superuser_env(PgCtlJob *j, const char *host, char **ret) {
+        _cleanup_free_ char *text = pgconf_render_pgpass(host, j->settings->port, &j->settings->superuser);
+        int r;
+
+        if (!text)
+                return -ENOMEM;
+        r = make_tmp(&j->tmp_pgpass, text);
+        if (r < 0)
+                return r;
+        return asprintf(ret, "PGPASSFILE=%s", j->tmp_pgpass) < 0 ? -ENOMEM : 0;
 }
 
 static void initdb_done(PgCtlJob *j, const ProcResult *r) {
@@ -1380,11 +1469,9 @@ static void bootstrap_on_started(PgCtlJob *j, int r, const char *error) {
                 return job_finish(j, r, "bootstrap.users: invalid role option");
         JOB_TRY(j, r, "out of memory");
         JOB_TRY(j, make_tmp_file(j, sql), "could not write the bootstrap SQL file");
-        JOB_TRY(j, pgconf_write_pgpass(s, host, s->port, &s->superuser), "could not write pgpass file");
+        JOB_TRY(j, local_superuser_env(j, host, &env_pgpass), "could not write a password file");
         JOB_TRY(j, psql_argv(s, host, &argv), "out of memory");
         JOB_TRY(j, proc_strv_pushf(&argv, "--file=%s", j->tmp_file), "out of memory");
-        if (asprintf(&env_pgpass, "PGPASSFILE=%s", s->pgpass) < 0)
-                return job_finish(j, -ENOMEM, "out of memory");
         char *env[] = {env_pgpass, (char *)"PGOPTIONS=-c synchronous_commit=local", NULL};
         JOB_TRY(j,
                 job_spawn(j, argv, env, PGCTL_TOOL_TIMEOUT * 6, bootstrap_on_users),

@@ -196,7 +196,7 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
     query(workdir, p2, "INSERT INTO t VALUES (2)")
     # The post-promote checkpoint puts the new timeline into pg_control, which pg_rewind reads (the HA
     # loop waits for it, as Patroni waits for checkpoint_after_promote).
-    query(workdir, p2, "CHECKPOINT")
+    tool(c2, "checkpoint")
 
     # node1 diverges, then its postmaster crashes.
     query(workdir, p1, "CREATE TABLE diverged (x int); INSERT INTO t VALUES (100)")
@@ -220,8 +220,9 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
         workdir, p2, "SELECT application_name, state FROM pg_stat_replication"), 30, what="node1 streams")
 
     # Stop modes and restart/reload.
-    res = tool(c3, "stop", "fast")
+    res = tool(c3, "stop", "fast", "checkpoint")
     assert res["signalled"] is True
+    assert "psql" in res["stderr"] and "CHECKPOINT before stopping failed" not in res["stderr"]
     res = tool(c3, "stop", "fast")
     assert res["signalled"] is False
     tool(c1, "reload", f"127.0.0.1:{p2}")

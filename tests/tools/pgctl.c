@@ -130,11 +130,19 @@ int main(int argc, char **argv) {
                 r = pgctl_start(e, &s, rec, on_job, e, &job);
         else if (streq(cmd, "stop"))
                 r = pgctl_stop(
-                        e, &s, pg_stop_mode_from_string(argc > 3 ? argv[3] : "fast"), on_job, e, &job);
+                        e,
+                        &s,
+                        pg_stop_mode_from_string(argc > 3 ? argv[3] : "fast"),
+                        argc > 4 && streq(argv[4], "checkpoint"),
+                        on_job,
+                        e,
+                        &job);
         else if (streq(cmd, "restart"))
                 r = pgctl_restart(e, &s, rec, on_job, e, &job);
         else if (streq(cmd, "reload"))
                 r = pgctl_reload(e, &s, rec, on_job, e, &job);
+        else if (streq(cmd, "checkpoint"))
+                r = pgctl_checkpoint(e, &s, on_job, e, &job);
         else if (streq(cmd, "promote"))
                 r = pgctl_promote(e, &s, on_job, e, &job);
         else if (streq(cmd, "create-replica")) {
