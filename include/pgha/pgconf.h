@@ -103,6 +103,7 @@ typedef struct PgSettings {
         char **bootstrap_pg_hba;
         PgBootstrapUser *bootstrap_users;
         size_t n_bootstrap_users;
+        char *post_bootstrap; /* bootstrap.post_bootstrap (or post_init) command */
 } PgSettings;
 
 void pg_settings_done(PgSettings *s);

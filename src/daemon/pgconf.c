@@ -144,6 +144,7 @@ void pg_settings_done(PgSettings *s) {
         free(s->pre_promote);
         pg_params_done(&s->initdb);
         proc_strv_free(s->bootstrap_pg_hba);
+        free(s->post_bootstrap);
         for (size_t i = 0; i < s->n_bootstrap_users; i++) {
                 free(s->bootstrap_users[i].name);
                 free(s->bootstrap_users[i].password);
@@ -390,6 +391,12 @@ static int parse_bootstrap(const cJSON *root, PgSettings *s, char **reterr) {
                 if (pg_params_has(&s->initdb, forbidden[i]))
                         return fail(reterr, "bootstrap.initdb: %s can not be set", forbidden[i]);
         r = get_strv(b, "pg_hba", &s->bootstrap_pg_hba, reterr, "bootstrap");
+        if (r < 0)
+                return r;
+        r = get_string(b, "post_init", &s->post_bootstrap, reterr, "bootstrap");
+        if (r < 0)
+                return r;
+        r = get_string(b, "post_bootstrap", &s->post_bootstrap, reterr, "bootstrap");
         if (r < 0)
                 return r;
         users = cJSON_GetObjectItemCaseSensitive(b, "users");

@@ -1359,7 +1359,9 @@ static bool is_valid_option(const char *o) {
         return true;
 }
 
-static int bootstrap_sql(const PgSettings *s, char **ret) {
+/* part 0: the superuser's password; part 1 (after post_bootstrap): replication, rewind and
+ * bootstrap.users roles, in Patroni's order. */
+static int bootstrap_sql(const PgSettings *s, unsigned part, char **ret) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0;
         FILE *f = open_memstream(&buf, &size);
@@ -1371,8 +1373,11 @@ static int bootstrap_sql(const PgSettings *s, char **ret) {
         fputs("SET log_statement TO 'none';\nSET log_min_duration_statement TO -1;\n"
               "SET log_min_error_statement TO 'log';\n",
               f);
-        if (s->superuser.password)
-                sql_role(f, su, s->superuser.password, "SUPERUSER");
+        if (part == 0) {
+                if (s->superuser.password)
+                        sql_role(f, su, s->superuser.password, "SUPERUSER");
+                goto done;
+        }
         if (s->replication.username && !streq(s->replication.username, su))
                 sql_role(f, s->replication.username, s->replication.password, "LOGIN REPLICATION");
         if (s->rewind.username && !streq(s->rewind.username, su)) {
@@ -1424,18 +1429,11 @@ static int bootstrap_sql(const PgSettings *s, char **ret) {
                 }
                 sql_role(f, u->name, u->password, opts);
         }
+done:
         if (fclose(f) != 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(buf);
         return 0;
-}
-
-static void bootstrap_on_users(PgCtlJob *j, const ProcResult *r) {
-        _cleanup_free_ char *why = NULL;
-        if (proc_result_ok(r))
-                return job_finish(j, 0, NULL);
-        why = result_reason(r);
-        job_finish(j, -EIO, "creating bootstrap users failed: %s", strna(why));
 }
 
 static int psql_argv(const PgSettings *s, const char *host, char ***ret) {
@@ -1454,17 +1452,17 @@ static int psql_argv(const PgSettings *s, const char *host, char ***ret) {
         return 0;
 }
 
-static void bootstrap_on_started(PgCtlJob *j, int r, const char *error) {
+static void bootstrap_on_sql(PgCtlJob *j, const ProcResult *r);
+
+static void bootstrap_run_sql(PgCtlJob *j) {
         const PgSettings *s = j->settings;
         _cleanup_(proc_strv_freep) char **argv = NULL;
-        _cleanup_free_ char *sql = NULL, *host = NULL, *env_pgpass = NULL;
+        _cleanup_free_ char *sql = NULL, *host = pgconf_local_host(s), *env_pgpass = NULL;
+        int r;
 
-        if (r < 0)
-                return job_finish(j, r, "%s", strna(error));
-        host = pgconf_local_host(s);
         if (!host)
                 return job_finish(j, -ENOMEM, "out of memory");
-        r = bootstrap_sql(s, &sql);
+        r = bootstrap_sql(s, j->attempt, &sql);
         if (r == -EINVAL)
                 return job_finish(j, r, "bootstrap.users: invalid role option");
         JOB_TRY(j, r, "out of memory");
@@ -1473,9 +1471,63 @@ static void bootstrap_on_started(PgCtlJob *j, int r, const char *error) {
         JOB_TRY(j, psql_argv(s, host, &argv), "out of memory");
         JOB_TRY(j, proc_strv_pushf(&argv, "--file=%s", j->tmp_file), "out of memory");
         char *env[] = {env_pgpass, (char *)"PGOPTIONS=-c synchronous_commit=local", NULL};
+        JOB_TRY(j, job_spawn(j, argv, env, PGCTL_TOOL_TIMEOUT * 6, bootstrap_on_sql), "could not run psql");
+}
+
+static void bootstrap_on_post_bootstrap(PgCtlJob *j, const ProcResult *r) {
+        if (!proc_result_ok(r)) {
+                _cleanup_free_ char *why = result_reason(r);
+                return job_finish(j, -EIO, "bootstrap.post_bootstrap script failed: %s", strna(why));
+        }
+        j->attempt = 1;
+        bootstrap_run_sql(j);
+}
+
+/* post_bootstrap gets the local superuser DSN (no password; PGPASSFILE has it) as last argument. */
+static void bootstrap_run_post_bootstrap(PgCtlJob *j) {
+        const PgSettings *s = j->settings;
+        _cleanup_(proc_strv_freep) char **argv = NULL;
+        _cleanup_(pg_params_done) PgParams p = {};
+        _cleanup_free_ char *host = pgconf_local_host(s), *env_pgpass = NULL, *dsn = NULL;
+        char port[16];
+
+        if (!host)
+                return job_finish(j, -ENOMEM, "out of memory");
+        if (proc_split_command(s->post_bootstrap, &argv) < 0)
+                return job_finish(
+                        j, -EINVAL, "bootstrap.post_bootstrap: cannot parse '%s'", s->post_bootstrap);
+        (void)snprintf(port, sizeof(port), "%u", s->port);
+        if (pg_params_set(&p, "dbname", s->database) < 0 ||
+            pg_params_set(&p, "user", s->superuser.username) < 0 || pg_params_set(&p, "host", host) < 0 ||
+            pg_params_set(&p, "port", port) < 0 || !(dsn = pgconf_format_dsn(&p)) ||
+            proc_strv_push(&argv, dsn) < 0)
+                return job_finish(j, -ENOMEM, "out of memory");
+        JOB_TRY(j, local_superuser_env(j, host, &env_pgpass), "could not write a password file");
+        char *env[] = {env_pgpass, (char *)"PGOPTIONS=-c synchronous_commit=local", NULL};
+        log_info("Running post_bootstrap script.");
         JOB_TRY(j,
-                job_spawn(j, argv, env, PGCTL_TOOL_TIMEOUT * 6, bootstrap_on_users),
-                "could not run psql");
+                job_spawn(j, argv, env, PGCTL_LONG_TIMEOUT, bootstrap_on_post_bootstrap),
+                "could not run bootstrap.post_bootstrap");
+}
+
+static void bootstrap_on_sql(PgCtlJob *j, const ProcResult *r) {
+        if (!proc_result_ok(r)) {
+                _cleanup_free_ char *why = result_reason(r);
+                return job_finish(j, -EIO, "creating bootstrap users failed: %s", strna(why));
+        }
+        if (j->attempt == 1)
+                return job_finish(j, 0, NULL);
+        if (!isempty(j->settings->post_bootstrap))
+                return bootstrap_run_post_bootstrap(j);
+        j->attempt = 1;
+        bootstrap_run_sql(j);
+}
+
+static void bootstrap_on_started(PgCtlJob *j, int r, const char *error) {
+        if (r < 0)
+                return job_finish(j, r, "%s", strna(error));
+        j->attempt = 0; /* SQL part */
+        bootstrap_run_sql(j);
 }
 
 static void bootstrap_on_initdb(PgCtlJob *j, int r, const char *error) {
