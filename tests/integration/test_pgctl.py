@@ -242,3 +242,28 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
     res = tool(c1, "restart", f"127.0.0.1:{p2}")
     assert res["signalled"] is True
     assert query(workdir, p1, "SELECT pg_is_in_recovery()")[0][0] is True
+
+
+def test_stop_escalates_and_start_is_idempotent(workdir, cluster):
+    port = lib.free_port()
+    cfg, c = make_config(workdir, "node1", port, pg_ctl_timeout=2)
+    cluster.add(cfg)
+    tool(cfg, "bootstrap")
+    pid = tool(cfg, "postmaster-pid")["pid"]
+    # Starting a running server is a no-op that reports success.
+    res = tool(cfg, "start")
+    assert "already running" in res["stderr"]
+    assert tool(cfg, "postmaster-pid")["pid"] == pid
+    # A smart shutdown waits for clients forever; at pg_ctl_timeout pgha escalates to SIGQUIT.
+    conn = connect(workdir, port)
+    try:
+        res = tool(cfg, "stop", "smart")
+        assert res["signalled"] is True
+        assert 2 <= res["seconds"] < 10
+        assert "did not stop in time, sending SIGQUIT" in res["stderr"]
+    finally:
+        conn.close()
+    assert tool(cfg, "postmaster-pid")["pid"] == 0
+    # After an immediate shutdown the next start runs crash recovery by itself.
+    tool(cfg, "start")
+    assert query(workdir, port, "SELECT 1") == [(1,)]
