@@ -124,6 +124,7 @@ struct PgCtlJob {
         const char *method;       /* points into settings */
         char *tmp_file;           /* pwfile / SQL script, removed when the job ends */
         char *tmp_pgpass;         /* superuser password file for local connections, likewise */
+        PgParams raised;          /* start as replica: parameters raised to pg_controldata's values */
         bool checkpoint;          /* stop: CHECKPOINT first */
         job_timer_fn after_stale; /* continuation once a crashed postmaster's lock file is cleared */
         bool crash_recovery_done;
@@ -164,6 +165,7 @@ PgCtlJob *pgctl_job_free(PgCtlJob *j) {
         j->sub = pgctl_job_free(j->sub);
         job_remove_tmp(j);
         pg_params_done(&j->recovery);
+        pg_params_done(&j->raised);
         free(j->host);
         sd_event_unref(j->event);
         return mfree(j);
@@ -778,12 +780,28 @@ static void start_on_spawned(PgCtlJob *j, const ProcResult *r) {
 }
 
 static void start_spawn(PgCtlJob *j) {
-        const PgSettings *s = j->settings;
+        /* A shallow copy whose parameters include the raised ones; never pg_settings_done()'d. */
+        PgSettings eff = *j->settings;
+        const PgSettings *s = &eff;
+        _cleanup_(pg_params_done) PgParams merged = {};
         _cleanup_(proc_strv_freep) char **argv = NULL;
         _cleanup_free_ char *line = NULL;
         _cleanup_close_ int log_fd = -EBADF;
         ProcOptions opts = PROC_OPTIONS_INIT;
         Proc *old = j->proc;
+
+        for (size_t i = 0; i < j->settings->parameters.n; i++)
+                JOB_TRY(j,
+                        pg_params_set(
+                                &merged,
+                                j->settings->parameters.items[i].name,
+                                j->settings->parameters.items[i].value),
+                        "out of memory");
+        for (size_t i = 0; i < j->raised.n; i++)
+                JOB_TRY(j,
+                        pg_params_set(&merged, j->raised.items[i].name, j->raised.items[i].value),
+                        "out of memory");
+        eff.parameters = merged;
 
         JOB_TRY(j,
                 pgconf_write_all(s, j->has_recovery ? &j->recovery : NULL),
@@ -806,6 +824,32 @@ static void start_spawn(PgCtlJob *j) {
         JOB_TRY(j, proc_spawn(j->event, argv, &opts, on_job_proc, j, &j->proc), "could not spawn postgres");
         proc_free(old);
         j->proc_next = start_on_spawned;
+}
+
+/* A standby refuses to start with lower values than its primary had for these (pg_control records
+ * them); Patroni raises them from pg_controldata, and so do we. */
+static void start_on_controldata(PgCtlJob *j, const ProcResult *r) {
+        static const struct {
+                const char *param, *key, *def;
+        } raise[] = {
+                {"max_connections", "max_connections setting", "100"},
+                {"max_worker_processes", "max_worker_processes setting", "8"},
+                {"max_wal_senders", "max_wal_senders setting", "10"},
+                {"max_prepared_transactions", "max_prepared_xacts setting", "0"},
+                {"max_locks_per_transaction", "max_locks_per_xact setting", "64"},
+        };
+
+        if (!proc_result_ok(r))
+                log_warning("pg_controldata failed, starting with the configured parameters.");
+        for (size_t i = 0; proc_result_ok(r) && i < ELEMENTSOF(raise); i++) {
+                _cleanup_free_ char *v = pgctl_controldata_get(r->out, raise[i].key);
+                const char *cur = pg_params_get(&j->settings->parameters, raise[i].param) ?: raise[i].def;
+                if (!v || strtoull(v, NULL, 10) <= strtoull(cur, NULL, 10))
+                        continue;
+                log_info("Raising %s from %s to %s, the value in pg_control.", raise[i].param, cur, v);
+                JOB_TRY(j, pg_params_set(&j->raised, raise[i].param, v), "out of memory");
+        }
+        job_wait_stale(j, start_spawn);
 }
 
 static void start_on_version(PgCtlJob *j, const ProcResult *r) {
@@ -835,6 +879,14 @@ static void start_on_version(PgCtlJob *j, const ProcResult *r) {
                         data_version,
                         strempty(s->bin_dir),
                         bin_major);
+        if (j->has_recovery) {
+                _cleanup_(proc_strv_freep) char **argv = NULL;
+                JOB_TRY(j, controldata_argv(s, &argv), "out of memory");
+                JOB_TRY(j,
+                        job_spawn(j, argv, controldata_env(), PGCTL_TOOL_TIMEOUT, start_on_controldata),
+                        "could not run pg_controldata");
+                return;
+        }
         job_wait_stale(j, start_spawn);
 }
 

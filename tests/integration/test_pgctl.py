@@ -125,7 +125,11 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
     cfg1["bootstrap"]["post_bootstrap"] = f"{post} first"
     with open(c1, "w") as f:
         json.dump(cfg1, f)
-    c2, _ = make_config(workdir, "node2", p2)
+    # node2 is configured with fewer connections than its primary: pg_control wins (a standby could not
+    # start otherwise).
+    c2, _ = make_config(workdir, "node2", p2,
+                        parameters={"unix_socket_directories": workdir, "shared_buffers": "16MB",
+                                    "fsync": "off", "max_connections": 25})
     clone_args = os.path.join(workdir, "clone.args")
     clone = os.path.join(workdir, "clone.sh")
     with open(clone, "w") as f:
@@ -178,7 +182,9 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
     # Replica via pg_basebackup, started as a standby of node1.
     res = tool(c2, "create-replica", f"127.0.0.1:{p1}")
     assert res["method"] == "basebackup"
-    tool(c2, "start", f"127.0.0.1:{p1}")
+    res = tool(c2, "start", f"127.0.0.1:{p1}")
+    assert "Raising max_connections from 25 to 30" in res["stderr"]
+    assert query(workdir, p2, "SHOW max_connections") == [("30",)]
     # Replica via the custom method, which gets Patroni's arguments.
     res = tool(c3, "create-replica", f"127.0.0.1:{p1}")
     assert res["method"] == "clone"
