@@ -179,3 +179,11 @@ int pgconf_append_bootstrap_hba(const PgSettings *s) _warn_unused_result_;
 /* pgconf_local_host() - the host for local connections (heap string): the first absolute
  * unix_socket_directories entry, else the first listen address (localhost for wildcard addresses). */
 char *pgconf_local_host(const PgSettings *s);
+
+/* pgconf_backup_files() - copies postgresql.conf, postgresql.base.conf, pg_hba.conf and pg_ident.conf
+ * (those that exist) to <file>.backup in config_dir; done after every successful start. Non-logging. */
+int pgconf_backup_files(const PgSettings *s) _warn_unused_result_;
+
+/* pgconf_restore_files() - restores those files that are missing from their .backup copies (after a
+ * base backup or a custom replica method). Returns the number restored. Non-logging. */
+int pgconf_restore_files(const PgSettings *s) _warn_unused_result_;

@@ -133,6 +133,10 @@ int pgctl_crash_recovery(
 int pgctl_remove_data_dir(
         sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret);
 
+/* pgctl_controldata() - runs pg_controldata (LANG=C); on success pgctl_job_output() holds its output
+ * for pgctl_controldata_get() (state, timeline, checkpoint locations for the rewind decision). */
+int pgctl_controldata(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret);
+
 PgCtlJob *pgctl_job_free(PgCtlJob *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PgCtlJob *, pgctl_job_free);
 
@@ -144,6 +148,9 @@ bool pgctl_job_signalled(const PgCtlJob *j);
 
 /* pgctl_job_method() - for create_replica: the method that succeeded. */
 const char *pgctl_job_method(const PgCtlJob *j);
+
+/* pgctl_job_output() - for controldata: pg_controldata's output (valid until the job is freed). */
+const char *pgctl_job_output(const PgCtlJob *j);
 
 /* pgctl_postmaster_pid() - reads <data_dir>/postmaster.pid and checks that the PID is a live process
  * (not a zombie: /proc/<pid>/stat state Z or X counts as dead, since PID 1 may reap late) whose start

@@ -1186,3 +1186,57 @@ int pgconf_append_bootstrap_hba(const PgSettings *s) {
                 return -ENOMEM;
         return write_text(path, buf, 0600);
 }
+
+/* The files backed up after a successful start and restored when a base backup or a custom replica
+ * method left them out (Patroni §6.1). */
+static const char *const backed_up_files[] = {
+        "postgresql.conf",
+        "postgresql.base.conf",
+        "pg_hba.conf",
+        "pg_ident.conf",
+};
+
+static int copy_file(const char *from, const char *to) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        int r = read_full_file(from, PGCONF_FILE_MAX, &text, &size);
+        if (r < 0)
+                return r;
+        return write_file_atomic(to, text, size, 0600);
+}
+
+int pgconf_backup_files(const PgSettings *s) {
+        for (size_t i = 0; i < ELEMENTSOF(backed_up_files); i++) {
+                _cleanup_free_ char *path = pgconf_path(s, backed_up_files[i]), *backup = NULL;
+                int r;
+
+                if (!path || asprintf(&backup, "%s.backup", path) < 0)
+                        return -ENOMEM;
+                r = copy_file(path, backup);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        return 0;
+}
+
+int pgconf_restore_files(const PgSettings *s) {
+        int n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(backed_up_files); i++) {
+                _cleanup_free_ char *path = pgconf_path(s, backed_up_files[i]), *backup = NULL;
+                struct stat st;
+                int r;
+
+                if (!path || asprintf(&backup, "%s.backup", path) < 0)
+                        return -ENOMEM;
+                if (stat(path, &st) == 0 || errno != ENOENT)
+                        continue;
+                r = copy_file(backup, path);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        return n;
+}

@@ -53,6 +53,7 @@ typedef enum PgCtlKind {
         PGCTL_CRASH_RECOVERY,
         PGCTL_REMOVE_DATA_DIR,
         PGCTL_CHECKPOINT,
+        PGCTL_CONTROLDATA,
         _PGCTL_KIND_MAX,
 } PgCtlKind;
 
@@ -69,6 +70,7 @@ static const char *const pgctl_kind_table[_PGCTL_KIND_MAX] = {
         [PGCTL_CRASH_RECOVERY] = "crash_recovery",
         [PGCTL_REMOVE_DATA_DIR] = "remove_data_dir",
         [PGCTL_CHECKPOINT] = "checkpoint",
+        [PGCTL_CONTROLDATA] = "controldata",
 };
 
 static const char *const pg_stop_mode_table[_PG_STOP_MODE_MAX] = {
@@ -125,6 +127,7 @@ struct PgCtlJob {
         char *tmp_file;           /* pwfile / SQL script, removed when the job ends */
         char *tmp_pgpass;         /* superuser password file for local connections, likewise */
         PgParams raised;          /* start as replica: parameters raised to pg_controldata's values */
+        char *output;             /* controldata: stdout of pg_controldata */
         bool checkpoint;          /* stop: CHECKPOINT first */
         job_timer_fn after_stale; /* continuation once a crashed postmaster's lock file is cleared */
         bool crash_recovery_done;
@@ -144,6 +147,10 @@ bool pgctl_job_signalled(const PgCtlJob *j) {
 
 const char *pgctl_job_method(const PgCtlJob *j) {
         return j ? j->method : NULL;
+}
+
+const char *pgctl_job_output(const PgCtlJob *j) {
+        return j ? j->output : NULL;
 }
 
 static void job_remove_tmp(PgCtlJob *j) {
@@ -166,6 +173,7 @@ PgCtlJob *pgctl_job_free(PgCtlJob *j) {
         job_remove_tmp(j);
         pg_params_done(&j->recovery);
         pg_params_done(&j->raised);
+        free(j->output);
         free(j->host);
         sd_event_unref(j->event);
         return mfree(j);
@@ -193,7 +201,11 @@ static void job_finish(PgCtlJob *j, int r, const char *fmt, ...) {
         if (r < 0)
                 log_error_errno(r, "%s failed: %s", job_name(j), strna(msg));
         else
-                log_info("%s of %s completed.", job_name(j), j->settings->data_dir);
+                log_full(
+                        j->kind == PGCTL_CONTROLDATA ? LOG_DEBUG : LOG_INFO,
+                        "%s of %s completed.",
+                        job_name(j),
+                        j->settings->data_dir);
         j->handler(j, r < 0 ? r : 0, r < 0 ? strna(msg) : NULL, j->userdata);
 }
 
@@ -720,13 +732,20 @@ static char *postmaster_log_reason(const PgSettings *s) {
         return best;
 }
 
+static void start_succeeded(PgCtlJob *j) {
+        int r = pgconf_backup_files(j->settings);
+        if (r < 0)
+                log_warning_errno(r, "Failed to back up configuration files, ignoring: %m");
+        job_finish(j, 0, NULL);
+}
+
 static void start_on_isready(PgCtlJob *j, const ProcResult *r) {
         if (r->signal == 0 && r->exit_code == 0)
-                return job_finish(j, 0, NULL);
+                return start_succeeded(j);
         if (r->signal == 0 && r->exit_code == 3) {
                 log_warning(
                         "pg_isready could not tell whether postgres accepts connections, assuming it does.");
-                return job_finish(j, 0, NULL);
+                return start_succeeded(j);
         }
         JOB_TRY(j, job_after(j, PGCTL_POLL_USEC, start_poll), "could not arm timer");
 }
@@ -1676,8 +1695,15 @@ static void replica_on_method(PgCtlJob *j, const ProcResult *r) {
         _cleanup_free_ char *why = NULL;
 
         if (proc_result_ok(r)) {
+                int k;
                 j->method = m->name;
                 log_info("Replica created with method %s.", m->name);
+                k = pgconf_restore_files(j->settings);
+                if (k < 0)
+                        log_warning_errno(
+                                k, "Failed to restore configuration files from backups, ignoring: %m");
+                else if (k > 0)
+                        log_info("Restored %d configuration file(s) from their .backup copies.", k);
                 return job_finish(j, 0, NULL);
         }
         why = result_reason(r);
@@ -2023,8 +2049,21 @@ static void rewind_on_controldata(PgCtlJob *j, const ProcResult *r) {
         if (!dsn || !bin || asprintf(&env_pgpass, "PGPASSFILE=%s", s->pgpass) < 0)
                 return job_finish(j, -ENOMEM, "out of memory");
         JOB_TRY(j, pgconf_write_pgpass(s, j->host, j->port, auth), "could not write pgpass file");
-        if (proc_strv_push(&argv, bin) < 0 ||
-            proc_strv_pushf(&argv, "--target-pgdata=%s", s->data_dir) < 0 ||
+        if (proc_strv_push(&argv, bin) < 0)
+                return job_finish(j, -ENOMEM, "out of memory");
+        /* With a restore_command, pg_rewind fetches WAL missing on the target from the archive; it reads
+         * the setting through the configuration file, which it must be told about when elsewhere. */
+        if (pg_params_get(&s->recovery_conf, "restore_command") ||
+            pg_params_get(&s->parameters, "restore_command")) {
+                if (proc_strv_push(&argv, "--restore-target-wal") < 0)
+                        return job_finish(j, -ENOMEM, "out of memory");
+                if (s->config_dir && !streq(s->config_dir, s->data_dir)) {
+                        _cleanup_free_ char *conf = pgconf_path(s, "postgresql.conf");
+                        if (!conf || proc_strv_pushf(&argv, "--config-file=%s", conf) < 0)
+                                return job_finish(j, -ENOMEM, "out of memory");
+                }
+        }
+        if (proc_strv_pushf(&argv, "--target-pgdata=%s", s->data_dir) < 0 ||
             proc_strv_pushf(&argv, "--source-server=%s", dsn) < 0)
                 return job_finish(j, -ENOMEM, "out of memory");
         char *env[] = {
@@ -2088,4 +2127,33 @@ int pgctl_rewind(
                 return -ENOMEM;
         }
         return job_start(j, rewind_first, ret);
+}
+
+/* ==== pg_controldata ==== */
+
+static void controldata_done(PgCtlJob *j, const ProcResult *r) {
+        if (!proc_result_ok(r)) {
+                _cleanup_free_ char *why = result_reason(r);
+                return job_finish(j, -EIO, "pg_controldata failed: %s", strna(why));
+        }
+        j->output = strdup(r->out);
+        if (!j->output)
+                return job_finish(j, -ENOMEM, "out of memory");
+        job_finish(j, 0, NULL);
+}
+
+static void controldata_first(PgCtlJob *j) {
+        _cleanup_(proc_strv_freep) char **argv = NULL;
+        JOB_TRY(j, controldata_argv(j->settings, &argv), "out of memory");
+        JOB_TRY(j,
+                job_spawn(j, argv, controldata_env(), PGCTL_TOOL_TIMEOUT, controldata_done),
+                "could not run pg_controldata");
+}
+
+int pgctl_controldata(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
+        PgCtlJob *j;
+        int r = job_new(e, s, PGCTL_CONTROLDATA, cb, userdata, &j);
+        if (r < 0)
+                return r;
+        return job_start(j, controldata_first, ret);
 }

@@ -23,6 +23,7 @@ static int result;
 static char *error;
 static bool signalled;
 static char *method;
+static char *output;
 
 static void on_job(PgCtlJob *j, int r, const char *err, void *userdata) {
         done = true;
@@ -30,6 +31,7 @@ static void on_job(PgCtlJob *j, int r, const char *err, void *userdata) {
         error = err ? strdup(err) : NULL;
         signalled = pgctl_job_signalled(j);
         method = pgctl_job_method(j) ? strdup(pgctl_job_method(j)) : NULL;
+        output = pgctl_job_output(j) ? strdup(pgctl_job_output(j)) : NULL;
         (void)sd_event_exit(userdata, 0);
 }
 
@@ -141,6 +143,8 @@ int main(int argc, char **argv) {
                 r = pgctl_restart(e, &s, rec, on_job, e, &job);
         else if (streq(cmd, "reload"))
                 r = pgctl_reload(e, &s, rec, on_job, e, &job);
+        else if (streq(cmd, "controldata"))
+                r = pgctl_controldata(e, &s, on_job, e, &job);
         else if (streq(cmd, "checkpoint"))
                 r = pgctl_checkpoint(e, &s, on_job, e, &job);
         else if (streq(cmd, "promote"))
@@ -197,6 +201,22 @@ int main(int argc, char **argv) {
         cJSON_AddBoolToObject(out, "signalled", signalled);
         if (method)
                 cJSON_AddStringToObject(out, "method", method);
+        if (output) {
+                /* pg_controldata's "key: value" lines as an object. */
+                cJSON *cd = cJSON_AddObjectToObject(out, "controldata");
+                for (char *line = output; line && *line;) {
+                        char *nl = strchr(line, '\n'), *colon;
+                        if (nl)
+                                *nl = '\0';
+                        colon = strchr(line, ':');
+                        if (colon) {
+                                *colon = '\0';
+                                cJSON_AddStringToObject(cd, line, colon + 1 + strspn(colon + 1, " "));
+                        }
+                        line = nl ? nl + 1 : NULL;
+                }
+                free(output);
+        }
         cJSON_AddNumberToObject(out, "seconds", (double)(t1 - t0) / USEC_PER_SEC);
         char *printed = cJSON_PrintUnformatted(out);
         printf("%s\n", printed);

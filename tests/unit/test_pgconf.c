@@ -364,4 +364,29 @@ TEST(managed_hba_and_pgpass_escaping) {
         ASSERT_EQ(system(cmd), 0); /* allow-banned: test cleanup of a temp dir */
 }
 
+TEST(backup_and_restore) {
+        char dir[] = "/tmp/pgha-test-pgconf-XXXXXX";
+        _cleanup_(pg_settings_done) PgSettings s = {};
+        _cleanup_free_ char *hba = NULL, *conf = NULL, *cmd = NULL;
+        char path[600];
+
+        ASSERT_NOT_NULL(mkdtemp(dir));
+        load(&s, dir);
+        put_text(dir, "postgresql.conf", "a = 1\n");
+        put_text(dir, "pg_hba.conf", "local all all trust\n");
+        ASSERT_OK(pgconf_backup_files(&s));
+        (void)snprintf(path, sizeof(path), "%s/pg_hba.conf", dir);
+        ASSERT_OK(unlink(path));
+        put_text(dir, "postgresql.conf", "a = 2\n");
+        ASSERT_EQ(pgconf_restore_files(&s), 1); /* only the missing one */
+        hba = read_text(dir, "pg_hba.conf");
+        ASSERT_STREQ(hba, "local all all trust\n");
+        conf = read_text(dir, "postgresql.conf");
+        ASSERT_STREQ(conf, "a = 2\n");
+        ASSERT_EQ(pgconf_restore_files(&s), 0);
+
+        ASSERT_TRUE(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
+        ASSERT_EQ(system(cmd), 0); /* allow-banned: test cleanup of a temp dir */
+}
+
 DEFINE_TEST_MAIN
