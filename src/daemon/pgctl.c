@@ -311,14 +311,15 @@ static int job_start(PgCtlJob *j, job_timer_fn first, PgCtlJob **ret) {
         return 0;
 }
 
-/* A step failed with an errno from our side (spawn, write): finish with it. */
-#define JOB_TRY(j, expr, ...)                              \
-        do {                                               \
-                int _r_ = (expr);                          \
-                if (_r_ < 0) {                             \
-                        job_finish((j), _r_, __VA_ARGS__); \
-                        return;                            \
-                }                                          \
+/* A step failed with an errno from our side (spawn, write, allocation): finish with the message and
+ * the errno's text. */
+#define JOB_TRY(j, expr, fmt, ...)                                                       \
+        do {                                                                             \
+                int _r_ = (expr);                                                        \
+                if (_r_ < 0) {                                                           \
+                        job_finish((j), _r_, fmt ": %s", ##__VA_ARGS__, strerror(-_r_)); \
+                        return;                                                          \
+                }                                                                        \
         } while (0)
 
 /* Last line of a child's stderr (or stdout), for error messages. */
@@ -565,7 +566,7 @@ static void stale_poll(PgCtlJob *j) {
         int r = clear_stale_pidfile(j->settings, &old);
 
         if (r < 0)
-                return job_finish(j, r, "could not remove stale postmaster.pid: %m");
+                return job_finish(j, r, "could not remove a stale lock file: %s", strerror(-r));
         if (r == 0)
                 return j->after_stale(j);
         if (job_past_deadline(j))
@@ -609,6 +610,8 @@ static int check_parent_dir(const PgSettings *s, char **msg) {
 
         if (!parent)
                 return -ENOMEM;
+        for (size_t l = strlen(parent); l > 1 && parent[l - 1] == '/'; l--)
+                parent[l - 1] = '\0';
         slash = strrchr(parent, '/');
         if (!slash)
                 return 0;
