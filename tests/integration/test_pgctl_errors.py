@@ -103,3 +103,25 @@ def test_replica_without_leader_needs_no_leader_method(workdir):
     assert "Replica method basebackup needs a leader, skipping it." in res["stderr"]
     with open(marker) as f:
         assert f.read() == "--from=backup\n"  # no_params: nothing appended
+
+
+def test_keep_data_method_runs_over_existing_data(workdir):
+    # The seed's pgbackrest/wal-g style: keep_data + no_params + no_leader, run over a non-empty data
+    # directory that must not be wiped.
+    script = os.path.join(workdir, "delta_restore.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/delta.args\"\n")
+    os.chmod(script, 0o755)
+    cfg, c = make_config(workdir, "node2", lib.free_port(), create_replica_methods=["delta", "basebackup"],
+                         delta={"command": f"{script} --stanza=main --delta restore", "keep_data": True,
+                                "no_params": True, "no_leader": True})
+    data = c["postgresql"]["data_dir"]
+    os.makedirs(data)
+    with open(os.path.join(data, "old.file"), "w") as f:
+        f.write("x")
+    os.chown(data, *lib.postgres_ids())
+    res = tool(cfg, "create-replica", "-")
+    assert res["method"] == "delta"
+    assert listing(data) == ["old.file"]
+    with open(os.path.join(workdir, "delta.args")) as f:
+        assert f.read() == "--stanza=main --delta restore\n"
