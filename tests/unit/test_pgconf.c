@@ -90,6 +90,23 @@ TEST(settings_from_json) {
         ASSERT_TRUE(s.use_slots);
 }
 
+TEST(initdb_map_form) {
+        _cleanup_(pg_settings_done) PgSettings s = {};
+        _cleanup_free_ char *err = NULL;
+        cJSON *j = cJSON_Parse(
+                "{\"scope\":\"a\",\"name\":\"b\",\"postgresql\":{\"data_dir\":\"/d\",\"listen\":\"x:1\","
+                "\"authentication\":{\"replication\":{\"username\":\"r\"}}},"
+                "\"bootstrap\":{\"initdb\":{\"encoding\":\"UTF8\",\"locale\":\"C\"}}}");
+        ASSERT_NOT_NULL(j);
+        ASSERT_OK(pg_settings_from_json(j, &s, &err));
+        cJSON_Delete(j);
+        ASSERT_EQ(s.initdb.n, 2);
+        ASSERT_STREQ(s.initdb.items[0].name, "encoding");
+        ASSERT_STREQ(s.initdb.items[1].value, "C");
+        ASSERT_STREQ(s.superuser.username, "postgres"); /* default */
+        ASSERT_STREQ(s.database, "postgres");
+}
+
 TEST(settings_errors) {
         static const struct {
                 const char *json;

@@ -134,4 +134,82 @@ TEST(callback_runner) {
         (void)rmdir(dir);
 }
 
+static int job_calls;
+
+static void on_job_done(PgCtlJob *j, int r, const char *error, void *userdata) {
+        job_calls++;
+        *(int *)userdata = r;
+}
+
+/* A fake bin_dir whose initdb records its PID and hangs: cancelling the job must kill it and never call
+ * the handler; a deadline-less wait would otherwise block forever. */
+TEST(job_cancel_kills_child) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        char dir[] = "/tmp/pgha-test-pgctl-XXXXXX", script[100], pidfile[100], data[100], cmd[400];
+        _cleanup_free_ char *pidtext = NULL;
+        PgSettings s = {.scope = (char *)"demo", .name = (char *)"n1", .pg_ctl_timeout = 60 * USEC_PER_SEC};
+        PgCtlJob *j = NULL;
+        sigset_t ss;
+        int result = 1;
+        pid_t child = 0;
+        struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ASSERT_OK(-sigprocmask(SIG_BLOCK, &ss, NULL));
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_NOT_NULL(mkdtemp(dir));
+        (void)snprintf(script, sizeof(script), "%s/initdb", dir);
+        (void)snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+        (void)snprintf(data, sizeof(data), "%s/data", dir);
+        (void)snprintf(
+                cmd,
+                sizeof(cmd),
+                "#!/bin/sh\necho $$ > %s.tmp && mv %s.tmp %s\nexec sleep 30\n",
+                pidfile,
+                pidfile,
+                pidfile);
+        ASSERT_OK(write_file_atomic(script, cmd, strlen(cmd), 0755));
+        s.bin_dir = dir;
+        s.data_dir = data;
+        s.superuser.username = (char *)"postgres";
+
+        ASSERT_OK(pgctl_initdb(e, &s, on_job_done, &result, &j));
+        for (int i = 0; i < 500 && read_full_file(pidfile, 64, &pidtext, NULL) < 0; i++) {
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+                (void)nanosleep(&ts, NULL);
+        }
+        ASSERT_NOT_NULL(pidtext);
+        child = (pid_t)strtol(pidtext, NULL, 10);
+        ASSERT_TRUE(pgctl_pid_alive(child));
+        j = pgctl_job_free(j);
+        ASSERT_FALSE(pgctl_pid_alive(child));
+        for (int i = 0; i < 20; i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        ASSERT_EQ(job_calls, 0);
+        ASSERT_EQ(result, 1);
+
+        (void)unlink(script);
+        (void)unlink(pidfile);
+        (void)rmdir(dir);
+}
+
+/* Checks run before anything is spawned and name the problem. */
+TEST(job_reports_missing_parent) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        PgSettings s = {.data_dir = (char *)"/nonexistent-pgha/x/data", .pg_ctl_timeout = USEC_PER_SEC};
+        PgCtlJob *j = NULL;
+        int result = 0;
+
+        job_calls = 0;
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(pgctl_start(e, &s, NULL, on_job_done, &result, &j));
+        ASSERT_EQ(job_calls, 0); /* never from inside the constructor */
+        for (int i = 0; i < 10 && job_calls == 0; i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        ASSERT_EQ(job_calls, 1);
+        ASSERT_EQ(result, -ENOENT);
+        j = pgctl_job_free(j);
+}
+
 DEFINE_TEST_MAIN
