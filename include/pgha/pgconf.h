@@ -68,6 +68,16 @@ typedef struct PgBootstrapUser {
         char **options; /* e.g. "createrole", "createdb" */
 } PgBootstrapUser;
 
+/* bootstrap.method: <name> with its section bootstrap.<name> (Patroni §6.3 "custom bootstrap"). */
+typedef struct PgCustomBootstrap {
+        char *name; /* NULL = initdb */
+        char *command;
+        bool no_params;
+        bool keep_existing_recovery_conf;
+        bool has_recovery_conf;
+        PgParams recovery_conf;
+} PgCustomBootstrap;
+
 typedef struct PgSettings {
         char *scope;
         char *name; /* member name: application_name, slot name */
@@ -104,6 +114,7 @@ typedef struct PgSettings {
         PgBootstrapUser *bootstrap_users;
         size_t n_bootstrap_users;
         char *post_bootstrap; /* bootstrap.post_bootstrap (or post_init) command */
+        PgCustomBootstrap custom_bootstrap;
 } PgSettings;
 
 void pg_settings_done(PgSettings *s);
@@ -159,7 +170,8 @@ int pgconf_render_postgresql_conf(const PgSettings *s, const PgParams *recovery,
 int pgconf_write_config(const PgSettings *s, const PgParams *recovery) _warn_unused_result_;
 
 /* pgconf_write_all() - pgconf_write_config(), plus the signal files: for a replica (recovery != NULL)
- * standby.signal is created, for a primary standby.signal/recovery.signal are removed; recovery
+ * standby.signal is created (recovery.signal instead when recovery has standby_mode = off, as for a
+ * custom bootstrap's point-in-time recovery), for a primary standby.signal/recovery.signal are removed; recovery
  * settings are removed from postgresql.auto.conf. Only while PostgreSQL is stopped (before a start):
  * a running standby whose standby.signal vanished fails its promotion. Logging. */
 int pgconf_write_all(const PgSettings *s, const PgParams *recovery) _warn_unused_result_;

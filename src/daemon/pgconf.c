@@ -145,6 +145,9 @@ void pg_settings_done(PgSettings *s) {
         pg_params_done(&s->initdb);
         proc_strv_free(s->bootstrap_pg_hba);
         free(s->post_bootstrap);
+        free(s->custom_bootstrap.name);
+        free(s->custom_bootstrap.command);
+        pg_params_done(&s->custom_bootstrap.recovery_conf);
         for (size_t i = 0; i < s->n_bootstrap_users; i++) {
                 free(s->bootstrap_users[i].name);
                 free(s->bootstrap_users[i].password);
@@ -399,6 +402,29 @@ static int parse_bootstrap(const cJSON *root, PgSettings *s, char **reterr) {
         r = get_string(b, "post_bootstrap", &s->post_bootstrap, reterr, "bootstrap");
         if (r < 0)
                 return r;
+        r = get_string(b, "method", &s->custom_bootstrap.name, reterr, "bootstrap");
+        if (r < 0)
+                return r;
+        if (s->custom_bootstrap.name && streq(s->custom_bootstrap.name, "initdb"))
+                s->custom_bootstrap.name = mfree(s->custom_bootstrap.name);
+        if (s->custom_bootstrap.name) {
+                PgCustomBootstrap *cb = &s->custom_bootstrap;
+                const cJSON *sec = cJSON_GetObjectItemCaseSensitive(b, cb->name);
+                if (!cJSON_IsObject(sec))
+                        return fail(reterr, "bootstrap.%s: section of bootstrap method missing", cb->name);
+                r = get_string(sec, "command", &cb->command, reterr, "bootstrap.method");
+                if (r < 0)
+                        return r;
+                if (!cb->command)
+                        return fail(reterr, "bootstrap.%s.command: missing", cb->name);
+                cb->no_params = json_truthy(cJSON_GetObjectItemCaseSensitive(sec, "no_params"));
+                cb->keep_existing_recovery_conf =
+                        json_truthy(cJSON_GetObjectItemCaseSensitive(sec, "keep_existing_recovery_conf"));
+                cb->has_recovery_conf = cJSON_GetObjectItemCaseSensitive(sec, "recovery_conf") != NULL;
+                r = get_params(sec, "recovery_conf", false, &cb->recovery_conf, reterr, "bootstrap.method");
+                if (r < 0)
+                        return r;
+        }
         users = cJSON_GetObjectItemCaseSensitive(b, "users");
         if (!users)
                 return 0;
@@ -953,7 +979,8 @@ int pgconf_render_postgresql_conf(const PgSettings *s, const PgParams *recovery,
         if (recovery && recovery->n > 0) {
                 fputs("\n# recovery.conf\n", f);
                 for (size_t i = 0; i < recovery->n && r >= 0; i++)
-                        r = write_param(f, &recovery->items[i]);
+                        if (!streq(recovery->items[i].name, "standby_mode")) /* a signal file on PG >= 12 */
+                                r = write_param(f, &recovery->items[i]);
         }
         if (fclose(f) != 0 || r < 0)
                 return r < 0 ? r : -ENOMEM;
@@ -1089,10 +1116,14 @@ int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
                 return r;
 
         if (recovery) {
-                r = write_text(standby, "", 0600);
+                const char *sm = pg_params_get(recovery, "standby_mode");
+                bool standby_mode = !sm || (strcasecmp(sm, "off") != 0 && strcasecmp(sm, "false") != 0 &&
+                                            strcasecmp(sm, "no") != 0 && !streq(sm, "0"));
+                r = write_text(standby_mode ? standby : recovery_signal, "", 0600);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to create %s: %m", standby);
-                r = remove_if_exists(recovery_signal);
+                        return log_error_errno(r, "Failed to create the recovery signal file in %s: %m",
+                                               s->data_dir);
+                r = remove_if_exists(standby_mode ? recovery_signal : standby);
         } else {
                 r = remove_if_exists(standby);
                 if (r >= 0)

@@ -123,15 +123,20 @@ struct PgCtlJob {
         bool wipe;
         size_t method_index;
         unsigned attempt;
-        const char *method;       /* points into settings */
-        char *tmp_file;           /* pwfile / SQL script, removed when the job ends */
-        char *tmp_pgpass;         /* superuser password file for local connections, likewise */
-        PgParams raised;          /* start as replica: parameters raised to pg_controldata's values */
-        char *output;             /* controldata: stdout of pg_controldata */
-        bool checkpoint;          /* stop: CHECKPOINT first */
+        const char *method; /* points into settings */
+        char *tmp_file;     /* pwfile / SQL script, removed when the job ends */
+        char *tmp_pgpass;   /* superuser password file for local connections, likewise */
+        PgParams raised;    /* start as replica: parameters raised to pg_controldata's values */
+        char *output;       /* controldata: stdout of pg_controldata */
+        char *saved_hba;    /* custom bootstrap: the real pg_hba.conf while a temporary trust one is used */
+        bool checkpoint;    /* stop: CHECKPOINT first */
         job_timer_fn after_stale; /* continuation once a crashed postmaster's lock file is cleared */
         bool crash_recovery_done;
 };
+
+static int pg_param_compare_name(const void *a, const void *b) {
+        return strcmp(((const PgParam *)a)->name, ((const PgParam *)b)->name);
+}
 
 static const char *job_name(const PgCtlJob *j) {
         return pgctl_kind_table[j->kind];
@@ -153,6 +158,17 @@ const char *pgctl_job_output(const PgCtlJob *j) {
         return j ? j->output : NULL;
 }
 
+/* A failed or cancelled custom bootstrap must not leave the temporary trust pg_hba.conf behind. */
+static void job_restore_hba(PgCtlJob *j) {
+        _cleanup_free_ char *hba = NULL;
+        if (!j->saved_hba)
+                return;
+        hba = pgconf_path(j->settings, "pg_hba.conf");
+        if (hba && rename(j->saved_hba, hba) < 0)
+                log_warning_errno(-errno, "Failed to restore %s from %s: %m", hba, j->saved_hba);
+        j->saved_hba = mfree(j->saved_hba);
+}
+
 static void job_remove_tmp(PgCtlJob *j) {
         if (j->tmp_file) {
                 (void)unlink(j->tmp_file);
@@ -171,9 +187,11 @@ PgCtlJob *pgctl_job_free(PgCtlJob *j) {
         j->timer_source = sd_event_source_disable_unref(j->timer_source);
         j->sub = pgctl_job_free(j->sub);
         job_remove_tmp(j);
+        job_restore_hba(j);
         pg_params_done(&j->recovery);
         pg_params_done(&j->raised);
         free(j->output);
+        free(j->saved_hba);
         free(j->host);
         sd_event_unref(j->event);
         return mfree(j);
@@ -198,6 +216,7 @@ static void job_finish(PgCtlJob *j, int r, const char *fmt, ...) {
         j->proc = proc_free(j->proc);
         j->timer_source = sd_event_source_disable_unref(j->timer_source);
         job_remove_tmp(j);
+        job_restore_hba(j);
         if (r < 0)
                 log_error_errno(r, "%s failed: %s", job_name(j), strna(msg));
         else
@@ -1527,6 +1546,7 @@ static int psql_argv(const PgSettings *s, const char *host, char ***ret) {
 }
 
 static void bootstrap_on_sql(PgCtlJob *j, const ProcResult *r);
+static void custom_finish(PgCtlJob *j);
 
 static void bootstrap_run_sql(PgCtlJob *j) {
         const PgSettings *s = j->settings;
@@ -1590,7 +1610,7 @@ static void bootstrap_on_sql(PgCtlJob *j, const ProcResult *r) {
                 return job_finish(j, -EIO, "creating bootstrap users failed: %s", strna(why));
         }
         if (j->attempt == 1)
-                return job_finish(j, 0, NULL);
+                return j->settings->custom_bootstrap.name ? custom_finish(j) : job_finish(j, 0, NULL);
         if (!isempty(j->settings->post_bootstrap))
                 return bootstrap_run_post_bootstrap(j);
         j->attempt = 1;
@@ -1624,7 +1644,172 @@ static int initdb_ctor(
         return pgctl_initdb(e, s, cb, userdata, ret);
 }
 
+/* ---- custom bootstrap (bootstrap.method) ----
+ * The method's command restores a data directory (e.g. from a backup); PostgreSQL then starts with its
+ * recovery_conf (recovery.signal: point-in-time recovery, not a standby) and a temporary pg_hba.conf
+ * that trusts the superuser locally, since its password in the restored cluster is unknown. Once
+ * recovery has ended: the usual roles and post_bootstrap, then the real pg_hba.conf, postgresql.conf
+ * without the recovery section, and a reload. */
+
+static void custom_on_reload(PgCtlJob *j, const ProcResult *r) {
+        if (!proc_result_ok(r)) {
+                _cleanup_free_ char *why = result_reason(r);
+                return job_finish(j, -EIO, "pg_ctl reload after custom bootstrap failed: %s", strna(why));
+        }
+        job_finish(j, 0, NULL);
+}
+
+static void custom_finish(PgCtlJob *j) {
+        const PgSettings *s = j->settings;
+        _cleanup_free_ char *hba = pgconf_path(s, "pg_hba.conf"), *bin = pgconf_bin(s, "pg_ctl"),
+                            *standby = pgdata_path(s, "standby.signal"),
+                            *recovery = pgdata_path(s, "recovery.signal");
+        char *argv[] = {bin, (char *)"reload", (char *)"-D", s->data_dir, NULL};
+
+        if (!hba || !bin || !standby || !recovery)
+                return job_finish(j, -ENOMEM, "out of memory");
+        if (j->saved_hba && rename(j->saved_hba, hba) < 0)
+                return job_finish(j, -errno, "could not restore %s: %m", hba);
+        j->saved_hba = mfree(j->saved_hba);
+        (void)unlink(standby);
+        (void)unlink(recovery);
+        /* Writes a managed pg_hba.conf too, when configured. */
+        JOB_TRY(j, pgconf_write_config(s, NULL), "could not write configuration");
+        JOB_TRY(j, job_spawn(j, argv, NULL, PGCTL_TOOL_TIMEOUT, custom_on_reload), "could not run pg_ctl");
+}
+
+static void custom_poll_recovery(PgCtlJob *j);
+
+static void custom_on_recovery_state(PgCtlJob *j, const ProcResult *r) {
+        if (proc_result_ok(r) && startswith(r->out, "f")) {
+                log_info("Recovery after the custom bootstrap has ended.");
+                j->attempt = 0;
+                return bootstrap_run_sql(j);
+        }
+        if (pgctl_postmaster_pid(j->settings->data_dir, NULL) <= 0) {
+                _cleanup_free_ char *why = postmaster_log_reason(j->settings);
+                return job_finish(
+                        j,
+                        -ESRCH,
+                        "postgres exited during recovery after the custom bootstrap%s%s",
+                        why ? ": " : "",
+                        strempty(why));
+        }
+        JOB_TRY(j, job_after(j, 5 * PGCTL_POLL_USEC, custom_poll_recovery), "could not arm timer");
+}
+
+static void custom_poll_recovery(PgCtlJob *j) {
+        _cleanup_(proc_strv_freep) char **argv = NULL;
+        _cleanup_free_ char *host = pgconf_local_host(j->settings);
+
+        if (!host)
+                return job_finish(j, -ENOMEM, "out of memory");
+        JOB_TRY(j, psql_argv(j->settings, host, &argv), "out of memory");
+        JOB_TRY(j, proc_strv_push(&argv, "-At") < 0 ? -ENOMEM : 0, "out of memory");
+        JOB_TRY(j,
+                proc_strv_push(&argv, "--command=SELECT pg_catalog.pg_is_in_recovery()") < 0 ? -ENOMEM : 0,
+                "out of memory");
+        JOB_TRY(j,
+                job_spawn(j, argv, NULL, PGCTL_TOOL_TIMEOUT, custom_on_recovery_state),
+                "could not run psql");
+}
+
+static void custom_on_started(PgCtlJob *j, int r, const char *error) {
+        if (r < 0)
+                return job_finish(j, r, "%s", strna(error));
+        custom_poll_recovery(j);
+}
+
+static void custom_on_command(PgCtlJob *j, const ProcResult *r) {
+        const PgSettings *s = j->settings;
+        const PgCustomBootstrap *cb = &s->custom_bootstrap;
+        _cleanup_(pg_params_done) PgParams recovery = {};
+        _cleanup_free_ char *hba = pgconf_path(s, "pg_hba.conf"), *promote = pgdata_path(s, "promote"),
+                            *text = NULL;
+        const char *su = s->superuser.username;
+        int k;
+
+        if (!proc_result_ok(r)) {
+                _cleanup_free_ char *why = result_reason(r);
+                return job_finish(j, -EIO, "custom bootstrap script %s failed: %s", cb->name, strna(why));
+        }
+        if (!hba || !promote)
+                return job_finish(j, -ENOMEM, "out of memory");
+        k = pgconf_restore_files(s);
+        if (k < 0)
+                log_warning_errno(k, "Failed to restore configuration files from backups, ignoring: %m");
+        /* A leftover trigger file would promote the server before recovery reached its target. */
+        (void)unlink(promote);
+
+        /* Temporary trust for the superuser on the local socket and loopback. */
+        if (asprintf(&j->saved_hba, "%s.pgha-bootstrap", hba) < 0)
+                return job_finish(j, -ENOMEM, "out of memory");
+        if (rename(hba, j->saved_hba) < 0) {
+                if (errno != ENOENT)
+                        return job_finish(j, -errno, "could not move %s aside: %m", hba);
+                j->saved_hba = mfree(j->saved_hba);
+        }
+        if (asprintf(
+                    &text,
+                    "local all %s trust\nhost all %s 127.0.0.1/32 trust\nhost all %s ::1/128 trust\n",
+                    su,
+                    su,
+                    su) < 0)
+                return job_finish(j, -ENOMEM, "out of memory");
+        JOB_TRY(j,
+                write_file_atomic(hba, text, strlen(text), 0600),
+                "could not write a temporary pg_hba.conf");
+
+        if (cb->has_recovery_conf) {
+                for (size_t i = 0; i < cb->recovery_conf.n; i++)
+                        JOB_TRY(j,
+                                pg_params_set(
+                                        &recovery,
+                                        cb->recovery_conf.items[i].name,
+                                        cb->recovery_conf.items[i].value),
+                                "out of memory");
+                if (!pg_params_has(&recovery, "standby_mode"))
+                        JOB_TRY(j, pg_params_set(&recovery, "standby_mode", "off"), "out of memory");
+                qsort(recovery.items, recovery.n, sizeof(PgParam), pg_param_compare_name);
+        }
+        JOB_TRY(j,
+                job_run_sub(j, pgctl_start, cb->has_recovery_conf ? &recovery : NULL, custom_on_started),
+                "could not start postgres");
+}
+
+static void custom_first(PgCtlJob *j) {
+        const PgSettings *s = j->settings;
+        const PgCustomBootstrap *cb = &s->custom_bootstrap;
+        _cleanup_(proc_strv_freep) char **argv = NULL;
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        r = check_parent_dir(s, &msg);
+        if (r < 0)
+                return job_finish(j, r, "%s", strna(msg));
+        if (!dir_is_empty(s->data_dir))
+                return job_finish(
+                        j,
+                        -EEXIST,
+                        "data directory '%s' exists and is not empty, refusing to bootstrap",
+                        s->data_dir);
+        if (proc_split_command(cb->command, &argv) < 0)
+                return job_finish(
+                        j, -EINVAL, "bootstrap.%s.command: cannot parse '%s'", cb->name, cb->command);
+        if (!cb->no_params &&
+            (proc_strv_pushf(&argv, "--scope=%s", s->scope) < 0 ||
+             proc_strv_pushf(&argv, "--datadir=%s", s->data_dir) < 0))
+                return job_finish(j, -ENOMEM, "out of memory");
+        log_info("Running custom bootstrap script: %s", cb->command);
+        JOB_TRY(j,
+                job_spawn(j, argv, NULL, PGCTL_LONG_TIMEOUT, custom_on_command),
+                "could not run %s",
+                cb->name);
+}
+
 static void bootstrap_first(PgCtlJob *j) {
+        if (j->settings->custom_bootstrap.name)
+                return custom_first(j);
         JOB_TRY(j, job_run_sub(j, initdb_ctor, NULL, bootstrap_on_initdb), "could not run initdb");
 }
 

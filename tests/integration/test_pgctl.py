@@ -281,3 +281,52 @@ def test_stop_escalates_and_start_is_idempotent(workdir, cluster):
     # After an immediate shutdown the next start runs crash recovery by itself.
     tool(cfg, "start")
     assert query(workdir, port, "SELECT 1") == [(1,)]
+
+
+def test_custom_bootstrap_from_a_backup(workdir, cluster):
+    p1, p2 = lib.free_port(), lib.free_port()
+    c1, _ = make_config(workdir, "node1", p1)
+    cluster.add(c1)
+    tool(c1, "bootstrap")
+    query(workdir, p1, "CREATE TABLE restored (x int); INSERT INTO restored VALUES (42)")
+
+    # The "backup restore" is a base backup of node1; the restored cluster's superuser password is
+    # node1's, so pgha needs its temporary trust pg_hba.conf to set node2's.
+    script = os.path.join(workdir, "restore.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n"
+                f"echo \"$@\" > {workdir}/restore.args\n"
+                "for a; do case $a in --datadir=*) D=${a#--datadir=};; esac; done\n"
+                f"PGPASSWORD='rep pw' exec {lib.PG_BIN_DIR}/pg_basebackup -D \"$D\" -X stream -c fast "
+                f"-d 'host=127.0.0.1 port={p1} user=replicator dbname=postgres'\n")
+    os.chmod(script, 0o755)
+    c2, cfg2 = make_config(workdir, "node2", p2)
+    cfg2["bootstrap"]["method"] = "from_backup"
+    cfg2["bootstrap"]["from_backup"] = {
+        "command": script,
+        "recovery_conf": {"recovery_target_action": "promote", "recovery_target_timeline": "latest",
+                          "restore_command": "false"}}
+    cfg2["postgresql"]["authentication"]["superuser"]["password"] = "node2 pw"
+    with open(c2, "w") as f:
+        json.dump(cfg2, f)
+    cluster.add(c2)
+
+    res = tool(c2, "bootstrap")
+    assert "Recovery after the custom bootstrap has ended" in res["stderr"]
+    with open(os.path.join(workdir, "restore.args")) as f:
+        assert f.read() == f"--scope=demo --datadir={workdir}/node2\n"
+    d2 = cfg2["postgresql"]["data_dir"]
+    assert not os.path.exists(os.path.join(d2, "recovery.signal"))
+    assert not os.path.exists(os.path.join(d2, "standby.signal"))
+    assert not os.path.exists(os.path.join(d2, "pg_hba.conf.pgha-bootstrap"))
+    with open(os.path.join(d2, "postgresql.conf")) as f:
+        assert "# recovery.conf" not in f.read()
+    with connect(workdir, p2, password="node2 pw") as conn, conn.cursor() as cur:
+        cur.execute("SELECT x FROM restored")
+        assert cur.fetchall() == [(42,)]
+        cur.execute("SELECT pg_is_in_recovery()")
+        assert cur.fetchone()[0] is False
+        cur.execute("SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'")
+        assert cur.fetchone()[0] == 0
+    with pytest.raises(psycopg2.OperationalError):
+        connect(workdir, p2, password=SUPERUSER_PW)
