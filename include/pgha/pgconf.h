@@ -171,9 +171,9 @@ int pgconf_write_config(const PgSettings *s, const PgParams *recovery) _warn_unu
 
 /* pgconf_write_all() - pgconf_write_config(), plus the signal files: for a replica (recovery != NULL)
  * standby.signal is created (recovery.signal instead when recovery has standby_mode = off, as for a
- * custom bootstrap's point-in-time recovery), for a primary standby.signal/recovery.signal are removed; recovery
- * settings are removed from postgresql.auto.conf. Only while PostgreSQL is stopped (before a start):
- * a running standby whose standby.signal vanished fails its promotion. Logging. */
+ * custom bootstrap's point-in-time recovery), for a primary standby.signal/recovery.signal are removed;
+ * recovery settings are removed from postgresql.auto.conf. Only while PostgreSQL is stopped (before a
+ * start): a running standby whose standby.signal vanished fails its promotion. Logging. */
 int pgconf_write_all(const PgSettings *s, const PgParams *recovery) _warn_unused_result_;
 
 /* pgconf_write_pgpass() - overwrites the pgpass file (mode 0600) with one line for host:port/auth

@@ -1117,12 +1117,13 @@ int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
 
         if (recovery) {
                 const char *sm = pg_params_get(recovery, "standby_mode");
-                bool standby_mode = !sm || (strcasecmp(sm, "off") != 0 && strcasecmp(sm, "false") != 0 &&
-                                            strcasecmp(sm, "no") != 0 && !streq(sm, "0"));
+                bool standby_mode = !sm ||
+                        (strcasecmp(sm, "off") != 0 && strcasecmp(sm, "false") != 0 &&
+                         strcasecmp(sm, "no") != 0 && !streq(sm, "0"));
                 r = write_text(standby_mode ? standby : recovery_signal, "", 0600);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to create the recovery signal file in %s: %m",
-                                               s->data_dir);
+                        return log_error_errno(
+                                r, "Failed to create the recovery signal file in %s: %m", s->data_dir);
                 r = remove_if_exists(standby_mode ? recovery_signal : standby);
         } else {
                 r = remove_if_exists(standby);
