@@ -11,6 +11,7 @@
  * pgctl_remove_data_dir() and pgctl_create_replica() with wipe=true, which the caller asks for.
  */
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,6 +38,9 @@
 /* Patroni: 2 base backup attempts, 5 s apart. */
 #define PGCTL_BASEBACKUP_ATTEMPTS 2
 #define PGCTL_BASEBACKUP_RETRY    (5 * USEC_PER_SEC)
+/* Output kept per child stream: postgres --describe-config prints about 50 KiB on PostgreSQL 15;
+ * buffers grow only as far as a child actually writes. */
+#define PGCTL_OUTPUT_MAX (512U * 1024U)
 /* Tail of the postmaster log read to explain a failed start. */
 #define PGCTL_LOG_TAIL 8192
 
@@ -129,6 +133,7 @@ struct PgCtlJob {
         PgParams raised;    /* start as replica: parameters raised to pg_controldata's values */
         char *output;       /* controldata: stdout of pg_controldata */
         char *saved_hba;    /* custom bootstrap: the real pg_hba.conf while a temporary trust one is used */
+        char *gucs;         /* start: "\n" + postgres --describe-config output, to drop unknown parameters */
         bool checkpoint;    /* stop: CHECKPOINT first */
         job_timer_fn after_stale; /* continuation once a crashed postmaster's lock file is cleared */
         bool crash_recovery_done;
@@ -192,6 +197,7 @@ PgCtlJob *pgctl_job_free(PgCtlJob *j) {
         pg_params_done(&j->raised);
         free(j->output);
         free(j->saved_hba);
+        free(j->gucs);
         free(j->host);
         sd_event_unref(j->event);
         return mfree(j);
@@ -246,6 +252,7 @@ static int job_spawn(PgCtlJob *j, char *const *argv, char *const *env, usec_t ti
         int r;
 
         opts.description = argv[0];
+        opts.output_max = PGCTL_OUTPUT_MAX;
         opts.env_add = env;
         opts.strip_patroni_env = true;
         opts.timeout = timeout;
@@ -820,6 +827,65 @@ static void start_on_spawned(PgCtlJob *j, const ProcResult *r) {
         start_poll(j);
 }
 
+/* Names with a dot are extension settings and always pass, as in Patroni; without the list (the
+ * describe step failed) everything passes and PostgreSQL itself reports bad names. */
+static bool guc_is_known(const PgCtlJob *j, const char *name) {
+        _cleanup_free_ char *needle = NULL;
+
+        if (!j->gucs || strchr(name, '.'))
+                return true;
+        if (asprintf(&needle, "\n%s\t", name) < 0)
+                return true;
+        for (char *c = needle; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        return strstr(j->gucs, needle) != NULL;
+}
+
+/* The parameters actually written: the configured ones minus names this PostgreSQL does not know
+ * (Patroni 3.0.2 drops them instead of failing), plus those raised from pg_controldata. */
+static int job_effective_parameters(PgCtlJob *j, PgParams *ret) {
+        int r;
+
+        for (size_t i = 0; i < j->settings->parameters.n; i++) {
+                const PgParam *p = &j->settings->parameters.items[i];
+                if (!guc_is_known(j, p->name)) {
+                        log_warning(
+                                "Removing unexpected parameter=%s value=%s from the config",
+                                p->name,
+                                strna(p->value));
+                        continue;
+                }
+                r = pg_params_set(ret, p->name, p->value);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < j->raised.n; i++) {
+                r = pg_params_set(ret, j->raised.items[i].name, j->raised.items[i].value);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int job_spawn_describe_config(PgCtlJob *j, job_proc_fn next) {
+        _cleanup_free_ char *bin = pgconf_bin(j->settings, "postgres");
+        char *argv[] = {bin, (char *)"--describe-config", NULL};
+        if (!bin)
+                return -ENOMEM;
+        return job_spawn(j, argv, controldata_env(), PGCTL_TOOL_TIMEOUT, next);
+}
+
+/* Keeps the GUC list from postgres --describe-config; without it nothing is filtered. */
+static int job_store_gucs(PgCtlJob *j, const ProcResult *r) {
+        if (!proc_result_ok(r) || r->out_truncated) {
+                log_warning("postgres --describe-config failed, not checking parameter names.");
+                return 0;
+        }
+        free(j->gucs);
+        j->gucs = NULL;
+        return asprintf(&j->gucs, "\n%s", r->out) < 0 ? -ENOMEM : 0;
+}
+
 static void start_spawn(PgCtlJob *j) {
         /* A shallow copy whose parameters include the raised ones; never pg_settings_done()'d. */
         PgSettings eff = *j->settings;
@@ -831,17 +897,7 @@ static void start_spawn(PgCtlJob *j) {
         ProcOptions opts = PROC_OPTIONS_INIT;
         Proc *old = j->proc;
 
-        for (size_t i = 0; i < j->settings->parameters.n; i++)
-                JOB_TRY(j,
-                        pg_params_set(
-                                &merged,
-                                j->settings->parameters.items[i].name,
-                                j->settings->parameters.items[i].value),
-                        "out of memory");
-        for (size_t i = 0; i < j->raised.n; i++)
-                JOB_TRY(j,
-                        pg_params_set(&merged, j->raised.items[i].name, j->raised.items[i].value),
-                        "out of memory");
+        JOB_TRY(j, job_effective_parameters(j, &merged), "out of memory");
         eff.parameters = merged;
 
         JOB_TRY(j,
@@ -893,6 +949,8 @@ static void start_on_controldata(PgCtlJob *j, const ProcResult *r) {
         job_wait_stale(j, start_spawn);
 }
 
+static void start_on_describe(PgCtlJob *j, const ProcResult *r);
+
 static void start_on_version(PgCtlJob *j, const ProcResult *r) {
         const PgSettings *s = j->settings;
         _cleanup_free_ char *data_version = read_pg_version(s);
@@ -920,6 +978,21 @@ static void start_on_version(PgCtlJob *j, const ProcResult *r) {
                         data_version,
                         strempty(s->bin_dir),
                         bin_major);
+        {
+                _cleanup_free_ char *bin = pgconf_bin(s, "postgres");
+                char *argv[] = {bin, (char *)"--describe-config", NULL};
+                if (!bin)
+                        return job_finish(j, -ENOMEM, "out of memory");
+                JOB_TRY(j,
+                        job_spawn(j, argv, controldata_env(), PGCTL_TOOL_TIMEOUT, start_on_describe),
+                        "could not run postgres --describe-config");
+        }
+}
+
+static void start_on_describe(PgCtlJob *j, const ProcResult *r) {
+        const PgSettings *s = j->settings;
+
+        JOB_TRY(j, job_store_gucs(j, r), "out of memory");
         if (j->has_recovery) {
                 _cleanup_(proc_strv_freep) char **argv = NULL;
                 JOB_TRY(j, controldata_argv(s, &argv), "out of memory");
@@ -1184,18 +1257,28 @@ static void finish_with_result(PgCtlJob *j, const ProcResult *r) {
         job_finish(j, -EIO, "%s", strna(why));
 }
 
-static void reload_first(PgCtlJob *j) {
-        const PgSettings *s = j->settings;
-        _cleanup_free_ char *bin = pgconf_bin(s, "pg_ctl");
-        char *argv[] = {bin, (char *)"reload", (char *)"-D", s->data_dir, NULL};
+static void reload_on_describe(PgCtlJob *j, const ProcResult *r) {
+        PgSettings eff = *j->settings; /* shallow copy with the effective parameters, see start_spawn() */
+        _cleanup_(pg_params_done) PgParams merged = {};
+        _cleanup_free_ char *bin = pgconf_bin(&eff, "pg_ctl");
+        char *argv[] = {bin, (char *)"reload", (char *)"-D", eff.data_dir, NULL};
 
         if (!bin)
                 return job_finish(j, -ENOMEM, "out of memory");
+        JOB_TRY(j, job_store_gucs(j, r), "out of memory");
+        JOB_TRY(j, job_effective_parameters(j, &merged), "out of memory");
+        eff.parameters = merged;
         /* Only the configuration files: signal files of a running server are not touched. */
         JOB_TRY(j,
-                pgconf_write_config(s, j->has_recovery ? &j->recovery : NULL),
+                pgconf_write_config(&eff, j->has_recovery ? &j->recovery : NULL),
                 "could not write configuration");
         JOB_TRY(j, job_spawn(j, argv, NULL, PGCTL_TOOL_TIMEOUT, finish_with_result), "could not run pg_ctl");
+}
+
+static void reload_first(PgCtlJob *j) {
+        JOB_TRY(j,
+                job_spawn_describe_config(j, reload_on_describe),
+                "could not run postgres --describe-config");
 }
 
 int pgctl_reload(

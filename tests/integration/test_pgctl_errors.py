@@ -125,3 +125,25 @@ def test_keep_data_method_runs_over_existing_data(workdir):
     assert listing(data) == ["old.file"]
     with open(os.path.join(workdir, "delta.args")) as f:
         assert f.read() == "--stanza=main --delta restore\n"
+
+
+def test_unknown_parameters_are_dropped(workdir):
+    # As Patroni 3.0.2: names this PostgreSQL does not know are removed with a warning instead of making
+    # the start fail; extension settings (with a dot) pass through.
+    port = lib.free_port()
+    cfg, c = make_config(workdir, "node1", port,
+                         parameters={"unix_socket_directories": workdir, "shared_buffers": "16MB",
+                                     "checkpoint_segments": 8, "pgha_test.flag": "on"})
+    try:
+        res = tool(cfg, "bootstrap")
+        assert "Removing unexpected parameter=checkpoint_segments value=8 from the config" in res["stderr"]
+        with open(os.path.join(c["postgresql"]["data_dir"], "postgresql.conf")) as f:
+            conf = f.read()
+        assert "checkpoint_segments" not in conf
+        assert "pgha_test.flag = 'on'" in conf
+        res = tool(cfg, "reload")
+        assert "Removing unexpected parameter=checkpoint_segments" in res["stderr"]
+        with open(os.path.join(c["postgresql"]["data_dir"], "postgresql.conf")) as f:
+            assert f.read() == conf
+    finally:
+        tool(cfg, "stop", "immediate", expect_ok=None)
