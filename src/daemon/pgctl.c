@@ -1015,9 +1015,11 @@ static void start_first(PgCtlJob *j) {
         if (r < 0)
                 return job_finish(j, r, "%s", strna(msg));
         if (pgctl_postmaster_pid(s->data_dir, &pid) > 0) {
+                /* It may still be starting (e.g. a start whose job was cancelled): wait until it accepts
+                 * connections, without touching its files. */
                 log_info("postgres is already running on %s (PID %d).", s->data_dir, (int)pid);
                 j->pid = pid;
-                return job_finish(j, 0, NULL);
+                return start_poll(j);
         }
         if (!bin)
                 return job_finish(j, -ENOMEM, "out of memory");
