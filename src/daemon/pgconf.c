@@ -34,6 +34,7 @@ static PgParam *pg_params_find(const PgParams *p, const char *name) {
         return NULL;
 }
 
+/* pg_params_set() - sets name (replacing an existing entry in place) to a copy of value (NULL = flag). */
 int pg_params_set(PgParams *p, const char *name, const char *value) {
         PgParam *f = pg_params_find(p, name);
         char *v = NULL;
@@ -64,15 +65,18 @@ int pg_params_set(PgParams *p, const char *name, const char *value) {
         return 0;
 }
 
+/* pg_params_get() - the value of name, NULL when absent or a flag (pg_params_has() tells them apart). */
 const char *pg_params_get(const PgParams *p, const char *name) {
         PgParam *f = pg_params_find(p, name);
         return f ? f->value : NULL;
 }
 
+/* pg_params_has() - whether name is in the list (with a value or as a flag). */
 bool pg_params_has(const PgParams *p, const char *name) {
         return pg_params_find(p, name) != NULL;
 }
 
+/* pg_params_done() - frees the entries; the list is empty and reusable afterwards. */
 void pg_params_done(PgParams *p) {
         for (size_t i = 0; i < p->n; i++) {
                 free(p->items[i].name);
@@ -96,10 +100,12 @@ static const char *const pg_callback_table[_PG_CALLBACK_MAX] = {
         [PG_CALLBACK_ON_ROLE_CHANGE] = "on_role_change",
 };
 
+/* pg_callback_to_string() - "on_start", ... as in postgresql.callbacks; NULL when out of range. */
 const char *pg_callback_to_string(PgCallback c) {
         return c >= 0 && c < _PG_CALLBACK_MAX ? pg_callback_table[c] : NULL;
 }
 
+/* pg_callback_from_string() - the inverse; _PG_CALLBACK_INVALID for unknown names. */
 PgCallback pg_callback_from_string(const char *s) {
         for (int i = 0; s && i < _PG_CALLBACK_MAX; i++)
                 if (streq(pg_callback_table[i], s))
@@ -112,6 +118,7 @@ static void pg_auth_done(PgAuth *a) {
         a->password = mfree(a->password);
 }
 
+/* pg_settings_done() - frees every field and zeroes the struct; safe on a zeroed or half-filled one. */
 void pg_settings_done(PgSettings *s) {
         if (!s)
                 return;
@@ -450,6 +457,9 @@ static int parse_bootstrap(const cJSON *root, PgSettings *s, char **reterr) {
         return 0;
 }
 
+/* pg_settings_from_json() - fills *ret from a Patroni-shaped document ({scope, name, postgresql{...},
+ * bootstrap{...}}), e.g. the effective configuration as JSON. On error returns -EINVAL and a message
+ * naming the key in *reterr (caller frees). Non-logging. */
 int pg_settings_from_json(const cJSON *root, PgSettings *ret, char **reterr) {
         _cleanup_(pg_settings_done) PgSettings s = {
                 .use_slots = true,
@@ -563,16 +573,19 @@ int pg_settings_from_json(const cJSON *root, PgSettings *ret, char **reterr) {
 
 /* ==== Names, quoting, DSNs ==== */
 
+/* pgconf_path() - <config_dir or data_dir>/<file>, heap string, NULL on OOM. */
 char *pgconf_path(const PgSettings *s, const char *file) {
         char *p = NULL;
         return asprintf(&p, "%s/%s", s->config_dir ?: s->data_dir, file) < 0 ? NULL : p;
 }
 
+/* pgdata_path() - <data_dir>/<file>, heap string, NULL on OOM. */
 char *pgdata_path(const PgSettings *s, const char *file) {
         char *p = NULL;
         return asprintf(&p, "%s/%s", s->data_dir, file) < 0 ? NULL : p;
 }
 
+/* pgconf_bin() - <bin_dir>/<program>, or the bare name (PATH lookup) without bin_dir; NULL on OOM. */
 char *pgconf_bin(const PgSettings *s, const char *program) {
         char *p = NULL;
         if (isempty(s->bin_dir))
@@ -580,6 +593,7 @@ char *pgconf_bin(const PgSettings *s, const char *program) {
         return asprintf(&p, "%s/%s", s->bin_dir, program) < 0 ? NULL : p;
 }
 
+/* pgconf_quote() - a postgresql.conf value: wrapped in ', every ' and \ doubled. */
 char *pgconf_quote(const char *value) {
         size_t n = 0;
         char *r, *o;
@@ -600,6 +614,8 @@ char *pgconf_quote(const char *value) {
         return r;
 }
 
+/* pgconf_slot_name() - Patroni's replication slot name for a member name (lower-case, - and . → _,
+ * other characters outside [a-z0-9_] → u + 4-digit code point, at most 63 chars). */
 int pgconf_slot_name(const char *member, char **ret) {
         /* Worst case every byte becomes "u" + up to 7 digits; truncated to 63 afterwards. */
         _cleanup_free_ char *s = NULL;
@@ -659,6 +675,8 @@ static const char *const dsn_keywords[] = {
         "target_session_attrs",
 };
 
+/* pgconf_format_dsn() - libpq key/value string in Patroni's fixed keyword order, values with ', \ and
+ * space backslash-escaped; keywords whose value is NULL are skipped. params is a list of pairs. */
 char *pgconf_format_dsn(const PgParams *params) {
         char *buf = NULL;
         size_t size = 0;
@@ -689,6 +707,7 @@ char *pgconf_format_dsn(const PgParams *params) {
         return buf;
 }
 
+/* pgconf_parse_conn_url() - host and port from a member's conn_url (postgres://host:port/db). */
 int pgconf_parse_conn_url(const char *url, char **ret_host, unsigned *ret_port) {
         const char *p = startswith(url, "postgres://") ?: startswith(url, "postgresql://");
         _cleanup_free_ char *host = NULL;
@@ -726,6 +745,8 @@ int pgconf_parse_conn_url(const char *url, char **ret_host, unsigned *ret_port) 
         return 0;
 }
 
+/* pgconf_local_host() - the host for local connections (heap string): the first absolute
+ * unix_socket_directories entry, else the first listen address (localhost for wildcard addresses). */
 char *pgconf_local_host(const PgSettings *s) {
         const char *dirs = pg_params_get(&s->parameters, "unix_socket_directories");
 
@@ -800,6 +821,9 @@ static const struct {
         {"wal_log_hints", "on", true},
 };
 
+/* pgconf_server_parameters() - the parameters written to postgresql.conf: the given ones plus
+ * listen_addresses, port, cluster_name, the defaults of the command-line parameters (§5.2), hba_file
+ * and ident_file. Sorted by name except hba_file/ident_file last. */
 int pgconf_server_parameters(const PgSettings *s, PgParams *ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_free_ char *hba = NULL, *ident = NULL;
@@ -871,6 +895,8 @@ int pgconf_server_parameters(const PgSettings *s, PgParams *ret) {
         return 0;
 }
 
+/* pgconf_postmaster_argv() - postgres -D <data_dir> --config-file=<conf> --listen_addresses=... and the
+ * other command-line parameters in Patroni's order. */
 int pgconf_postmaster_argv(const PgSettings *s, char ***ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_(proc_strv_freep) char **argv = NULL;
@@ -899,6 +925,10 @@ int pgconf_postmaster_argv(const PgSettings *s, char ***ret) {
         return 0;
 }
 
+/* pgconf_recovery_params() - the recovery section for a replica following host:port (host NULL =
+ * following nobody): recovery_conf extras, primary_conninfo with application_name = our name and
+ * passfile when the replication user has a password, primary_slot_name when use_slots,
+ * recovery_target_timeline = latest and the other recovery_target* neutralised. */
 int pgconf_recovery_params(const PgSettings *s, const char *host, unsigned port, PgParams *ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         static const char *const neutralised[] = {
@@ -968,6 +998,7 @@ static int write_param(FILE *f, const PgParam *p) {
         return 0;
 }
 
+/* pgconf_render_postgresql_conf() - the complete postgresql.conf text; recovery may be NULL. */
 int pgconf_render_postgresql_conf(const PgSettings *s, const PgParams *recovery, char **ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_free_ char *buf = NULL;
@@ -1069,6 +1100,10 @@ static int remove_if_exists(const char *dir_path) {
         return 0;
 }
 
+/* pgconf_write_config() - renames an initdb/basebackup postgresql.conf to postgresql.base.conf on
+ * first use, then atomically writes postgresql.conf (with the recovery section when recovery != NULL);
+ * writes pg_hba.conf/pg_ident.conf when managed and the pgpass file for the replication user when the
+ * recovery section uses it. Safe while PostgreSQL runs (before a reload). Logging. */
 int pgconf_write_config(const PgSettings *s, const PgParams *recovery) {
         _cleanup_free_ char *conf = pgconf_path(s, "postgresql.conf"),
                             *base = pgconf_path(s, "postgresql.base.conf"), *text = NULL;
@@ -1121,6 +1156,11 @@ int pgconf_write_config(const PgSettings *s, const PgParams *recovery) {
         return 0;
 }
 
+/* pgconf_write_all() - pgconf_write_config(), plus the signal files: for a replica (recovery != NULL)
+ * standby.signal is created (recovery.signal instead when recovery has standby_mode = off, as for a
+ * custom bootstrap's point-in-time recovery), for a primary standby.signal/recovery.signal are removed;
+ * recovery settings are removed from postgresql.auto.conf. Only while PostgreSQL is stopped (before a
+ * start): a running standby whose standby.signal vanished fails its promotion. Logging. */
 int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
         _cleanup_free_ char *standby = pgdata_path(s, "standby.signal"),
                             *recovery_signal = pgdata_path(s, "recovery.signal");
@@ -1169,6 +1209,7 @@ static void pgpass_field(FILE *f, const char *v) {
         }
 }
 
+/* pgconf_render_pgpass() - the text pgconf_write_pgpass() writes (heap string, NULL on OOM). */
 char *pgconf_render_pgpass(const char *host, unsigned port, const PgAuth *auth) {
         char *buf = NULL;
         size_t size = 0;
@@ -1199,6 +1240,8 @@ char *pgconf_render_pgpass(const char *host, unsigned port, const PgAuth *auth) 
         return buf;
 }
 
+/* pgconf_write_pgpass() - overwrites the pgpass file (mode 0600) with one line for host:port/auth
+ * (plus a localhost line so Unix-socket connections match too). Non-logging. */
 int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, const PgAuth *auth) {
         _cleanup_free_ char *buf = NULL;
 
@@ -1210,6 +1253,8 @@ int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, co
         return write_text(s->pgpass, buf, 0600);
 }
 
+/* pgconf_append_bootstrap_hba() - appends bootstrap.pg_hba to pg_hba.conf (blank line, lines,
+ * newline) unless pg_hba.conf is managed. Non-logging. */
 int pgconf_append_bootstrap_hba(const PgSettings *s) {
         _cleanup_free_ char *path = pgconf_path(s, "pg_hba.conf"), *old = NULL, *buf = NULL;
         size_t size = 0;
@@ -1254,6 +1299,8 @@ static int copy_file(const char *from, const char *to) {
         return write_file_atomic(to, text, size, 0600);
 }
 
+/* pgconf_backup_files() - copies postgresql.conf, postgresql.base.conf, pg_hba.conf and pg_ident.conf
+ * (those that exist) to <file>.backup in config_dir; done after every successful start. Non-logging. */
 int pgconf_backup_files(const PgSettings *s) {
         for (size_t i = 0; i < ELEMENTSOF(backed_up_files); i++) {
                 _cleanup_free_ char *path = pgconf_path(s, backed_up_files[i]), *backup = NULL;
@@ -1268,6 +1315,8 @@ int pgconf_backup_files(const PgSettings *s) {
         return 0;
 }
 
+/* pgconf_restore_files() - restores those files that are missing from their .backup copies (after a
+ * base backup or a custom replica method). Returns the number restored. Non-logging. */
 int pgconf_restore_files(const PgSettings *s) {
         int n = 0;
 

@@ -83,10 +83,12 @@ static const char *const pg_stop_mode_table[_PG_STOP_MODE_MAX] = {
         [PG_STOP_IMMEDIATE] = "immediate",
 };
 
+/* pg_stop_mode_to_string() - "smart", "fast", "immediate"; NULL when out of range. */
 const char *pg_stop_mode_to_string(PgStopMode m) {
         return m >= 0 && m < _PG_STOP_MODE_MAX ? pg_stop_mode_table[m] : NULL;
 }
 
+/* pg_stop_mode_from_string() - the inverse; _PG_STOP_MODE_INVALID for unknown names. */
 PgStopMode pg_stop_mode_from_string(const char *s) {
         for (int i = 0; s && i < _PG_STOP_MODE_MAX; i++)
                 if (streq(pg_stop_mode_table[i], s))
@@ -147,18 +149,22 @@ static const char *job_name(const PgCtlJob *j) {
         return pgctl_kind_table[j->kind];
 }
 
+/* pgctl_job_name() - "start", "stop", "promote", ... */
 const char *pgctl_job_name(const PgCtlJob *j) {
         return j ? job_name(j) : NULL;
 }
 
+/* pgctl_job_signalled() - for stop/restart: whether a running postmaster was signalled (on_stop). */
 bool pgctl_job_signalled(const PgCtlJob *j) {
         return j && j->signalled;
 }
 
+/* pgctl_job_method() - for create_replica: the method that succeeded. */
 const char *pgctl_job_method(const PgCtlJob *j) {
         return j ? j->method : NULL;
 }
 
+/* pgctl_job_output() - for controldata: pg_controldata's output (valid until the job is freed). */
 const char *pgctl_job_output(const PgCtlJob *j) {
         return j ? j->output : NULL;
 }
@@ -185,6 +191,8 @@ static void job_remove_tmp(PgCtlJob *j) {
         }
 }
 
+/* pgctl_job_free() - cancels a running job (children killed, temporary files removed, a custom
+ * bootstrap's real pg_hba.conf put back; the handler will not run) and frees it. NULL allowed. */
 PgCtlJob *pgctl_job_free(PgCtlJob *j) {
         if (!j)
                 return NULL;
@@ -405,6 +413,7 @@ static int proc_stat_fields(pid_t pid, char *ret_state, unsigned long long *ret_
         return 0;
 }
 
+/* pgctl_pid_alive() - whether pid exists and is neither a zombie nor dead. */
 bool pgctl_pid_alive(pid_t pid) {
         char state;
         if (pid <= 0)
@@ -427,6 +436,9 @@ static int boot_time(unsigned long long *ret) {
         return 0;
 }
 
+/* pgctl_postmaster_pid() - reads <data_dir>/postmaster.pid and checks that the PID is a live process
+ * (not a zombie: /proc/<pid>/stat state Z or X counts as dead, since PID 1 may reap late) whose start
+ * time is within 3 s of the file's. Returns 1 and the PID when running, 0 when not. Non-logging. */
 int pgctl_postmaster_pid(const char *data_dir, pid_t *ret_pid) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         unsigned long long start_ticks, btime, file_start;
@@ -467,6 +479,7 @@ not_running:
         return 0;
 }
 
+/* pgctl_controldata_get() - the value of "key:" in pg_controldata output (heap string), NULL if absent. */
 char *pgctl_controldata_get(const char *text, const char *key) {
         size_t kl = strlen(key);
         for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
@@ -1040,6 +1053,10 @@ static int copy_recovery(PgCtlJob *j, const PgParams *recovery) {
         return 0;
 }
 
+/* pgctl_start() - checks the data directory and binaries, writes the managed files (recovery != NULL:
+ * as a replica with that recovery section, see pgconf_recovery_params()), starts the postmaster detached
+ * and waits (pg_ctl_timeout) until pg_isready reports it accepting connections. If a postmaster already
+ * runs on data_dir, its files are left alone and the job only waits until it accepts connections. */
 int pgctl_start(
         sd_event *e,
         const PgSettings *s,
@@ -1142,6 +1159,11 @@ static void stop_first(PgCtlJob *j) {
         stop_signal(j);
 }
 
+/* pgctl_stop() - optionally CHECKPOINT first (fast/smart only; speeds up the shutdown checkpoint, as
+ * Patroni does; a failure is logged and ignored), then signals the postmaster (smart=SIGTERM,
+ * fast=SIGINT, immediate=SIGQUIT) and waits for it to exit; after pg_ctl_timeout escalates to SIGQUIT,
+ * then SIGKILL of its process group. Succeeds at once if nothing runs (pgctl_job_signalled() is then
+ * false). */
 int pgctl_stop(
         sd_event *e,
         const PgSettings *s,
@@ -1171,6 +1193,8 @@ static void checkpoint_first(PgCtlJob *j) {
         JOB_TRY(j, job_spawn_checkpoint(j, finish_with_result), "could not run CHECKPOINT");
 }
 
+/* pgctl_checkpoint() - CHECKPOINT on the local server as the superuser (e.g. right after promotion, so
+ * pg_control shows the new timeline before others pg_rewind from us). */
 int pgctl_checkpoint(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;
         int r = job_new(e, s, PGCTL_CHECKPOINT, cb, userdata, &j);
@@ -1230,6 +1254,7 @@ static void restart_first(PgCtlJob *j) {
         JOB_TRY(j, job_run_sub(j, stop_fast_ctor, NULL, restart_on_stopped), "could not stop postgres");
 }
 
+/* pgctl_restart() - CHECKPOINT, fast stop, then start with recovery (NULL = primary). */
 int pgctl_restart(
         sd_event *e,
         const PgSettings *s,
@@ -1283,6 +1308,7 @@ static void reload_first(PgCtlJob *j) {
                 "could not run postgres --describe-config");
 }
 
+/* pgctl_reload() - rewrites the managed files (recovery as for pgctl_start) and runs pg_ctl reload. */
 int pgctl_reload(
         sd_event *e,
         const PgSettings *s,
@@ -1376,6 +1402,8 @@ static void promote_first(PgCtlJob *j) {
                 "could not run pre_promote");
 }
 
+/* pgctl_promote() - runs pre_promote (non-zero exit cancels), removes the recovery section from
+ * postgresql.conf, pg_ctl promote -W, then polls pg_controldata until "in production". */
 int pgctl_promote(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;
         int r = job_new(e, s, PGCTL_PROMOTE, cb, userdata, &j);
@@ -1475,6 +1503,7 @@ static void initdb_first(PgCtlJob *j) {
         JOB_TRY(j, job_spawn(j, argv, NULL, PGCTL_LONG_TIMEOUT, initdb_done), "could not run initdb");
 }
 
+/* pgctl_initdb() - runs initdb with bootstrap.initdb options, --username and --pwfile (superuser). */
 int pgctl_initdb(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;
         int r = job_new(e, s, PGCTL_INITDB, cb, userdata, &j);
@@ -1898,6 +1927,8 @@ static void bootstrap_first(PgCtlJob *j) {
         JOB_TRY(j, job_run_sub(j, initdb_ctor, NULL, bootstrap_on_initdb), "could not run initdb");
 }
 
+/* pgctl_bootstrap() - initdb, append bootstrap.pg_hba, write postgresql.conf, start as primary, then
+ * create/alter the superuser, replication, rewind and bootstrap.users roles. */
 int pgctl_bootstrap(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;
         int r = job_new(e, s, PGCTL_BOOTSTRAP, cb, userdata, &j);
@@ -1931,6 +1962,7 @@ static void remove_first(PgCtlJob *j) {
         JOB_TRY(j, job_spawn(j, argv, NULL, PGCTL_LONG_TIMEOUT, finish_with_result), "could not run rm");
 }
 
+/* pgctl_remove_data_dir() - removes data_dir (only when the caller decided so: reinit, failed bootstrap). */
 int pgctl_remove_data_dir(
         sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;
@@ -2172,6 +2204,11 @@ static void replica_first(PgCtlJob *j) {
         replica_next_method(j);
 }
 
+/* pgctl_create_replica() - tries the create_replica_methods in order (default basebackup) against the
+ * source host:port (host NULL: no leader, only methods with no_leader). basebackup = pg_basebackup
+ * --pgdata -X stream --dbname=<dsn> [options], 2 attempts 5 s apart. A non-empty data directory is
+ * removed first only when wipe is true (reinitialise); otherwise it is an error, except for methods
+ * with keep_data. Does not start PostgreSQL. */
 int pgctl_create_replica(
         sd_event *e,
         const PgSettings *s,
@@ -2237,6 +2274,8 @@ static void crash_recovery_first(PgCtlJob *j) {
         job_wait_stale(j, crash_recovery_run);
 }
 
+/* pgctl_crash_recovery() - removes standby.signal/recovery.signal and runs postgres --single to bring
+ * pg_control to "shut down" after a crash (Patroni §6.9). */
 int pgctl_crash_recovery(
         sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;
@@ -2376,6 +2415,9 @@ static void rewind_first(PgCtlJob *j) {
                 "could not run pg_controldata");
 }
 
+/* pgctl_rewind() - requires a stopped postmaster; runs single-user crash recovery first when
+ * pg_control is not in a shut-down state; checks data checksums or wal_log_hints; then pg_rewind
+ * --source-server with the rewind (or superuser) credentials. Does not start PostgreSQL. */
 int pgctl_rewind(
         sd_event *e,
         const PgSettings *s,
@@ -2423,6 +2465,8 @@ static void controldata_first(PgCtlJob *j) {
                 "could not run pg_controldata");
 }
 
+/* pgctl_controldata() - runs pg_controldata (LANG=C); on success pgctl_job_output() holds its output
+ * for pgctl_controldata_get() (state, timeline, checkpoint locations for the rewind decision). */
 int pgctl_controldata(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;
         int r = job_new(e, s, PGCTL_CONTROLDATA, cb, userdata, &j);
