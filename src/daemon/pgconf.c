@@ -25,7 +25,7 @@
  * should rewrite. */
 #define PGCONF_FILE_MAX (4U * 1024U * 1024U)
 
-/* ==== Parameter lists ==== */
+/* Parameter lists. */
 
 static PgParam *pg_params_find(const PgParams *p, const char *name) {
         for (size_t i = 0; p && i < p->n; i++)
