@@ -376,6 +376,11 @@ static int on_proc_timer(sd_event_source *source, usec_t usec, void *userdata) {
 }
 
 static bool env_is_stripped(const char *entry, const ProcOptions *opts) {
+        /* systemd's notification and watchdog variables address pghad itself: a child (PostgreSQL is
+         * built with systemd support) must never speak for us. */
+        if (startswith(entry, "NOTIFY_SOCKET=") || startswith(entry, "WATCHDOG_USEC=") ||
+            startswith(entry, "WATCHDOG_PID="))
+                return true;
         if (opts->strip_patroni_env && (startswith(entry, "PATRONI_") || startswith(entry, "KUBERNETES_")))
                 return true;
         for (char *const *a = opts->env_add; a && *a; a++) {
