@@ -24,6 +24,7 @@
 #include "pgha/fileio.h"
 #include "pgha/log.h"
 #include "pgha/pgctl.h"
+#include "pgha/postmaster.h"
 #include "pgha/proc.h"
 #include "pgctl_internal.h"
 
@@ -293,99 +294,25 @@ char *pgctl_result_reason(const ProcResult *r) {
 
 /* ==== Postmaster discovery and data directory checks ==== */
 
-static int proc_stat_fields(pid_t pid, char *ret_state, unsigned long long *ret_start_ticks) {
-        char path[64];
-        _cleanup_free_ char *text = NULL;
-        const char *p;
-        int r;
-
-        (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        r = read_full_file(path, 4096, &text, NULL);
-        if (r < 0)
-                return r;
-        p = strrchr(text, ')'); /* comm may contain spaces and parentheses */
-        if (!p)
-                return -EIO;
-        *ret_state = p[2];
-        if (ret_start_ticks) {
-                /* Field 22 (starttime); after ") " the state is field 3. */
-                p += 2;
-                for (int f = 3; f < 22 && p; f++) {
-                        p = strchr(p, ' ');
-                        if (p)
-                                p++;
-                }
-                if (!p)
-                        return -EIO;
-                *ret_start_ticks = strtoull(p, NULL, 10);
-        }
-        return 0;
-}
-
 /* pgctl_pid_alive() - whether pid exists and is neither a zombie nor dead. */
 bool pgctl_pid_alive(pid_t pid) {
-        char state;
-        if (pid <= 0)
-                return false;
-        if (proc_stat_fields(pid, &state, NULL) < 0)
-                return false;
-        return state != 'Z' && state != 'X' && state != 'x';
+        return postmaster_pid_alive(pid);
 }
 
-static int boot_time(unsigned long long *ret) {
-        _cleanup_free_ char *text = NULL;
-        const char *p;
-        int r = read_full_file("/proc/stat", 1 << 20, &text, NULL);
-        if (r < 0)
-                return r;
-        p = strstr(text, "\nbtime ");
-        if (!p)
-                return -EIO;
-        *ret = strtoull(p + 7, NULL, 10);
-        return 0;
-}
-
-/* pgctl_postmaster_pid() - reads <data_dir>/postmaster.pid and checks that the PID is a live process
- * (not a zombie: /proc/<pid>/stat state Z or X counts as dead, since PID 1 may reap late) whose start
- * time is within 3 s of the file's. Returns 1 and the PID when running, 0 when not. Non-logging. */
+/* pgctl_postmaster_pid() - whether the postmaster of data_dir runs, by postmaster_check(): a zombie or a
+ * recycled PID does not count. Returns 1 and the PID when running, 0 when not, a negative errno when
+ * data_dir cannot be read. Non-logging. */
 int pgctl_postmaster_pid(const char *data_dir, pid_t *ret_pid) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        unsigned long long start_ticks, btime, file_start;
-        long pid, hz = sysconf(_SC_CLK_TCK);
-        char *line3, state;
+        _cleanup_(postmaster_pid_file_done) PostmasterPidFile pf = {};
+        PostmasterState state;
         int r;
 
-        if (asprintf(&path, "%s/postmaster.pid", data_dir) < 0)
-                return -ENOMEM;
-        r = read_full_file(path, 4096, &text, NULL);
-        if (r == -ENOENT)
-                goto not_running;
+        r = postmaster_check(data_dir, NULL, &state, &pf);
         if (r < 0)
                 return r;
-        pid = strtol(text, NULL, 10);
-        if (pid <= 0 || pid == getpid() || pid == getppid())
-                goto not_running;
-        if (proc_stat_fields((pid_t)pid, &state, &start_ticks) < 0 || state == 'Z' || state == 'X' ||
-            state == 'x')
-                goto not_running;
-        /* Line 3 is the postmaster's start time (epoch seconds): a recycled PID fails this check. */
-        line3 = strchr(text, '\n');
-        if (line3)
-                line3 = strchr(line3 + 1, '\n');
-        if (line3 && hz > 0 && boot_time(&btime) >= 0) {
-                file_start = strtoull(line3 + 1, NULL, 10);
-                unsigned long long proc_start = btime + start_ticks / (unsigned long long)hz;
-                if (file_start > 0 && (proc_start > file_start + 3 || file_start > proc_start + 3))
-                        goto not_running;
-        }
         if (ret_pid)
-                *ret_pid = (pid_t)pid;
-        return 1;
-
-not_running:
-        if (ret_pid)
-                *ret_pid = 0;
-        return 0;
+                *ret_pid = state == POSTMASTER_RUNNING ? pf.pid : 0;
+        return state == POSTMASTER_RUNNING;
 }
 
 /* pgctl_controldata_get() - the value of "key:" in pg_controldata output (heap string), NULL if absent. */
