@@ -85,8 +85,12 @@ static inline bool endswith(const char *s, const char *suffix) {
         return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
 }
 
-#define new (t, n) ((t *)calloc((n) ?: 1, sizeof(t)))
-#define new0(t, n) new (t, n)
+/* Zero-initialised allocation of n objects of type t (at least one). clang-format would read "new" as the
+ * C++ keyword and break the macro, hence the guards. */
+/* clang-format off */
+#define new(t, n) ((t *) calloc((n) ?: 1, sizeof(t)))
+#define new0(t, n) new(t, n)
+/* clang-format on */
 
 static inline void freep(void *p) {
         free(*(void **)p);
