@@ -530,6 +530,33 @@ static char *endpoint_to_url(const char *e, const char *protocol) {
         return u;
 }
 
+/* Moves "user:password@" out of a URL (Patroni accepts credentials in etcd3.url): the URL loses them,
+ * *ret_user and *ret_password get them unless already set. */
+static int endpoint_take_userinfo(char *url, char **ret_user, char **ret_password) {
+        char *authority = strstr(url, "://"), *at, *end, *colon;
+
+        if (!authority)
+                return 0;
+        authority += 3;
+        end = authority + strcspn(authority, "/?#");
+        at = memchr(authority, '@', (size_t)(end - authority));
+        if (!at)
+                return 0;
+        colon = memchr(authority, ':', (size_t)(at - authority));
+        if (!*ret_user) {
+                *ret_user = strndup(authority, (size_t)((colon ?: at) - authority));
+                if (!*ret_user)
+                        return -ENOMEM;
+                if (colon && !*ret_password) {
+                        *ret_password = strndup(colon + 1, (size_t)(at - colon - 1));
+                        if (!*ret_password)
+                                return -ENOMEM;
+                }
+        }
+        memmove(authority, at + 1, strlen(at + 1) + 1);
+        return 1;
+}
+
 static void strv_free_n(char **v, size_t n) {
         for (size_t i = 0; v && i < n; i++)
                 free(v[i]);
@@ -936,6 +963,9 @@ int etcd_client_new(sd_event *event, const EtcdClientOptions *o, EtcdClient **re
             free_and_strdup(&c->password, o->password) < 0 || free_and_strdup(&c->cacert, o->cacert) < 0 ||
             free_and_strdup(&c->cert, o->cert) < 0 || free_and_strdup(&c->key, o->key) < 0)
                 return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (endpoint_take_userinfo(c->endpoints[i], &c->username, &c->password) < 0)
+                        return -ENOMEM;
         r = http_client_new(event, o->priority, &c->http);
         if (r < 0)
                 return r;

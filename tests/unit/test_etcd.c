@@ -293,6 +293,7 @@ typedef struct Fake {
         const char *reply; /* full HTTP response; NULL: never answer */
         size_t reply_size;
         unsigned requests;
+        char last[4096]; /* start of the last request received */
         int conns[16];
         sd_event_source *conn_sources[16];
         unsigned n_conns;
@@ -309,6 +310,8 @@ static int on_fake_conn(sd_event_source *s, int fd, uint32_t revents, void *user
         }
         /* Test requests are small: one read holds the whole request. */
         f->requests++;
+        memcpy(f->last, buf, MIN((size_t)n, sizeof(f->last) - 1));
+        f->last[MIN((size_t)n, sizeof(f->last) - 1)] = 0;
         if (f->reply) {
                 size_t off = 0;
 
@@ -749,6 +752,32 @@ TEST(watch_compacted_and_freed_from_its_callback) {
         ASSERT_EQ(fi.error, -ESTALE);
         ASSERT_NULL(fi.w);
         ASSERT_EQ(etcd_client_active(c), 0);
+        c = etcd_client_free(c);
+        fake_stop(&f);
+}
+
+TEST(credentials_in_url_become_authentication) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        char ep[64]; /* "http://root:secret@127.0.0.1:65535" */
+        char *eps[] = {ep, NULL};
+        Result r = {};
+        Fake f;
+
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(
+                &f,
+                e,
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n{\"code\":3,\"message\":\"x\"}");
+        (void)snprintf(ep, sizeof(ep), "http://root:secret@127.0.0.1:%d", f.port);
+        ASSERT_OK(etcd_client_new(e, &(EtcdClientOptions){.endpoints = eps, .use_proxies = true}, &c));
+        ASSERT_FALSE(strstr(etcd_client_endpoint(c), "secret"));
+        ASSERT_OK(etcd_range(c, "k", NULL, on_result, &r, NULL));
+        run_until(e, &r.done, 2 * USEC_PER_SEC);
+        ASSERT_TRUE(strstr(f.last, "POST /v3/auth/authenticate ") == f.last);
+        ASSERT_TRUE(strstr(f.last, "{\"name\":\"root\",\"password\":\"secret\"}") != NULL);
+        ASSERT_NULL(strstr(f.last, "Authorization: Basic"));
+        result_done(&r);
         c = etcd_client_free(c);
         fake_stop(&f);
 }
