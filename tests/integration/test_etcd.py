@@ -224,3 +224,17 @@ def test_watch_detects_stalled_member(workdir):
             w.kill()
     finally:
         cluster.stop()
+
+
+def test_guarded_writes(etcd):
+    """Create-only, CAS and value-guarded writes of every key, each expected to win or lose."""
+    (res,) = tool("--endpoints", etcd.endpoint, "--scope", scope(), "cas-check")
+    failed = [s for s in res["steps"] if not s["ok"]]
+    assert not failed and res["failures"] == 0, failed
+    assert len(res["steps"]) == 17
+    view = res["view"]
+    assert view["config"] == {"ttl": 20}        # the CAS with the current revision won, the stale one lost
+    assert view["initialize"] == "7712574132163962109"
+    assert view["leader"] is None               # released by its holder, not by the other node
+    assert view["has_sync"] is False            # deleted under CAS
+    assert view["failover_revision"] > 0 and view["has_failover"] is False

@@ -625,6 +625,198 @@ static int cmd_read_cluster(void) {
         return exit_code;
 }
 
+/* ==== cas-check: every guarded write against real etcd, in order ==== */
+
+static Dcs *cas1, *cas2;
+static DcsCluster *cas_view;
+static unsigned cas_step, cas_failures, cas_leases;
+static int cas_expect; /* 1: must succeed, 0: compare must fail, -1: read step */
+static const char *cas_expect_leader;
+static cJSON *cas_log;
+
+static void cas_next(void);
+
+static void cas_record(const char *what, bool ok, const char *detail) {
+        cJSON *o = cJSON_CreateObject();
+
+        (void)json_add_string(o, "step", what);
+        (void)json_add_bool(o, "ok", ok);
+        if (detail)
+                (void)json_add_string(o, "detail", detail);
+        cJSON_AddItemToArray(cas_log, o);
+        if (!ok)
+                cas_failures++;
+}
+
+static void on_cas_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *userdata) {
+        const char *what = userdata;
+        bool ok = error >= 0 && res->succeeded == (cas_expect == 1);
+
+        if (ok && cas_expect_leader)
+                ok = streq_ptr(res->leader, cas_expect_leader);
+        cas_record(what, ok, error < 0 ? message : res->leader);
+        cas_next();
+}
+
+static void on_cas_read(Dcs *d, int error, const char *message, DcsCluster *cluster, void *userdata) {
+        if (error < 0) {
+                cas_record("read", false, message);
+                cas_next();
+                return;
+        }
+        dcs_cluster_free(cas_view);
+        cas_view = cluster;
+        cas_next();
+}
+
+static cJSON *json_of(const char *text) {
+        cJSON *j = NULL;
+
+        if (json_parse_string(text, &j) < 0)
+                return NULL;
+        return j;
+}
+
+#define CAS(expect, leader, call)             \
+        do {                                  \
+                cas_expect = (expect);        \
+                cas_expect_leader = (leader); \
+                r = (call);                   \
+        } while (0)
+
+static void cas_next(void) {
+        _cleanup_(cJSON_Deletep) cJSON *j = NULL;
+        char *standby[] = {"node2", NULL};
+        int r = 0;
+
+        switch (cas_step++) {
+        case 0:
+                CAS(1, NULL, dcs_initialize_race(cas1, on_cas_write, "initialize race (first)"));
+                break;
+        case 1:
+                CAS(0, NULL, dcs_initialize_race(cas2, on_cas_write, "initialize race (second loses)"));
+                break;
+        case 2:
+                CAS(1,
+                    NULL,
+                    dcs_initialize_set(cas1, "7712574132163962109", on_cas_write, "initialize set"));
+                break;
+        case 3:
+                j = json_of("{\"ttl\":30}");
+                CAS(1, NULL, dcs_set_config(cas1, j, 0, on_cas_write, "config plain put"));
+                break;
+        case 4:
+        case 8:
+        case 14:
+        case 17:
+        case 20:
+                r = dcs_get_cluster(cas1, on_cas_read, NULL);
+                break;
+        case 5:
+                j = json_of("{\"ttl\":20}");
+                CAS(1,
+                    NULL,
+                    dcs_set_config(cas2, j, cas_view->config_revision, on_cas_write, "config CAS current"));
+                break;
+        case 6:
+                j = json_of("{\"ttl\":10}");
+                CAS(0,
+                    NULL,
+                    dcs_set_config(cas1, j, cas_view->config_revision, on_cas_write, "config CAS stale"));
+                break;
+        case 7:
+                CAS(1, "node1", dcs_leader_acquire(cas1, on_cas_write, "acquire (free)"));
+                break;
+        case 9:
+                CAS(0, "node1", dcs_leader_acquire(cas2, on_cas_write, "acquire (held)"));
+                break;
+        case 10:
+                CAS(0, "node1", dcs_leader_renew(cas2, on_cas_write, "renew by non-holder"));
+                break;
+        case 11:
+                CAS(0, NULL, dcs_leader_delete(cas2, on_cas_write, "delete by non-holder"));
+                break;
+        case 12:
+                CAS(1, "node1", dcs_leader_renew(cas1, on_cas_write, "renew by holder"));
+                break;
+        case 13:
+                CAS(1, NULL, dcs_write_sync(cas1, "node1", standby, 0, on_cas_write, "sync plain put"));
+                break;
+        case 15:
+                CAS(1,
+                    NULL,
+                    dcs_write_sync(
+                            cas1,
+                            "node1",
+                            standby,
+                            cas_view->sync_revision,
+                            on_cas_write,
+                            "sync CAS current"));
+                break;
+        case 16:
+                CAS(0,
+                    NULL,
+                    dcs_write_sync(
+                            cas1, "node1", NULL, cas_view->sync_revision, on_cas_write, "sync CAS stale"));
+                break;
+        case 18:
+                CAS(1,
+                    NULL,
+                    dcs_delete_sync(cas1, cas_view->sync_revision, on_cas_write, "sync delete CAS"));
+                break;
+        case 19:
+                CAS(1, NULL, dcs_write_failover(cas1, NULL, 0, on_cas_write, "failover {}"));
+                break;
+        case 21:
+                CAS(1, NULL, dcs_leader_delete(cas1, on_cas_write, "delete by holder"));
+                break;
+        case 22:
+                r = dcs_get_cluster(cas1, on_cas_read, NULL);
+                break;
+        default: {
+                _cleanup_(cJSON_Deletep) cJSON *view = NULL;
+                _cleanup_free_ char *log = NULL, *text = NULL;
+
+                if (dcs_cluster_to_json(cas_view, &view) < 0 || json_print_compact(view, &text) < 0 ||
+                    json_print_compact(cas_log, &log) < 0) {
+                        fail("json", -ENOMEM, NULL);
+                        return;
+                }
+                printf("{\"failures\":%u,\"steps\":%s,\"view\":%s}\n", cas_failures, log, text);
+                sd_event_exit(event, 0);
+                return;
+        }
+        }
+        if (r < 0)
+                fail("start step", r, NULL);
+}
+
+static void on_cas_lease(Dcs *d, int error, int64_t lease, void *userdata) {
+        if (error < 0) {
+                fail("lease", error, NULL);
+                return;
+        }
+        if (lease > 0 && ++cas_leases == 2)
+                cas_next();
+}
+
+static int cmd_cas_check(void) {
+        EtcdClient *c = make_client();
+
+        cas_log = cJSON_CreateArray();
+        cas1 = make_dcs(c, "node1");
+        cas2 = make_dcs(c, "node2");
+        if (dcs_lease_start(cas1, on_cas_lease, NULL) < 0 || dcs_lease_start(cas2, on_cas_lease, NULL) < 0)
+                return 2;
+        sd_event_loop(event);
+        dcs_cluster_free(cas_view);
+        dcs_free(cas1);
+        dcs_free(cas2);
+        etcd_client_free(c);
+        cJSON_Delete(cas_log);
+        return exit_code;
+}
+
 int main(int argc, char *argv[]) {
         enum {
                 ARG_ENDPOINTS = 0x100,
@@ -747,6 +939,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_load(arg_concurrency);
         else if (streq(cmd, "write-cluster"))
                 r = cmd_write_cluster();
+        else if (streq(cmd, "cas-check"))
+                r = cmd_cas_check();
         else if (streq(cmd, "read-cluster-json"))
                 r = cmd_read_cluster();
         else {
