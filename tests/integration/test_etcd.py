@@ -231,7 +231,7 @@ def test_guarded_writes(etcd):
     (res,) = tool("--endpoints", etcd.endpoint, "--scope", scope(), "cas-check")
     failed = [s for s in res["steps"] if not s["ok"]]
     assert not failed and res["failures"] == 0, failed
-    assert len(res["steps"]) == 17
+    assert len(res["steps"]) == 18
     view = res["view"]
     assert view["config"] == {"ttl": 20}        # the CAS with the current revision won, the stale one lost
     assert view["initialize"] == "7712574132163962109"

@@ -632,6 +632,7 @@ static DcsCluster *cas_view;
 static unsigned cas_step, cas_failures, cas_leases;
 static int cas_expect; /* 1: must succeed, 0: compare must fail, -1: read step */
 static const char *cas_expect_leader;
+static int64_t cas_old_lease;
 static cJSON *cas_log;
 
 static void cas_next(void);
@@ -773,6 +774,11 @@ static void cas_next(void) {
         case 22:
                 r = dcs_get_cluster(cas1, on_cas_read, NULL);
                 break;
+        case 23:
+                /* A new ttl drops the lease and grants one with the new TTL (on_cas_lease continues). */
+                cas_old_lease = dcs_lease_id(cas1);
+                dcs_set_ttl(cas1, 7);
+                return;
         default: {
                 _cleanup_(cJSON_Deletep) cJSON *view = NULL;
                 _cleanup_free_ char *log = NULL, *text = NULL;
@@ -796,8 +802,17 @@ static void on_cas_lease(Dcs *d, int error, int64_t lease, void *userdata) {
                 fail("lease", error, NULL);
                 return;
         }
-        if (lease > 0 && ++cas_leases == 2)
+        if (lease == 0)
+                return;
+        if (++cas_leases == 2)
                 cas_next();
+        else if (cas_leases > 2 && d == cas1) {
+                bool ok = lease != cas_old_lease &&
+                        dcs_lease_valid_until(d) - dcs_lease_last_renewal(d) == 7 * USEC_PER_SEC;
+
+                cas_record("ttl change re-grants the lease", ok, NULL);
+                cas_next();
+        }
 }
 
 static int cmd_cas_check(void) {
