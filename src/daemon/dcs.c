@@ -74,6 +74,7 @@ static const char *const dcs_wake_reason_table[_DCS_WAKE_REASON_MAX] = {
         [DCS_WAKE_RESYNC] = "resync",
 };
 
+/* dcs_wake_reason_to_string - "ready", "leader", ... for logs; NULL when out of range. */
 const char *dcs_wake_reason_to_string(DcsWakeReason r) {
         return r >= 0 && r < _DCS_WAKE_REASON_MAX ? dcs_wake_reason_table[r] : NULL;
 }
@@ -1080,6 +1081,7 @@ void dcs_set_ttl(Dcs *d, unsigned ttl) {
         dcs_lease_schedule(d, 0);
 }
 
+/* dcs_lease_id - our current lease (0 while none). */
 int64_t dcs_lease_id(const Dcs *d) {
         return d->lease_id;
 }
@@ -1092,6 +1094,7 @@ usec_t dcs_lease_valid_until(const Dcs *d) {
         return d->lease_last_renewal + (usec_t)d->ttl * USEC_PER_SEC;
 }
 
+/* dcs_lease_last_renewal - CLOCK_MONOTONIC start of the last successful grant/keep-alive. */
 usec_t dcs_lease_last_renewal(const Dcs *d) {
         return d->lease_last_renewal;
 }
@@ -1176,6 +1179,7 @@ int dcs_watch_start(
         return dcs_watch_create(d, start_revision);
 }
 
+/* dcs_watch_stop - stops the watch; the wake callback will not run again. */
 void dcs_watch_stop(Dcs *d) {
         d->watch = etcd_watch_free(d->watch);
 }

@@ -220,6 +220,7 @@ int etcd_kv_parse(const cJSON *kv, EtcdKv *ret) {
         return 0;
 }
 
+/* etcd_kv_done - frees the strings of kv (not kv itself). */
 void etcd_kv_done(EtcdKv *kv) {
         if (!kv)
                 return;
@@ -227,6 +228,7 @@ void etcd_kv_done(EtcdKv *kv) {
         kv->value = mfree(kv->value);
 }
 
+/* etcd_kvs_free - frees an array of n kvs. */
 void etcd_kvs_free(EtcdKv *kvs, size_t n) {
         for (size_t i = 0; kvs && i < n; i++)
                 etcd_kv_done(&kvs[i]);
@@ -348,6 +350,7 @@ int etcd_keepalive_parse(const cJSON *reply, int64_t *ret_ttl) {
         return 0;
 }
 
+/* etcd_watch_message_done - frees the events of m. */
 void etcd_watch_message_done(EtcdWatchMessage *m) {
         if (!m)
                 return;
@@ -503,6 +506,7 @@ int etcd_stream_feed(
         return 0;
 }
 
+/* etcd_stream_done - drops buffered bytes and resets the splitter for a new stream. */
 void etcd_stream_done(EtcdStreamSplitter *s) {
         s->buf = mfree(s->buf);
         s->size = s->allocated = s->scanned = 0;
@@ -1017,6 +1021,7 @@ const char *etcd_client_endpoint(const EtcdClient *c) {
         return c && c->n_endpoints > 0 ? c->endpoints[c->current % c->n_endpoints] : NULL;
 }
 
+/* etcd_client_n_endpoints - number of endpoints currently known. */
 size_t etcd_client_n_endpoints(const EtcdClient *c) {
         return c ? c->n_endpoints : 0;
 }

@@ -499,6 +499,7 @@ size_t http_client_active(const HttpClient *c) {
         return c ? c->n_active : 0;
 }
 
+/* http_request_url - the URL of req (for log lines). */
 const char *http_request_url(const HttpRequest *req) {
         return req ? req->url : NULL;
 }
