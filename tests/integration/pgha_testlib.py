@@ -424,3 +424,41 @@ class EtcdCluster:
     def stop(self):
         for m in self.members:
             m.stop()
+
+
+def haproxy_config(ports, servers):
+    """conf/haproxy.cfg made runnable here: the listen ports replaced (ports: {5000: p, 5001: p, 5002: p,
+    7000: p}), each server's data and check ports replaced (servers: [(name, data_port, check_port)]),
+    and the global user/group/syslog lines dropped (tests run HAProxy in the foreground as root)."""
+    import re
+    with open(os.path.join(SOURCE_DIR, "conf", "haproxy.cfg")) as f:
+        text = f.read()
+    text = re.sub(r"^\s*(user|group|log /dev/log).*\n", "", text, flags=re.M)
+    text = re.sub(r"^\s*log global\n", "", text, flags=re.M)
+    for public, port in ports.items():
+        text = text.replace(f"bind *:{public}", f"bind 127.0.0.1:{port}")
+    assert text.count("server node1 ") == 3
+    by_name = {name: (data, check) for name, data, check in servers}
+
+    def server_line(m):
+        data, check = by_name[m.group(1)]
+        return f"server {m.group(1)} 127.0.0.1:{data} check port {check}"
+
+    return re.sub(r"server (node\d) 127\.0\.0\.1:\d+ check port \d+", server_line, text)
+
+
+class HAProxy:
+    """Debian's haproxy in the foreground with haproxy_config(); ports[5000..5002] are the public ones."""
+
+    def __init__(self, workdir, servers):
+        import shutil
+        self.ports = {p: free_port() for p in (5000, 5001, 5002, 7000)}
+        self.config_path = os.path.join(workdir, "haproxy.cfg")
+        with open(self.config_path, "w") as f:
+            f.write(haproxy_config(self.ports, servers))
+        binary_path = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        subprocess.run([binary_path, "-c", "-f", self.config_path], check=True, capture_output=True)
+        self.process = Process([binary_path, "-db", "-f", self.config_path], os.path.join(workdir, "haproxy.log"))
+
+    def stop(self):
+        self.process.stop()
