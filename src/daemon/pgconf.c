@@ -100,18 +100,7 @@ static const char *const pg_callback_table[_PG_CALLBACK_MAX] = {
         [PG_CALLBACK_ON_ROLE_CHANGE] = "on_role_change",
 };
 
-/* pg_callback_to_string() - "on_start", ... as in postgresql.callbacks; NULL when out of range. */
-const char *pg_callback_to_string(PgCallback c) {
-        return c >= 0 && c < _PG_CALLBACK_MAX ? pg_callback_table[c] : NULL;
-}
-
-/* pg_callback_from_string() - the inverse; _PG_CALLBACK_INVALID for unknown names. */
-PgCallback pg_callback_from_string(const char *s) {
-        for (int i = 0; s && i < _PG_CALLBACK_MAX; i++)
-                if (streq(pg_callback_table[i], s))
-                        return (PgCallback)i;
-        return _PG_CALLBACK_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(pg_callback, PgCallback);
 
 static void pg_auth_done(PgAuth *a) {
         a->username = mfree(a->username);

@@ -50,18 +50,7 @@ static const char *const pg_stop_mode_table[_PG_STOP_MODE_MAX] = {
         [PG_STOP_IMMEDIATE] = "immediate",
 };
 
-/* pg_stop_mode_to_string() - "smart", "fast", "immediate"; NULL when out of range. */
-const char *pg_stop_mode_to_string(PgStopMode m) {
-        return m >= 0 && m < _PG_STOP_MODE_MAX ? pg_stop_mode_table[m] : NULL;
-}
-
-/* pg_stop_mode_from_string() - the inverse; _PG_STOP_MODE_INVALID for unknown names. */
-PgStopMode pg_stop_mode_from_string(const char *s) {
-        for (int i = 0; s && i < _PG_STOP_MODE_MAX; i++)
-                if (streq(pg_stop_mode_table[i], s))
-                        return (PgStopMode)i;
-        return _PG_STOP_MODE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(pg_stop_mode, PgStopMode);
 
 int pgctl_pg_param_compare_name(const void *a, const void *b) {
         return strcmp(((const PgParam *)a)->name, ((const PgParam *)b)->name);

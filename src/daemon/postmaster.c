@@ -28,20 +28,7 @@ static const char *const postmaster_state_table[_POSTMASTER_STATE_MAX] = {
         [POSTMASTER_PID_REUSED] = "pid-reused",
 };
 
-/* postmaster_state_to_string - the stable name of a state (logs, JSON), NULL when out of range. */
-const char *postmaster_state_to_string(PostmasterState s) {
-        if (s < 0 || s >= _POSTMASTER_STATE_MAX)
-                return NULL;
-        return postmaster_state_table[s];
-}
-
-/* postmaster_state_from_string - the inverse; _POSTMASTER_STATE_INVALID for unknown names. */
-PostmasterState postmaster_state_from_string(const char *s) {
-        for (size_t i = 0; s && i < _POSTMASTER_STATE_MAX; i++)
-                if (streq(s, postmaster_state_table[i]))
-                        return (PostmasterState)i;
-        return _POSTMASTER_STATE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(postmaster_state, PostmasterState);
 
 /* ==== Process facts ==== */
 
