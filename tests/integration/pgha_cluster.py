@@ -140,12 +140,26 @@ class Node:
         except (OSError, ValueError):
             return None
 
-    def signal_all(self, sig):
-        """Sends sig to the daemon and its postmaster (both started by this test)."""
-        pids = [self.process.pid] if self.daemon_alive() else []
+    def postgres_pids(self):
+        """The postmaster and all its descendants (backends, walsenders, ...), postmaster first."""
         pm = self.postmaster_pid()
-        if pm:
-            pids.append(pm)
+        if not pm:
+            return []
+        pids, todo = [], [pm]
+        while todo:
+            pid = todo.pop(0)
+            pids.append(pid)
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+        return pids
+
+    def signal_all(self, sig):
+        """Sends sig to the daemon and every PostgreSQL process of this node (all started by this
+        test), as a host freeze or crash would hit them all."""
+        pids = [self.process.pid] if self.daemon_alive() else []
+        pids += self.postgres_pids()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -232,8 +246,12 @@ class Cluster:
         return lib.wait_until(check, timeout, interval=0.05, what="a writable leader")
 
     def wait_for_streaming(self, leader, count, timeout=60):
+        """Waits until `count` members (not a pg_basebackup's walsender) stream from leader."""
+        names = [n.name for n in self.nodes]
+
         def check():
-            rows = leader.query("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")
+            rows = leader.query("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'"
+                                " AND application_name = ANY(%s)", (names,))
             return len(rows) >= count and rows
         return lib.wait_until(check, timeout, interval=0.2, what=f"{count} streaming replicas")
 
