@@ -206,3 +206,119 @@ class Etcd:
 
 def remove_tree(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+class PgTestServer:
+    """A bare PostgreSQL 15 server for module tests (no pghad): its own data directory, socket directory
+    (unix_socket_directories) and free port, run as the postgres user. start() goes through pg_ctl;
+    start(foreground=True) runs the postmaster as our own child instead, so a test can hold it as an
+    unreaped zombie after kill -9. make_replica() clones it with pg_basebackup -R into a streaming
+    standby whose walreceiver reports application_name = its name (through cluster_name)."""
+
+    def __init__(self, workdir, name="pg1"):
+        self.workdir = workdir
+        self.name = name
+        self.port = free_port()
+        self.dir = os.path.join(workdir, name)
+        self.data_dir = os.path.join(self.dir, "data")
+        self.socket_dir = self.dir
+        self.log_path = os.path.join(self.dir, "postgres.log")
+        self.child = None  # Popen of a foreground postmaster
+        os.makedirs(self.dir, exist_ok=True)
+        uid, gid = postgres_ids()
+        os.chown(self.dir, uid, gid)
+
+    def run(self, argv, timeout=120, check=True):
+        """Runs argv as postgres; returns stdout. Raises with stderr on failure when check."""
+        r = subprocess.run(as_postgres_cmd(argv), capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({r.returncode}): {r.stderr.strip()}")
+        return r.stdout
+
+    def _settings(self):
+        return (f"\nport = {self.port}\nunix_socket_directories = '{self.socket_dir}'\n"
+                f"listen_addresses = '127.0.0.1'\ncluster_name = '{self.name}'\nfsync = off\n"
+                "shared_buffers = 16MB\nmax_wal_senders = 5\nwal_level = replica\n")
+
+    def initdb(self):
+        self.run([os.path.join(PG_BIN_DIR, "initdb"), "-D", self.data_dir, "-A", "trust", "-U", "postgres",
+                  "--no-sync", "--no-instructions"])
+        with open(os.path.join(self.data_dir, "postgresql.conf"), "a") as f:
+            f.write(self._settings())
+        return self
+
+    def start(self, foreground=False, timeout=60):
+        if foreground:
+            log = open(self.log_path, "ab")
+            self.child = subprocess.Popen(
+                as_postgres_cmd([os.path.join(PG_BIN_DIR, "postgres"), "-D", self.data_dir]),
+                stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            wait_until(self.ready, timeout, what=f"{self.name} accepting connections")
+        else:
+            self.run([os.path.join(PG_BIN_DIR, "pg_ctl"), "-D", self.data_dir, "-l", self.log_path, "-w",
+                      "-t", str(int(timeout)), "start"], timeout=timeout + 10)
+        return self
+
+    def stop(self, mode="fast", timeout=60):
+        self.run([os.path.join(PG_BIN_DIR, "pg_ctl"), "-D", self.data_dir, "-m", mode, "-w",
+                  "-t", str(int(timeout)), "stop"], timeout=timeout + 10, check=False)
+        if self.child:
+            self.child.wait(timeout)
+            self.child = None
+
+    def ready(self):
+        r = subprocess.run(as_postgres_cmd([os.path.join(PG_BIN_DIR, "pg_isready"), "-q", "-h",
+                                            self.socket_dir, "-p", str(self.port)]))
+        return r.returncode == 0
+
+    def postmaster_pid(self):
+        """The pid postmaster.pid names, or None without a pid file."""
+        try:
+            with open(os.path.join(self.data_dir, "postmaster.pid")) as f:
+                return int(f.readline())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def process_tree(self):
+        """The postmaster's pid followed by its children's (from /proc, no name matching)."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            return []
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid] + [int(p) for p in f.read().split()]
+
+    def psql(self, sql, dbname="postgres"):
+        return self.run(["psql", "-X", "-A", "-t", "-q", "-h", self.socket_dir, "-p", str(self.port),
+                         "-U", "postgres", "-d", dbname, "-v", "ON_ERROR_STOP=1", "-c", sql]).strip()
+
+    def controldata(self):
+        """pg_controldata as a dict (LANG=C)."""
+        out = subprocess.run(as_postgres_cmd([os.path.join(PG_BIN_DIR, "pg_controldata"), self.data_dir]),
+                             capture_output=True, text=True, check=True,
+                             env=dict(os.environ, LANG="C", LC_ALL="C")).stdout
+        pairs = (line.split(":", 1) for line in out.splitlines() if ":" in line)
+        return {k.strip(): v.strip() for k, v in pairs}
+
+    def make_replica(self, name):
+        """A streaming standby of this (running) server, not yet started."""
+        replica = PgTestServer(self.workdir, name)
+        self.run([os.path.join(PG_BIN_DIR, "pg_basebackup"), "-D", replica.data_dir, "-h", "127.0.0.1",
+                  "-p", str(self.port), "-U", "postgres", "-R", "-X", "stream", "--no-sync",
+                  "-c", "fast"], timeout=300)
+        with open(os.path.join(replica.data_dir, "postgresql.conf"), "a") as f:
+            f.write(replica._settings())
+        return replica
+
+    def cleanup(self):
+        """Stops whatever we started, whatever state it is in (SIGCONT first if frozen)."""
+        with contextlib.suppress(Exception):
+            for pid in self.process_tree():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        self.stop(mode="immediate", timeout=30)
+        if self.child:
+            with contextlib.suppress(Exception):
+                self.child.kill()
+                self.child.wait(10)
+            self.child = None
