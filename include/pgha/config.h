@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "pgha/macro.h"
+#include "pgha/watchdog.h"
 
 typedef enum ConfigSeverity {
         CONFIG_WARNING,
@@ -52,27 +53,6 @@ int config_diagnostics_add(
         const char *key,
         const char *format,
         ...) _printf_(7, 8);
-
-typedef enum WatchdogMode {
-        WATCHDOG_OFF,
-        WATCHDOG_AUTOMATIC,
-        WATCHDOG_REQUIRED,
-        _WATCHDOG_MODE_MAX,
-        _WATCHDOG_MODE_INVALID = -EINVAL,
-} WatchdogMode;
-
-typedef enum WatchdogDriver {
-        WATCHDOG_DRIVER_DEFAULT,
-        WATCHDOG_DRIVER_TESTING,
-        _WATCHDOG_DRIVER_MAX,
-        _WATCHDOG_DRIVER_INVALID = -EINVAL,
-} WatchdogDriver;
-
-const char *watchdog_mode_to_string(WatchdogMode m);
-/* Accepts off/disable/disabled/false, automatic/auto, required/require (case-insensitive). */
-WatchdogMode watchdog_mode_from_string(const char *s);
-const char *watchdog_driver_to_string(WatchdogDriver d);
-WatchdogDriver watchdog_driver_from_string(const char *s);
 
 /* "host:port"; host is NULL when the key was not set. For postgresql.listen host may hold a comma
  * separated list ("127.0.0.1,::1"); first_host is then its first element. */

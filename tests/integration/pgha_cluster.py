@@ -316,7 +316,9 @@ class AckWriter(threading.Thread):
         self._stop_event = threading.Event()
         self._conn = None
         self._conn_node = None
-        self._next_id = 1
+        # Ids start at the wall clock in microseconds, so writers that follow one another on the same
+        # table never reuse an id, even one a failover lost.
+        self._next_id = int(time.time() * 1e6)
 
     def setup(self, leader):
         leader.query("CREATE TABLE IF NOT EXISTS pgha_acks (id bigint PRIMARY KEY, node text, at timestamptz)")
