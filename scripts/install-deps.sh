@@ -15,6 +15,8 @@ packages=(
     python3 python3-pytest python3-psycopg2 python3-yaml patroni
     # misc tools used by tests
     util-linux procps curl
+    # promtool (Debian package prometheus) checks that /metrics parses
+    prometheus
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,1265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The REST server: libmicrohttpd in external-epoll mode driven by the daemon's sd-event loop (MHD's epoll
+ * descriptor is one EPOLLIN io source, one timer follows MHD_get_timeout() after every MHD_run()), with
+ * access control (allowlist, basic authentication, client certificates), bounded request bodies, and
+ * replies shaped like Patroni's (text/html texts, JSON documents, status-only lines, Python's HTML error
+ * page).
+ *
+ * Invariant: nothing here blocks or waits for another component. Requests that need the HA engine are
+ * suspended (MHD_suspend_connection) and resumed when the engine answers; every suspended connection is
+ * resumed before the MHD daemon is stopped.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "pgha/fileio.h"
+#include "pgha/log.h"
+#include "pgha/rest.h"
+#include "rest-internal.h"
+
+/* REST traffic runs below the HA tick and the lease keep-alive (style.md §7). */
+#define REST_EVENT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
+/* Defaults for RestServerOptions zero values. */
+#define REST_CONNECTION_LIMIT_DEFAULT   256U
+#define REST_CONNECTION_TIMEOUT_DEFAULT (10 * USEC_PER_SEC)
+#define REST_BODY_MAX_DEFAULT           (1024U * 1024U)
+/* Per-connection memory pool: request line, headers and the reply headers must fit in it; larger
+ * headers are refused by MHD with 431. */
+#define REST_CONNECTION_MEMORY_LIMIT (32U * 1024U)
+/* Requests waiting for the HA engine at once; more are refused with 503 (each holds a connection). */
+#define REST_PENDING_MAX 32U
+/* A TLS certificate, key or CA file larger than this is not a PEM file we want. */
+#define REST_TLS_FILE_MAX (1024U * 1024U)
+
+/* One TCP connection, tracked so that a client trickling a request byte by byte (which resets MHD's idle
+ * timeout every time) is still cut off once the request has taken longer than request_timeout. */
+typedef struct RestConnection RestConnection;
+struct RestConnection {
+        int fd;
+        usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while a reply is being produced or sent */
+        RestConnection *next, *prev;
+};
+
+typedef struct RestNetwork {
+        int family;
+        uint8_t addr[16];
+        unsigned prefix;
+} RestNetwork;
+
+struct RestServer {
+        sd_event *event;
+        struct MHD_Daemon *daemon;
+        sd_event_source *io_source;
+        sd_event_source *timer_source;
+        const NodeSnapshot *snapshot;
+        const RestIntentHandler *intent;
+        void *intent_userdata;
+        char *auth_key; /* base64("user:password"), compared with what follows "Basic " */
+        RestNetwork *allowlist;
+        size_t n_allowlist;
+        bool allowlist_include_members;
+        char **extra_headers;
+        size_t n_extra_headers;
+        size_t body_max;
+        uint16_t port;
+        bool tls;
+        RestVerifyClient verify_client;
+        char *tls_cert, *tls_key, *tls_trust; /* PEM, kept alive while MHD runs */
+        RestCall *pending;
+        unsigned n_pending;
+        usec_t request_timeout; /* a request must arrive whole within this (slow-client cut-off) */
+        RestConnection *connections;
+        sd_event_source *reaper_source;
+        bool leader_checks_need_postgres;
+        bool starting; /* inside MHD_start_daemon() */
+};
+
+static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed);
+
+/* ==== Small helpers ==== */
+
+static char *base64_encode(const char *in) {
+        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = strlen(in), o = 0;
+        char *out = malloc((n + 2) / 3 * 4 + 1);
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)(unsigned char)in[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (unsigned char)in[i + 2];
+                out[o++] = tbl[(v >> 18) & 63];
+                out[o++] = tbl[(v >> 12) & 63];
+                out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+                out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+        }
+        out[o] = '\0';
+        return out;
+}
+
+/* Constant-time comparison (hmac.compare_digest): time depends on the lengths only. */
+static bool secure_streq(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        unsigned char d = la != lb;
+
+        for (size_t i = 0; i < la; i++)
+                d |= (unsigned char)(a[i] ^ b[lb ? i % lb : 0]);
+        return d == 0;
+}
+
+/* Parses "10.0.0.0/8", "127.0.0.1", "::1", "fe80::/10" (host bits allowed, as ip_network(v, False)). */
+static int network_parse(const char *s, RestNetwork *ret) {
+        _cleanup_free_ char *addr = strdup(s);
+        RestNetwork n = {};
+        char *slash;
+
+        if (!addr)
+                return -ENOMEM;
+        slash = strchr(addr, '/');
+        if (slash)
+                *slash = '\0';
+        if (inet_pton(AF_INET, addr, n.addr) == 1) {
+                n.family = AF_INET;
+                n.prefix = 32;
+        } else if (inet_pton(AF_INET6, addr, n.addr) == 1) {
+                n.family = AF_INET6;
+                n.prefix = 128;
+        } else
+                return -EINVAL;
+        if (slash) {
+                char *end;
+                unsigned long p = strtoul(slash + 1, &end, 10);
+                if (*end || end == slash + 1 || p > n.prefix)
+                        return -EINVAL;
+                n.prefix = (unsigned)p;
+        }
+        *ret = n;
+        return 0;
+}
+
+static bool network_contains(const RestNetwork *n, int family, const uint8_t *addr) {
+        if (n->family != family)
+                return false;
+        unsigned full = n->prefix / 8, bits = n->prefix % 8;
+        if (memcmp(n->addr, addr, full) != 0)
+                return false;
+        if (bits == 0)
+                return true;
+        uint8_t mask = (uint8_t)(0xff << (8 - bits));
+        return (n->addr[full] & mask) == (addr[full] & mask);
+}
+
+/* allowlist_include_members: is addr the host of one of the members' api_url in the cached cluster view?
+ * Only literal addresses count: resolving names would block the loop. */
+static bool member_address_matches(const cJSON *cluster, int family, const uint8_t *addr) {
+        const cJSON *members = cJSON_GetObjectItemCaseSensitive(cluster, "members"), *m;
+
+        cJSON_ArrayForEach (m, members) {
+                const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "api_url");
+                const char *host, *end;
+                char buf[64];
+                RestNetwork n;
+
+                if (!cJSON_IsString(u))
+                        continue;
+                host = strstr(u->valuestring, "://");
+                host = host ? host + 3 : u->valuestring;
+                if (*host == '[') {
+                        host++;
+                        end = strchr(host, ']');
+                } else
+                        end = host + strcspn(host, ":/");
+                if (!end || (size_t)(end - host) >= sizeof buf)
+                        continue;
+                memcpy(buf, host, (size_t)(end - host));
+                buf[end - host] = '\0';
+                if (network_parse(buf, &n) == 0 && network_contains(&n, family, addr))
+                        return true;
+        }
+        return false;
+}
+
+static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        uint8_t addr[16];
+        int family;
+
+        if (!sa)
+                return false;
+        if (sa->sa_family == AF_INET) {
+                family = AF_INET;
+                memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        } else if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+                if (IN6_IS_ADDR_V4MAPPED(a6)) {
+                        family = AF_INET;
+                        memcpy(addr, a6->s6_addr + 12, 4);
+                } else {
+                        family = AF_INET6;
+                        memcpy(addr, a6->s6_addr, 16);
+                }
+        } else
+                return false;
+
+        for (size_t i = 0; i < s->n_allowlist; i++)
+                if (network_contains(&s->allowlist[i], family, addr))
+                        return true;
+        if (s->allowlist_include_members && s->snapshot)
+                return member_address_matches(s->snapshot->cluster, family, addr);
+        return false;
+}
+
+/* The client sent a certificate that the TLS layer accepted. MHD exposes only the gnutls session; the
+ * two gnutls calls are looked up in the already loaded libgnutls (libmicrohttpd's own dependency) so the
+ * build needs no gnutls development files. */
+static bool tls_has_peer_certificate(struct MHD_Connection *c) {
+        typedef const void *(*get_peers_t)(void *session, unsigned *list_size);
+        typedef int (*verify_peers2_t)(void *session, unsigned *status);
+        static get_peers_t get_peers = NULL;
+        static verify_peers2_t verify_peers2 = NULL;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        unsigned n = 0, status = 0;
+
+        if (!ci || !ci->tls_session)
+                return false;
+        if (!get_peers)
+                get_peers = (get_peers_t)dlsym(RTLD_DEFAULT, "gnutls_certificate_get_peers");
+        if (!verify_peers2)
+                verify_peers2 = (verify_peers2_t)dlsym(RTLD_DEFAULT, "gnutls_certificate_verify_peers2");
+        if (!get_peers || !verify_peers2)
+                return false;
+        if (!get_peers(ci->tls_session, &n) || n == 0)
+                return false;
+        return verify_peers2(ci->tls_session, &status) == 0 && status == 0;
+}
+
+/* ==== Replies ==== */
+
+const NodeSnapshot *rest_request_snapshot(RestRequest *req) {
+        static const NodeSnapshot empty = {};
+        return req->server->snapshot ?: &empty;
+}
+
+bool rest_request_leader_needs_postgres(RestRequest *req) {
+        return req->server->leader_checks_need_postgres;
+}
+
+usec_t rest_request_now(RestRequest *req) {
+        uint64_t now = 0;
+        (void)sd_event_now(req->server->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
+usec_t rest_request_realtime(RestRequest *req) {
+        uint64_t now = 0;
+        (void)sd_event_now(req->server->event, CLOCK_REALTIME, &now);
+        return now;
+}
+
+static void
+request_set_reply(RestRequest *req, unsigned status, RestReplyKind kind, char *body, size_t size) {
+        free(req->reply_body);
+        req->status = status;
+        req->reply_kind = kind;
+        req->reply_body = body;
+        req->reply_size = size;
+        req->call.replied = true;
+}
+
+void rest_reply_text(RestRequest *req, unsigned status, const char *text) {
+        char *b = strdup(text);
+        if (!b)
+                return rest_reply_status(req, 500);
+        request_set_reply(req, status, REST_REPLY_TEXT, b, strlen(b));
+}
+
+void rest_reply_json(RestRequest *req, unsigned status, const cJSON *j) {
+        char *b = NULL;
+        size_t n = 0;
+
+        if (rest_json_dumps(j, &b, &n) < 0)
+                return rest_reply_status(req, 500);
+        request_set_reply(req, status, REST_REPLY_JSON, b, n);
+}
+
+void rest_reply_plain(RestRequest *req, unsigned status, char *body_take, size_t size) {
+        request_set_reply(req, status, REST_REPLY_PLAIN, body_take, size);
+}
+
+void rest_reply_status(RestRequest *req, unsigned status) {
+        request_set_reply(req, status, REST_REPLY_STATUS_ONLY, NULL, 0);
+}
+
+static const char *http_reason(unsigned status) {
+        switch (status) {
+        case 200:
+                return "OK";
+        case 202:
+                return "Accepted";
+        case 400:
+                return "Bad Request";
+        case 401:
+                return "Unauthorized";
+        case 403:
+                return "Forbidden";
+        case 404:
+                return "Not Found";
+        case 409:
+                return "Conflict";
+        case 411:
+                return "Length Required";
+        case 412:
+                return "Precondition Failed";
+        case 413:
+                return "Request Entity Too Large";
+        case 422:
+                return "Unprocessable Entity";
+        case 500:
+                return "Internal Server Error";
+        case 501:
+                return "Not Implemented";
+        case 502:
+                return "Bad Gateway";
+        case 503:
+                return "Service Unavailable";
+        default:
+                return "???";
+        }
+}
+
+static const char *http_explain(unsigned status) {
+        switch (status) {
+        case 400:
+                return "Bad request syntax or unsupported method";
+        case 401:
+                return "No permission -- see authorization schemes";
+        case 403:
+                return "Request forbidden -- authorization will not help";
+        case 404:
+                return "Nothing matches the given URI";
+        case 409:
+                return "Request conflict";
+        case 411:
+                return "Client must specify Content-Length";
+        case 412:
+                return "Precondition in headers is false";
+        case 413:
+                return "Entity is too large";
+        case 422:
+                return "";
+        case 500:
+                return "Server got itself in trouble";
+        case 501:
+                return "Server does not support this operation";
+        case 502:
+                return "Invalid responses from another server/proxy";
+        case 503:
+                return "The server cannot process the request due to a high load";
+        default:
+                return "???";
+        }
+}
+
+static void html_escape(StrBuf *b, const char *s) {
+        for (; *s; s++)
+                if (*s == '&')
+                        strbuf_puts(b, "&amp;");
+                else if (*s == '<')
+                        strbuf_puts(b, "&lt;");
+                else if (*s == '>')
+                        strbuf_puts(b, "&gt;");
+                else
+                        strbuf_putc(b, *s);
+}
+
+/* rest_reply_error - Python's BaseHTTPRequestHandler.send_error() page. */
+void rest_reply_error(RestRequest *req, unsigned status, const char *message) {
+        StrBuf b = {};
+
+        strbuf_printf(
+                &b,
+                "<!DOCTYPE HTML>\n"
+                "<html lang=\"en\">\n"
+                "    <head>\n"
+                "        <meta charset=\"utf-8\">\n"
+                "        <title>Error response</title>\n"
+                "    </head>\n"
+                "    <body>\n"
+                "        <h1>Error response</h1>\n"
+                "        <p>Error code: %u</p>\n"
+                "        <p>Message: ",
+                status);
+        html_escape(&b, message ?: http_reason(status));
+        strbuf_printf(&b, ".</p>\n        <p>Error code explanation: %u - ", status);
+        html_escape(&b, http_explain(status));
+        strbuf_puts(&b, ".</p>\n    </body>\n</html>\n");
+        if (b.failed) {
+                strbuf_done(&b);
+                return rest_reply_status(req, status);
+        }
+        request_set_reply(req, status, REST_REPLY_ERROR, b.buf, b.len);
+}
+
+static int queue_reply(RestRequest *req) {
+        struct MHD_Response *resp;
+        RestServer *s = req->server;
+        enum MHD_Result r;
+
+        resp = MHD_create_response_from_buffer(
+                req->reply_size, req->reply_body ?: (void *)"", MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return MHD_NO;
+
+        /* Patroni's server speaks HTTP/1.0 and closes the connection after each reply. */
+        (void)MHD_set_response_options(resp, MHD_RF_HTTP_1_0_SERVER, MHD_RO_END);
+
+        switch (req->reply_kind) {
+        case REST_REPLY_TEXT:
+                (void)MHD_add_response_header(resp, "Content-Type", "text/html");
+                break;
+        case REST_REPLY_JSON:
+                (void)MHD_add_response_header(resp, "Content-Type", "application/json");
+                break;
+        case REST_REPLY_PLAIN:
+                (void)MHD_add_response_header(resp, "Content-Type", "text/plain");
+                break;
+        case REST_REPLY_ERROR:
+                (void)MHD_add_response_header(resp, "Connection", "close");
+                (void)MHD_add_response_header(resp, "Content-Type", "text/html;charset=utf-8");
+                break;
+        case REST_REPLY_STATUS_ONLY:
+                break;
+        }
+        if (req->www_authenticate)
+                (void)MHD_add_response_header(resp, "WWW-Authenticate", req->www_authenticate);
+        if (req->reply_kind != REST_REPLY_STATUS_ONLY && req->reply_kind != REST_REPLY_ERROR)
+                for (size_t i = 0; i < s->n_extra_headers; i++)
+                        (void)MHD_add_response_header(
+                                resp, s->extra_headers[2 * i], s->extra_headers[2 * i + 1]);
+
+        r = MHD_queue_response(req->connection, req->status, resp);
+        MHD_destroy_response(resp);
+        req->queued = r == MHD_YES;
+        if (req->queued)
+                connection_set_deadline(s, req->connection, /* armed= */ false);
+        return r;
+}
+
+/* ==== Intents ==== */
+
+static void pending_unlink(RestServer *s, RestCall *c) {
+        if (!c->submitted)
+                return;
+        if (c->pending_prev)
+                c->pending_prev->pending_next = c->pending_next;
+        else
+                s->pending = c->pending_next;
+        if (c->pending_next)
+                c->pending_next->pending_prev = c->pending_prev;
+        c->pending_next = c->pending_prev = NULL;
+        c->submitted = false;
+        s->n_pending--;
+}
+
+static void server_kick(RestServer *s) {
+        /* Let MHD_run() pick up a resumed connection: the epoll fd may not signal it. */
+        (void)sd_event_source_set_time(s->timer_source, 0);
+        (void)sd_event_source_set_enabled(s->timer_source, SD_EVENT_ONESHOT);
+}
+
+static int call_answered(RestCall *c) {
+        RestRequest *req = c->request;
+        RestServer *s = req->server;
+
+        if (c->submitted) {
+                pending_unlink(s, c);
+                if (req->suspended) {
+                        req->suspended = false;
+                        MHD_resume_connection(req->connection);
+                        server_kick(s);
+                }
+        }
+        return 0;
+}
+
+int rest_call_reply_text(RestCall *c, unsigned status, const char *text) {
+        if (!c || c->replied)
+                return -EALREADY;
+        rest_reply_text(c->request, status, text);
+        return call_answered(c);
+}
+
+int rest_call_reply_json(RestCall *c, unsigned status, const cJSON *body) {
+        if (!c || c->replied)
+                return -EALREADY;
+        rest_reply_json(c->request, status, body);
+        return call_answered(c);
+}
+
+int rest_call_reply_error(RestCall *c, unsigned status) {
+        if (!c || c->replied)
+                return -EALREADY;
+        rest_reply_error(c->request, status, NULL);
+        return call_answered(c);
+}
+
+void rest_request_submit(
+        RestRequest *req, const RestIntent *intent, unsigned fallback_status, const char *fallback_text) {
+        RestServer *s = req->server;
+        RestCall *c = &req->call;
+
+        if (!s->intent || !s->intent->submit || s->n_pending >= REST_PENDING_MAX) {
+                if (s->intent && s->n_pending >= REST_PENDING_MAX)
+                        log_warning(
+                                "REST: %u requests already wait for the HA loop, refusing %s %s",
+                                s->n_pending,
+                                req->method,
+                                req->path);
+                if (fallback_text)
+                        return rest_reply_text(req, fallback_status, fallback_text);
+                return rest_reply_error(req, fallback_status, NULL);
+        }
+
+        c->submitted = true;
+        c->pending_prev = NULL;
+        c->pending_next = s->pending;
+        if (s->pending)
+                s->pending->pending_prev = c;
+        s->pending = c;
+        s->n_pending++;
+
+        log_debug("REST: %s intent handed to the HA loop", rest_intent_kind_to_string(intent->kind));
+        s->intent->submit(s->intent_userdata, c, intent);
+}
+
+/* ==== Request handling ==== */
+
+int rest_request_json(RestRequest *req, bool optional, cJSON **ret) {
+        cJSON *j;
+        const char *end = NULL;
+
+        *ret = NULL;
+        if (!req->has_content_length) {
+                if (optional)
+                        return 0;
+                rest_reply_error(req, 411, NULL);
+                return -EINVAL;
+        }
+        if (req->content_length == 0 && optional)
+                return 0;
+        if (req->body.len == 0 || !utf8_is_valid(req->body.buf, req->body.len))
+                goto bad;
+        j = cJSON_ParseWithLengthOpts(
+                req->body.buf, req->body.len, &end, /* require_null_terminated= */ false);
+        if (!j)
+                goto bad;
+        for (; end && end < req->body.buf + req->body.len; end++)
+                if (!strchr(" \t\r\n", *end)) {
+                        cJSON_Delete(j);
+                        goto bad;
+                }
+        if (!cJSON_IsObject(j) || (!optional && !j->child)) {
+                cJSON_Delete(j);
+                goto bad;
+        }
+        *ret = j;
+        return 0;
+bad:
+        log_debug("REST: bad request body for %s %s", req->method, req->path);
+        rest_reply_error(req, 400, NULL);
+        return -EINVAL;
+}
+
+/* check_access(): allowlist, then client certificate, then basic authentication. Replies and returns
+ * false when the request is refused. */
+static bool check_access(RestRequest *req) {
+        RestServer *s = req->server;
+
+        if ((s->n_allowlist > 0 || s->allowlist_include_members) && !client_allowed(s, req->connection)) {
+                rest_reply_text(req, 403, "Access is denied");
+                return false;
+        }
+        if (s->tls && s->verify_client != REST_VERIFY_CLIENT_NONE) {
+                if (!tls_has_peer_certificate(req->connection)) {
+                        rest_reply_text(req, 403, "client certificate required");
+                        return false;
+                }
+        }
+        if (s->auth_key) {
+                const char *h =
+                        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Authorization");
+                const char *reason = NULL, *key;
+                if (!h)
+                        reason = "no auth header received";
+                else if (!(key = startswith(h, "Basic ")) || !secure_streq(key, s->auth_key))
+                        reason = "not authenticated";
+                if (reason) {
+                        (void)free_and_strdup(&req->www_authenticate, "Basic realm=\"Patroni\"");
+                        rest_reply_text(req, 401, reason);
+                        return false;
+                }
+        }
+        return true;
+}
+
+static void request_dispatch(RestRequest *req) {
+        if (req->route)
+                req->route->handler(req);
+        else
+                rest_handle_health(req);
+}
+
+static enum MHD_Result finish(RestRequest *req) {
+        if (!req->call.replied) {
+                /* The engine holds the call: park the connection until it answers. */
+                req->suspended = true;
+                connection_set_deadline(req->server, req->connection, /* armed= */ false);
+                MHD_suspend_connection(req->connection);
+                return MHD_YES;
+        }
+        return queue_reply(req);
+}
+
+static enum MHD_Result on_access(
+        void *cls,
+        struct MHD_Connection *connection,
+        const char *url,
+        const char *method,
+        const char *version,
+        const char *upload_data,
+        size_t *upload_data_size,
+        void **req_cls) {
+
+        RestServer *s = cls;
+        RestRequest *req = *req_cls;
+
+        if (!req) {
+                /* No URI callback ran (should not happen): build the request from what MHD parsed. */
+                req = calloc(1, sizeof(RestRequest));
+                if (!req)
+                        return MHD_NO;
+                req->server = s;
+                req->path = strdup(url);
+                if (!req->path) {
+                        free(req);
+                        return MHD_NO;
+                }
+                req->call.request = req;
+                *req_cls = req;
+        }
+        req->connection = connection;
+
+        if (req->queued) {
+                /* Already answered; discard whatever body is still arriving. */
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (req->call.replied && req->started && !req->suspended && *upload_data_size == 0)
+                /* Resumed after the engine answered. */
+                return queue_reply(req);
+
+        if (!req->started) {
+                req->started = true;
+                req->method = strdup(method);
+                if (!req->method)
+                        return MHD_NO;
+                req->route = rest_route_find(method, req->path);
+                if (s->tls && s->verify_client == REST_VERIFY_CLIENT_REQUIRED &&
+                    !tls_has_peer_certificate(connection)) {
+                        /* Patroni's TLS handshake already fails here; MHD only asks for the
+                         * certificate, so every request without a valid one is refused. */
+                        rest_reply_text(req, 403, "client certificate required");
+                        return queue_reply(req);
+                }
+                if (!req->route && !streq(method, "GET") && !streq(method, "HEAD") &&
+                    !streq(method, "OPTIONS")) {
+                        _cleanup_free_ char *msg = NULL;
+                        if (asprintf(&msg, "Unsupported method ('%s')", method) < 0)
+                                msg = NULL;
+                        rest_reply_error(req, 501, msg);
+                        return queue_reply(req);
+                }
+                if (req->route && req->route->needs_auth && !check_access(req))
+                        return queue_reply(req);
+
+                const char *cl = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length");
+                if (cl) {
+                        char *end;
+                        unsigned long long v;
+                        errno = 0;
+                        v = strtoull(cl, &end, 10);
+                        req->has_content_length = errno == 0 && end != cl;
+                        req->content_length = v;
+                }
+                if (req->route && req->route->body == REST_BODY_COLLECT) {
+                        if (req->has_content_length && req->content_length > s->body_max) {
+                                log_debug(
+                                        "REST: request body of %llu bytes for %s %s refused",
+                                        (unsigned long long)req->content_length,
+                                        method,
+                                        req->path);
+                                rest_reply_error(req, 413, NULL);
+                                return queue_reply(req);
+                        }
+                        /* Wait for the body; the handler runs on the final call. */
+                        return MHD_YES;
+                }
+                if (*upload_data_size == 0) {
+                        request_dispatch(req);
+                        return finish(req);
+                }
+        }
+
+        if (*upload_data_size > 0) {
+                if (req->route && req->route->body == REST_BODY_COLLECT && !req->body_too_large) {
+                        if (req->body.len + *upload_data_size > s->body_max) {
+                                req->body_too_large = true;
+                                strbuf_done(&req->body);
+                        } else {
+                                strbuf_putn(&req->body, upload_data, *upload_data_size);
+                                if (req->body.failed)
+                                        return MHD_NO;
+                        }
+                }
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+
+        /* Final call: the whole body is here. */
+        if (req->body_too_large) {
+                rest_reply_error(req, 413, NULL);
+                return queue_reply(req);
+        }
+        if (!req->call.replied && !req->call.submitted)
+                request_dispatch(req);
+        return finish(req);
+}
+
+/* URI log callback: the first thing MHD reports about a request; it carries the raw URI (MHD's url
+ * argument of on_access is already percent-decoded and lost its query string). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con) {
+        RestServer *s = cls;
+        RestRequest *req;
+        const char *q;
+
+        req = calloc(1, sizeof(RestRequest));
+        if (!req)
+                return NULL;
+        req->server = s;
+        req->call.request = req;
+        q = strchr(uri, '?');
+        req->path = q ? strndup(uri, (size_t)(q - uri)) : strdup(uri);
+        if (q)
+                req->query = strdup(q + 1);
+        if (!req->path || (q && !req->query)) {
+                free(req->path);
+                free(req->query);
+                free(req);
+                return NULL;
+        }
+        /* Patroni parses the path with urlparse(): a fragment is not part of it. */
+        char *hash = strchr(req->path, '#');
+        if (hash)
+                *hash = '\0';
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &req->start);
+        return req;
+}
+
+static void request_free(RestRequest *req) {
+        RestServer *s = req->server;
+
+        if (req->call.submitted) {
+                pending_unlink(s, &req->call);
+                if (s->intent && s->intent->cancel)
+                        s->intent->cancel(s->intent_userdata, &req->call);
+        }
+        free(req->method);
+        free(req->path);
+        free(req->query);
+        strbuf_done(&req->body);
+        free(req->reply_body);
+        free(req->www_authenticate);
+        free(req);
+}
+
+static void on_completed(
+        void *cls, struct MHD_Connection *connection, void **req_cls, enum MHD_RequestTerminationCode toe) {
+        RestRequest *req = *req_cls;
+
+        if (!req)
+                return;
+        /* A kept-alive connection has request_timeout for its next request. */
+        connection_set_deadline(req->server, connection, /* armed= */ true);
+        if (log_get_max_level() >= LOG_DEBUG) {
+                uint64_t now = 0;
+                (void)sd_event_now(req->server->event, CLOCK_MONOTONIC, &now);
+                log_debug(
+                        "API thread: \"%s %s\" %u latency: %0.3f ms%s",
+                        strna(req->method),
+                        strna(req->path),
+                        req->status,
+                        (double)(now - req->start) / 1000.0,
+                        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (terminated early)");
+        }
+        request_free(req);
+        *req_cls = NULL;
+}
+
+_printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        va_list aq;
+        char buf[512];
+
+        va_copy(aq, ap);
+        (void)vsnprintf(buf, sizeof buf, fmt, aq);
+        va_end(aq);
+        /* MHD's lines end with a newline of their own. */
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = '\0';
+        /* While starting, MHD explains why it cannot bind; later it reports per-client trouble. */
+        log_full(((RestServer *)cls)->starting ? LOG_ERR : LOG_DEBUG, "REST (libmicrohttpd): %s", buf);
+}
+
+/* ==== Slow clients ==== */
+
+static void reaper_arm(RestServer *s) {
+        usec_t next = USEC_INFINITY;
+
+        for (RestConnection *c = s->connections; c; c = c->next)
+                next = MIN(next, c->deadline);
+        if (next == USEC_INFINITY) {
+                (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_OFF);
+                return;
+        }
+        (void)sd_event_source_set_time(s->reaper_source, next);
+        (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_ONESHOT);
+}
+
+/* A connection whose request did not arrive in time is shut down; MHD sees the socket close on its next
+ * run and releases the connection itself. */
+static int on_reaper(sd_event_source *source, uint64_t usec, void *userdata) {
+        RestServer *s = userdata;
+        uint64_t now = 0;
+
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        for (RestConnection *c = s->connections; c; c = c->next)
+                if (c->deadline <= now) {
+                        log_debug(
+                                "REST: closing a connection that did not send a whole request within "
+                                "%" PRIu64 " ms",
+                                s->request_timeout / USEC_PER_MSEC);
+                        (void)shutdown(c->fd, SHUT_RDWR);
+                        c->deadline = USEC_INFINITY;
+                }
+        reaper_arm(s);
+        return 0;
+}
+
+static RestConnection *connection_of(struct MHD_Connection *connection) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+/* Sets the deadline of the connection's next request (now + timeout), or none (USEC_INFINITY). */
+static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed) {
+        RestConnection *c = connection_of(connection);
+        uint64_t now = 0;
+
+        if (!c)
+                return;
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        c->deadline = armed ? now + s->request_timeout : USEC_INFINITY;
+        if (armed && sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
+                reaper_arm(s);
+}
+
+static void on_connection(
+        void *cls,
+        struct MHD_Connection *connection,
+        void **socket_context,
+        enum MHD_ConnectionNotificationCode toe) {
+        RestServer *s = cls;
+        RestConnection *c;
+
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+                uint64_t now = 0;
+
+                c = calloc(1, sizeof(RestConnection));
+                if (!c || !ci) {
+                        free(c);
+                        return;
+                }
+                (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+                c->fd = ci->connect_fd;
+                c->deadline = now + s->request_timeout;
+                c->next = s->connections;
+                if (s->connections)
+                        s->connections->prev = c;
+                s->connections = c;
+                *socket_context = c;
+                if (sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
+                        reaper_arm(s);
+                return;
+        }
+
+        c = *socket_context;
+        if (!c)
+                return;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+}
+
+/* ==== sd-event glue ==== */
+
+static void server_rearm(RestServer *s) {
+        MHD_UNSIGNED_LONG_LONG ms;
+        uint64_t now = 0;
+
+        if (MHD_get_timeout(s->daemon, &ms) != MHD_YES) {
+                (void)sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
+                return;
+        }
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        (void)sd_event_source_set_time(s->timer_source, ms == 0 ? 0 : now + (usec_t)ms * USEC_PER_MSEC);
+        (void)sd_event_source_set_enabled(s->timer_source, SD_EVENT_ONESHOT);
+}
+
+static int server_run(RestServer *s) {
+        if (MHD_run(s->daemon) != MHD_YES)
+                log_debug("REST: MHD_run() failed, continuing");
+        server_rearm(s);
+        return 0;
+}
+
+static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        return server_run(userdata);
+}
+
+static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        return server_run(userdata);
+}
+
+/* ==== Construction ==== */
+
+static int listen_address(const char *host, uint16_t port, struct sockaddr_storage *ret, bool *ret_dual) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)ret;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ret;
+        _cleanup_free_ char *h = NULL;
+
+        *ret = (struct sockaddr_storage){};
+        *ret_dual = false;
+        if (isempty(host) || streq(host, "*") || streq(host, "::")) {
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons(port);
+                in6->sin6_addr = in6addr_any;
+                *ret_dual = true;
+                return 0;
+        }
+        if (streq(host, "localhost"))
+                host = "127.0.0.1";
+        h = strdup(host);
+        if (!h)
+                return -ENOMEM;
+        if (h[0] == '[' && endswith(h, "]")) {
+                memmove(h, h + 1, strlen(h));
+                h[strlen(h) - 1] = '\0';
+        }
+        if (inet_pton(AF_INET, h, &in4->sin_addr) == 1) {
+                in4->sin_family = AF_INET;
+                in4->sin_port = htons(port);
+                return 0;
+        }
+        if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons(port);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static int tls_load(RestServer *s, const RestServerOptions *o) {
+        int r;
+
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+                return log_error_errno(
+                        SYNTHETIC_ERRNO(EOPNOTSUPP),
+                        "restapi.certfile is set but libmicrohttpd was built without TLS");
+        r = read_full_file(o->certfile, REST_TLS_FILE_MAX, &s->tls_cert, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read restapi.certfile \"%s\": %m", o->certfile);
+        r = read_full_file(o->keyfile ?: o->certfile, REST_TLS_FILE_MAX, &s->tls_key, NULL);
+        if (r < 0)
+                return log_error_errno(
+                        r, "Failed to read restapi.keyfile \"%s\": %m", o->keyfile ?: o->certfile);
+        if (o->cafile) {
+                r = read_full_file(o->cafile, REST_TLS_FILE_MAX, &s->tls_trust, NULL);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read restapi.cafile \"%s\": %m", o->cafile);
+        }
+        s->tls = true;
+        s->verify_client = o->verify_client;
+        return 0;
+}
+
+static struct MHD_Daemon *
+start_daemon(RestServer *s, const RestServerOptions *o, const struct sockaddr *sa, bool dual) {
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+        usec_t timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT;
+        struct MHD_OptionItem opts[8] = {};
+        size_t n = 0;
+
+        if (sa->sa_family == AF_INET6)
+                flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+        if (s->tls) {
+                flags |= MHD_USE_TLS;
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+                if (o->keyfile_password)
+                        opts[n++] = (struct MHD_OptionItem){
+                                MHD_OPTION_HTTPS_KEY_PASSWORD, 0, (void *)o->keyfile_password};
+                if (s->tls_trust && o->verify_client != REST_VERIFY_CLIENT_NONE)
+                        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_trust};
+        }
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+        return MHD_start_daemon(
+                flags,
+                o->listen_port, /* ignored with MHD_OPTION_SOCK_ADDR, but named in MHD's messages */
+                NULL,
+                NULL,
+                on_access,
+                s,
+                MHD_OPTION_EXTERNAL_LOGGER, /* first, so that MHD logs nothing on its own */
+                on_mhd_log,
+                s,
+                MHD_OPTION_SOCK_ADDR,
+                sa,
+                MHD_OPTION_CONNECTION_LIMIT,
+                (unsigned)(o->connection_limit ?: REST_CONNECTION_LIMIT_DEFAULT),
+                MHD_OPTION_CONNECTION_TIMEOUT,
+                (unsigned)((timeout + USEC_PER_SEC - 1) / USEC_PER_SEC),
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t)REST_CONNECTION_MEMORY_LIMIT,
+                MHD_OPTION_NOTIFY_COMPLETED,
+                on_completed,
+                s,
+                MHD_OPTION_NOTIFY_CONNECTION,
+                on_connection,
+                s,
+                MHD_OPTION_URI_LOG_CALLBACK,
+                on_uri,
+                s,
+                MHD_OPTION_ARRAY,
+                opts,
+                MHD_OPTION_END);
+}
+
+/* rest_server_new - see the header. */
+int rest_server_new(
+        sd_event *e, const RestServerOptions *o, const NodeSnapshot *snapshot, RestServer **ret) {
+        _cleanup_(rest_server_freep) RestServer *s = NULL;
+        struct sockaddr_storage sa;
+        const union MHD_DaemonInfo *info;
+        bool dual;
+        int r;
+
+        if (!e || !o || !ret)
+                return -EINVAL;
+        if (!o->auth_username != !o->auth_password)
+                return log_error_errno(
+                        SYNTHETIC_ERRNO(EINVAL), "restapi.authentication needs both username and password");
+
+        s = calloc(1, sizeof(RestServer));
+        if (!s)
+                return log_oom();
+        s->event = sd_event_ref(e);
+        s->snapshot = snapshot;
+        s->body_max = o->body_max ?: REST_BODY_MAX_DEFAULT;
+        s->request_timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT;
+
+        /* The reaper exists before MHD so connection callbacks can always arm it. */
+        r = sd_event_add_time(
+                e, &s->reaper_source, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC * 10, on_reaper, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the REST API connection reaper: %m");
+        (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_OFF);
+        (void)sd_event_source_set_description(s->reaper_source, "rest-reaper");
+        (void)sd_event_source_set_priority(s->reaper_source, REST_EVENT_PRIORITY);
+
+        if (o->auth_username) {
+                _cleanup_free_ char *userpass = NULL;
+                if (asprintf(&userpass, "%s:%s", o->auth_username, o->auth_password) < 0)
+                        return log_oom();
+                s->auth_key = base64_encode(userpass);
+                if (!s->auth_key)
+                        return log_oom();
+        }
+
+        s->allowlist_include_members = o->allowlist_include_members;
+        s->leader_checks_need_postgres = o->leader_checks_need_postgres;
+        if (o->n_allowlist > 0) {
+                s->allowlist = calloc(o->n_allowlist, sizeof(RestNetwork));
+                if (!s->allowlist)
+                        return log_oom();
+                for (size_t i = 0; i < o->n_allowlist; i++) {
+                        r = network_parse(o->allowlist[i], &s->allowlist[s->n_allowlist]);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0) {
+                                /* Patroni logs and skips entries it cannot use; names would need a
+                                 * blocking lookup here. */
+                                log_error(
+                                        "Invalid value \"%s\" in the restapi.allowlist (not an IP address "
+                                        "or "
+                                        "network), ignoring",
+                                        o->allowlist[i]);
+                                continue;
+                        }
+                        s->n_allowlist++;
+                }
+                if (s->n_allowlist == 0)
+                        log_warning("restapi.allowlist has no usable entry: every client is allowed");
+        }
+
+        if (o->n_extra_headers > 0) {
+                s->extra_headers = calloc(2 * o->n_extra_headers, sizeof(char *));
+                if (!s->extra_headers)
+                        return log_oom();
+                for (size_t i = 0; i < 2 * o->n_extra_headers; i++) {
+                        s->extra_headers[i] = strdup(o->extra_headers[i]);
+                        if (!s->extra_headers[i])
+                                return log_oom();
+                        s->n_extra_headers = (i + 1) / 2;
+                }
+        }
+
+        if (o->certfile) {
+                r = tls_load(s, o);
+                if (r < 0)
+                        return r;
+        }
+
+        r = listen_address(o->listen_host, o->listen_port, &sa, &dual);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(
+                        r,
+                        "restapi.listen host \"%s\" is not an IP address (names are not resolved)",
+                        strempty(o->listen_host));
+
+        s->starting = true;
+        s->daemon = start_daemon(s, o, (const struct sockaddr *)&sa, dual);
+        if (!s->daemon && dual) {
+                /* No IPv6 on this host: fall back to IPv4 for "every address". */
+                struct sockaddr_in in4 = {
+                        .sin_family = AF_INET,
+                        .sin_port = htons(o->listen_port),
+                        .sin_addr.s_addr = htonl(INADDR_ANY),
+                };
+                s->daemon = start_daemon(s, o, (const struct sockaddr *)&in4, false);
+        }
+        s->starting = false;
+        if (!s->daemon)
+                return log_error_errno(
+                        SYNTHETIC_ERRNO(EADDRNOTAVAIL),
+                        "Couldn't start a service on '%s:%u', please check your `restapi.listen` "
+                        "configuration",
+                        strempty(o->listen_host),
+                        o->listen_port);
+
+        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = info ? info->port : o->listen_port;
+
+        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info)
+                return log_error_errno(
+                        SYNTHETIC_ERRNO(EIO), "libmicrohttpd did not give us its epoll descriptor");
+
+        r = sd_event_add_io(e, &s->io_source, info->epoll_fd, EPOLLIN, on_io, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the REST API's epoll descriptor: %m");
+        (void)sd_event_source_set_description(s->io_source, "rest-io");
+        (void)sd_event_source_set_priority(s->io_source, REST_EVENT_PRIORITY);
+
+        r = sd_event_add_time(e, &s->timer_source, CLOCK_MONOTONIC, 0, /* accuracy= */ 1, on_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the REST API timer: %m");
+        (void)sd_event_source_set_description(s->timer_source, "rest-timer");
+        (void)sd_event_source_set_priority(s->timer_source, REST_EVENT_PRIORITY);
+        server_rearm(s);
+
+        log_info(
+                "REST API listening on %s:%u%s",
+                isempty(o->listen_host) ? "*" : o->listen_host,
+                s->port,
+                s->tls ? " (https)" : "");
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* rest_server_free - cancels calls still waiting for the engine (the engine is told through cancel()),
+ * closes every connection and the listening socket. Accepts NULL; returns NULL. */
+RestServer *rest_server_free(RestServer *s) {
+        if (!s)
+                return NULL;
+
+        while (s->pending) {
+                RestCall *c = s->pending;
+                pending_unlink(s, c);
+                if (s->intent && s->intent->cancel)
+                        s->intent->cancel(s->intent_userdata, c);
+                rest_reply_error(c->request, 503, NULL);
+                if (c->request->suspended) {
+                        c->request->suspended = false;
+                        MHD_resume_connection(c->request->connection);
+                }
+        }
+        s->io_source = sd_event_source_disable_unref(s->io_source);
+        s->timer_source = sd_event_source_disable_unref(s->timer_source);
+        if (s->daemon)
+                MHD_stop_daemon(s->daemon); /* closes every connection: on_connection() frees them */
+        s->reaper_source = sd_event_source_disable_unref(s->reaper_source);
+        free(s->auth_key);
+        free(s->allowlist);
+        for (size_t i = 0; i < 2 * s->n_extra_headers; i++)
+                free(s->extra_headers[i]);
+        free(s->extra_headers);
+        free(s->tls_cert);
+        free(s->tls_key);
+        free(s->tls_trust);
+        sd_event_unref(s->event);
+        return mfree(s);
+}
+
+void rest_server_set_snapshot(RestServer *s, const NodeSnapshot *snapshot) {
+        s->snapshot = snapshot;
+}
+
+void rest_server_set_intent_handler(RestServer *s, const RestIntentHandler *h, void *userdata) {
+        s->intent = h;
+        s->intent_userdata = userdata;
+}
+
+uint16_t rest_server_port(const RestServer *s) {
+        return s->port;
+}
