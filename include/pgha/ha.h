@@ -72,6 +72,6 @@ int ha_member_api_parse(const char *body, size_t size, HaMemberApi *ret);
 void ha_facts_fill_dcs(
         HaFacts *f, const DcsCluster *c, const HaMemberApi *api, usec_t now, usec_t realtime_now);
 
-/* ha_divergence - the rewind check: local timeline and end-of-WAL position (checkpoint location of a
- * stopped cluster) against the leader's timeline and the cluster's `history` key. */
+/* ha_divergence - the rewind check: local timeline and end-of-WAL position (end of the last checkpoint
+ * record of a stopped cluster) against the leader's timeline and the cluster's `history` key. */
 HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leader_tl, const cJSON *history);

@@ -15,6 +15,7 @@
  * any other event is processed (also first thing after a SIGSTOP/SIGCONT freeze); the watchdog is
  * armed before a promotion and fed from the lease keep-alive.
  */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,7 @@ struct Ha {
 
         sd_event_source *tick_timer;     /* "ha-tick" */
         sd_event_source *deadline_timer; /* "ha-lease-deadline" */
+        sd_event_source *probe_timer;    /* "ha-fast-probe" */
 
         /* tick */
         bool tick_running, tick_again, ready_released, stopping;
@@ -275,6 +277,9 @@ static void on_lease(Dcs *d, int error, int64_t lease, void *userdata) {
 static const char *pg_state_string(Ha *h) {
         const PgStatus *st = pgstatus(h);
 
+        if ((h->job_step == STEP_START_REPLICA || h->job_step == STEP_CLONE) && st && st->running &&
+            st->query_ok)
+                return "running";
         switch (h->job_step) {
         case STEP_BOOTSTRAP:
                 return "initializing new cluster";
@@ -303,6 +308,8 @@ static const char *member_role_string(Ha *h) {
 
         if (h->lock_held && st && st->running && st->query_ok && !st->in_recovery)
                 return "master";
+        if (h->job_step == STEP_START_REPLICA && st && st->running && st->query_ok && st->in_recovery)
+                return "replica";
         if ((int) r < 0 || r >= _HA_ROLE_MAX)
                 r = h->role;
         if (r == HA_ROLE_PRIMARY && st && st->query_ok && st->in_recovery)
@@ -592,6 +599,8 @@ static int start_replica_job(Ha *h) {
         if (r < 0)
                 return r;
         h->job_step = STEP_START_REPLICA;
+        (void)sd_event_source_set_time_relative(h->probe_timer, 50 * USEC_PER_MSEC);
+        (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
         return pgctl_start(h->event, &h->pgs, &rec, on_job, h, &h->job);
 }
 
@@ -1313,9 +1322,22 @@ static void decide_and_act(Ha *h) {
         f.pg.divergence = HA_DIVERGENCE_UNKNOWN;
         if (h->cluster && h->cluster->leader && !streq(h->cluster->leader, h->pgs.name)) {
                 const DcsMember *lm = dcs_cluster_find_member(h->cluster, h->cluster->leader);
-                if (lm && lm->has_timeline && !(st && st->running) && h->cd_ok)
+                /* Only a leader that finished its promotion (member key role master, checkpoint done)
+                 * advertises the timeline we must compare with. */
+                bool settled = lm && lm->has_timeline && lm->checkpoint_after_promote != 0 &&
+                        (streq_ptr(lm->role, "master") || streq_ptr(lm->role, "primary"));
+                if (settled && !(st && st->running) && h->cd_ok) {
+                        uint32_t leader_tl = (uint32_t) MAX(lm->timeline, h->cluster->history_timeline);
                         f.pg.divergence = ha_divergence(
-                                h->cd_timeline, h->cd_checkpoint, (uint32_t) lm->timeline, h->cluster->history);
+                                h->cd_timeline, h->cd_checkpoint, leader_tl, h->cluster->history);
+                        log_info("Timeline check against %s: local timeline %u, end of WAL %" PRIu64
+                                 ", leader timeline %" PRIi64 ": %s",
+                                 lm->name,
+                                 h->cd_timeline,
+                                 h->cd_checkpoint,
+                                 lm->timeline,
+                                 f.pg.divergence == HA_DIVERGENCE_NONE ? "no divergence" : "diverged");
+                }
                 else if (st && st->running && st->query_ok && st->in_recovery)
                         f.pg.divergence = HA_DIVERGENCE_NONE;
         }
@@ -1366,6 +1388,12 @@ static void decide_and_act(Ha *h) {
                 return;
         }
 
+        if (f.dcs.failover.present && h->lock_held) {
+                char reason[HA_MESSAGE_MAX] = "";
+                HaSwitchover v = ha_fsm_switchover_verdict(&f, reason, sizeof reason);
+                if (v != HA_SWITCHOVER_NONE && reason[0])
+                        log_info("%s", reason);
+        }
         r = ha_fsm_decide(&f, &dec);
         if (r == -EINVAL) {
                 log_error("HA facts are malformed; skipping this cycle");
@@ -1506,8 +1534,10 @@ static void on_controldata(PgCtlJob *job, int r, const char *error, void *userda
                 h->cd_unclean = state && (streq(state, "in production") || streq(state, "shutting down") ||
                                           streq(state, "in crash recovery"));
                 h->cd_checkpoint = 0;
+                /* The end of local WAL: the checkpoint record's end (a shutdown checkpoint record is
+                 * 114 bytes), or the minimum recovery point of a replica when that is later. */
                 if (loc && sscanf(loc, "%X/%X", &hi, &lo) == 2)
-                        h->cd_checkpoint = ((uint64_t) hi << 32) | lo;
+                        h->cd_checkpoint = (((uint64_t) hi << 32) | lo) + 114;
                 if (minrec && sscanf(minrec, "%X/%X", &hi, &lo) == 2)
                         h->cd_checkpoint = MAX(h->cd_checkpoint, ((uint64_t) hi << 32) | lo);
         }
@@ -1515,8 +1545,21 @@ static void on_controldata(PgCtlJob *job, int r, const char *error, void *userda
         gather_step_done(h);
 }
 
+static int on_fast_probe(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+
+        (void)pgmon_probe_now(h->pgmon);
+        return 0;
+}
+
 static void on_probe(PgMon *m, const PgStatus *status, void *userdata) {
         Ha *h = userdata;
+
+        /* While PostgreSQL starts, probe often so the REST API reports it running as soon as it is. */
+        if (h->job_step == STEP_START_REPLICA || h->job_step == STEP_RESTART) {
+                (void)sd_event_source_set_time_relative(h->probe_timer, 30 * USEC_PER_MSEC);
+                (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
+        }
 
         snapshot_update(h);
         if (h->waiting_probe) {
@@ -1691,8 +1734,8 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
                         return;
                 }
                 if (in->candidate) {
-                        const DcsMember *m = dcs_cluster_find_member(c, in->candidate);
-                        if (streq_ptr(in->candidate, c->leader) || !m || !streq_ptr(m->state, "running")) {
+                        /* Health is the leader's call (it checks the candidate's GET /patroni). */
+                        if (streq_ptr(in->candidate, c->leader)) {
                                 snprintf(buf, sizeof buf, "%s is not possible: no good candidates have been found",
                                          failover ? "failover" : "switchover");
                                 (void)rest_call_reply_text(call, 412, buf);
@@ -2118,6 +2161,13 @@ int ha_new(Manager *m, Ha **ret) {
         (void)sd_event_source_set_description(h->deadline_timer, "ha-lease-deadline");
         (void)sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_OFF);
 
+        r = sd_event_add_time_relative(h->event, &h->probe_timer, CLOCK_MONOTONIC, 0, 0, on_fast_probe, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the probe timer: %m");
+        (void)sd_event_source_set_priority(h->probe_timer, PGHA_PRIORITY_HA);
+        (void)sd_event_source_set_description(h->probe_timer, "ha-fast-probe");
+        (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_OFF);
+
         h->role = derive_start_role(h);
         log_info("Starting as %s", ha_role_to_string(h->role));
 
@@ -2155,6 +2205,7 @@ Ha *ha_free(Ha *h) {
         h->rest = rest_server_free(h->rest);
         h->tick_timer = sd_event_source_disable_unref(h->tick_timer);
         h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
+        h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
         h->pgmon = pgmon_free(h->pgmon);
         h->conn = pgconn_free(h->conn);
         h->callbacks = callback_runner_free(h->callbacks);

@@ -197,7 +197,7 @@ HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leade
                     json_value_int64(cJSON_GetArrayItem(line, 1), &lsn) < 0)
                         continue;
                 if (tl == (int64_t) local_tl)
-                        return local_lsn < (uint64_t) lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
+                        return local_lsn <= (uint64_t) lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
         }
         return HA_DIVERGENCE_DIVERGED; /* unknown switch point: pg_rewind decides (and may find nothing) */
 }
