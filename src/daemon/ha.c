@@ -123,7 +123,7 @@ struct Ha {
         HaRole job_next_role;
         bool job_release, job_next_role_set;
         char job_target[HA_NAME_MAX];
-        bool rewind_failed, checkpoint_pending, start_failed_seen;
+        bool rewind_failed, checkpoint_pending, start_failed_seen, pidfile_standby;
 
         /* following */
         char *following; /* "host:port" the recovery section points at; NULL: none */
@@ -155,6 +155,7 @@ struct Ha {
 static void ha_tick_schedule(Ha *h, usec_t delay);
 static void ha_act_done(Ha *h);
 static void job_advance(Ha *h);
+static void snapshot_update(Ha *h);
 static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs);
 
 static usec_t now_mono(Ha *h) {
@@ -274,8 +275,20 @@ static void on_lease(Dcs *d, int error, int64_t lease, void *userdata) {
 
 /* ==== member key, snapshot ==== */
 
+/* A replica being started whose postmaster.pid already says it accepts read-only connections (the
+ * status query may take a moment longer on its first connection). */
+static bool standby_ready(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+
+        return h->job_step == STEP_START_REPLICA &&
+                (h->pidfile_standby || (st && st->running && streq_ptr(st->pidfile_status, "standby")));
+}
+
 static const char *pg_state_string(Ha *h) {
         const PgStatus *st = pgstatus(h);
+
+        if (standby_ready(h))
+                return "running";
 
         if ((h->job_step == STEP_START_REPLICA || h->job_step == STEP_CLONE) && st && st->running &&
             st->query_ok)
@@ -308,7 +321,8 @@ static const char *member_role_string(Ha *h) {
 
         if (h->lock_held && st && st->running && st->query_ok && !st->in_recovery)
                 return "master";
-        if (h->job_step == STEP_START_REPLICA && st && st->running && st->query_ok && st->in_recovery)
+        if ((h->job_step == STEP_START_REPLICA && st && st->running && st->query_ok && st->in_recovery) ||
+            standby_ready(h))
                 return "replica";
         if ((int) r < 0 || r >= _HA_ROLE_MAX)
                 r = h->role;
@@ -435,8 +449,8 @@ static void snapshot_update(Ha *h) {
         free(s->state);
         s->state = strdup(pg_state_string(h));
         s->role = (int) sr >= 0 ? sr : SNAPSHOT_ROLE_UNINITIALIZED;
-        s->status_ok = st && st->query_ok;
-        s->in_recovery = st && st->in_recovery;
+        s->status_ok = st && (st->query_ok || standby_ready(h));
+        s->in_recovery = st && (st->in_recovery || standby_ready(h));
         s->postmaster_start_time = st && st->query_ok ? (usec_t) (st->postmaster_start_epoch * 1e6) : 0;
         s->server_version = st && st->query_ok ? (unsigned) st->server_version : 0;
         s->wal_location = st && st->query_ok ? st->wal_write_lsn : 0;
@@ -546,6 +560,7 @@ static void job_finish(Ha *h, int r) {
         h->job_kind = HA_JOB_NONE;
         h->job_step = STEP_NONE;
         h->job_next_role_set = false;
+        h->pidfile_standby = false;
         snapshot_update(h);
         (void)pgmon_probe_now(h->pgmon);
         ha_tick_schedule(h, 0);
@@ -599,7 +614,8 @@ static int start_replica_job(Ha *h) {
         if (r < 0)
                 return r;
         h->job_step = STEP_START_REPLICA;
-        (void)sd_event_source_set_time_relative(h->probe_timer, 50 * USEC_PER_MSEC);
+        snapshot_update(h);
+        (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
         (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
         return pgctl_start(h->event, &h->pgs, &rec, on_job, h, &h->job);
 }
@@ -1547,6 +1563,23 @@ static void on_controldata(PgCtlJob *job, int r, const char *error, void *userda
 
 static int on_fast_probe(sd_event_source *s, uint64_t usec, void *userdata) {
         Ha *h = userdata;
+        _cleanup_free_ char *path = pgdata_path(&h->pgs, "postmaster.pid"), *text = NULL;
+
+        /* postmaster.pid's status line turns "standby" the moment read-only connections are allowed. */
+        if (h->job_step == STEP_START_REPLICA && !h->pidfile_standby && path &&
+            read_full_file(path, 4096, &text, NULL) >= 0) {
+                _cleanup_(postmaster_pid_file_done) PostmasterPidFile pf = {};
+                if (postmaster_pid_file_parse(text, &pf) >= 0 && streq_ptr(pf.status, "standby") &&
+                    pgctl_pid_alive(pf.pid)) {
+                        h->pidfile_standby = true;
+                        log_debug("PostgreSQL accepts read-only connections");
+                        snapshot_update(h);
+                }
+        }
+        if (h->job_step == STEP_START_REPLICA && !h->pidfile_standby) {
+                (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
+                (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
+        }
 
         (void)pgmon_probe_now(h->pgmon);
         return 0;
@@ -1557,7 +1590,7 @@ static void on_probe(PgMon *m, const PgStatus *status, void *userdata) {
 
         /* While PostgreSQL starts, probe often so the REST API reports it running as soon as it is. */
         if (h->job_step == STEP_START_REPLICA || h->job_step == STEP_RESTART) {
-                (void)sd_event_source_set_time_relative(h->probe_timer, 30 * USEC_PER_MSEC);
+                (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
                 (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
         }
 
@@ -2116,6 +2149,9 @@ int ha_new(Manager *m, Ha **ret) {
                                 .password = h->pgs.superuser.password,
                                 .dbname = h->pgs.database,
                                 .description = "pgmon",
+                                /* reconnect soon after a (re)start: the REST API reports from the probe */
+                                .backoff_min = 5 * USEC_PER_MSEC,
+                                .backoff_max = 20 * USEC_PER_MSEC,
                         },
                         .interval = loop_wait_usec(h),
                 };
@@ -2161,7 +2197,7 @@ int ha_new(Manager *m, Ha **ret) {
         (void)sd_event_source_set_description(h->deadline_timer, "ha-lease-deadline");
         (void)sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_OFF);
 
-        r = sd_event_add_time_relative(h->event, &h->probe_timer, CLOCK_MONOTONIC, 0, 0, on_fast_probe, h);
+        r = sd_event_add_time_relative(h->event, &h->probe_timer, CLOCK_MONOTONIC, 0, 1, on_fast_probe, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the probe timer: %m");
         (void)sd_event_source_set_priority(h->probe_timer, PGHA_PRIORITY_HA);
