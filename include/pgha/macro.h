@@ -136,6 +136,26 @@ static inline int free_and_strdup(char **p, const char *s) {
                         func(*p);               \
         }
 
+/* Defines name##_to_string(type) and name##_from_string(const char *) over a string table `name##_table`
+ * indexed by the enum: NULL for an out-of-range value, -EINVAL (the enum's _INVALID) for an unknown name.
+ * Names match exactly (case-sensitive). One table serves logs, REST, the CLI and parsing. */
+#define DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type)                  \
+        const char *name##_to_string(type i) {                            \
+                if ((long)i < 0 || (size_t)i >= ELEMENTSOF(name##_table)) \
+                        return NULL;                                      \
+                return name##_table[i];                                   \
+        }
+#define DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type)                 \
+        type name##_from_string(const char *s) {                           \
+                for (size_t i = 0; s && i < ELEMENTSOF(name##_table); i++) \
+                        if (name##_table[i] && streq(name##_table[i], s))  \
+                                return (type)i;                            \
+                return (type)-EINVAL;                                      \
+        }
+#define DEFINE_STRING_TABLE_LOOKUP(name, type)           \
+        DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type) \
+        DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type)
+
 /* Turns a negative errno into a positive one for strerror() and %m. */
 #define ERRNO_VALUE(r) (abs(r))
 

@@ -91,6 +91,7 @@ typedef struct PgSettings {
         char *database;        /* postgresql.database, default "postgres" */
         char *pgpass;          /* postgresql.pgpass */
         char *postmaster_log;  /* where the postmaster's stdout/stderr go; NULL = our stderr */
+        char *custom_conf;     /* postgresql.custom_conf: included instead of postgresql.base.conf */
         PgAuth superuser;
         PgAuth replication;
         PgAuth rewind;       /* username NULL = use the superuser */

@@ -47,8 +47,8 @@ int pgctl_bootstrap(sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *
 
 /* pgctl_start() - checks the data directory and binaries, writes the managed files (recovery != NULL:
  * as a replica with that recovery section, see pgconf_recovery_params()), starts the postmaster detached
- * and waits (pg_ctl_timeout) until pg_isready reports it accepting connections. Succeeds at once if a
- * postmaster already runs on data_dir. */
+ * and waits (pg_ctl_timeout) until pg_isready reports it accepting connections. If a postmaster already
+ * runs on data_dir, its files are left alone and the job only waits until it accepts connections. */
 int pgctl_start(
         sd_event *e,
         const PgSettings *s,

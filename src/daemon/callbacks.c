@@ -34,6 +34,7 @@ struct CallbackRunner {
         CallbackSlot slots[_SLOT_MAX];
 };
 
+/* callback_runner_new() - a runner for the callbacks and scope in s (borrowed: must outlive it). */
 int callback_runner_new(sd_event *e, const PgSettings *s, CallbackRunner **ret) {
         CallbackRunner *c;
 
@@ -51,6 +52,7 @@ int callback_runner_new(sd_event *e, const PgSettings *s, CallbackRunner **ret) 
         return 0;
 }
 
+/* callback_runner_free() - kills running callbacks; no notification runs afterwards. */
 CallbackRunner *callback_runner_free(CallbackRunner *c) {
         if (!c)
                 return NULL;
@@ -60,15 +62,18 @@ CallbackRunner *callback_runner_free(CallbackRunner *c) {
         return mfree(c);
 }
 
+/* callback_runner_set_timeout() - deadline for callbacks started from now on. */
 void callback_runner_set_timeout(CallbackRunner *c, usec_t timeout) {
         c->timeout = timeout;
 }
 
+/* callback_runner_set_notify() - optional completion notification (not for killed callbacks). */
 void callback_runner_set_notify(CallbackRunner *c, callback_done_t done, void *userdata) {
         c->done = done;
         c->userdata = userdata;
 }
 
+/* callbacks_is_running() - whether a callback (any slot) is still running. */
 bool callbacks_is_running(const CallbackRunner *c) {
         for (size_t i = 0; c && i < _SLOT_MAX; i++)
                 if (proc_is_running(c->slots[i].proc))
@@ -97,6 +102,9 @@ static void on_callback_done(Proc *p, const ProcResult *r, void *userdata) {
                 c->done(action, code, c->userdata);
 }
 
+/* callbacks_run() - starts the configured script for action with role ("master", "replica",
+ * "standby_leader", "demoted") if one is configured; returns 1 if started, 0 if none is configured,
+ * negative errno (logged) if it could not be started. Never waits. Logging. */
 int callbacks_run(CallbackRunner *c, PgCallback action, const char *role) {
         const char *script;
         _cleanup_(proc_strv_freep) char **argv = NULL;

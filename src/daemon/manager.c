@@ -77,22 +77,7 @@ static const char *const manager_state_table[_MANAGER_STATE_MAX] = {
         [MANAGER_STOPPING] = "stopping",
 };
 
-/* manager_state_to_string - the lower-case name of s, or NULL if s is out of range. */
-const char *manager_state_to_string(ManagerState s) {
-        if (s < 0 || s >= _MANAGER_STATE_MAX)
-                return NULL;
-        return manager_state_table[s];
-}
-
-/* manager_state_from_string - the state named s, or _MANAGER_STATE_INVALID. */
-ManagerState manager_state_from_string(const char *s) {
-        if (!s)
-                return _MANAGER_STATE_INVALID;
-        for (ManagerState i = 0; i < _MANAGER_STATE_MAX; i++)
-                if (streq(manager_state_table[i], s))
-                        return i;
-        return _MANAGER_STATE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(manager_state, ManagerState);
 
 static usec_t now_monotonic(void) {
         struct timespec ts;

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -24,7 +25,7 @@
  * should rewrite. */
 #define PGCONF_FILE_MAX (4U * 1024U * 1024U)
 
-/* ==== Parameter lists ==== */
+/* Parameter lists. */
 
 static PgParam *pg_params_find(const PgParams *p, const char *name) {
         for (size_t i = 0; p && i < p->n; i++)
@@ -33,6 +34,7 @@ static PgParam *pg_params_find(const PgParams *p, const char *name) {
         return NULL;
 }
 
+/* pg_params_set() - sets name (replacing an existing entry in place) to a copy of value (NULL = flag). */
 int pg_params_set(PgParams *p, const char *name, const char *value) {
         PgParam *f = pg_params_find(p, name);
         char *v = NULL;
@@ -63,15 +65,18 @@ int pg_params_set(PgParams *p, const char *name, const char *value) {
         return 0;
 }
 
+/* pg_params_get() - the value of name, NULL when absent or a flag (pg_params_has() tells them apart). */
 const char *pg_params_get(const PgParams *p, const char *name) {
         PgParam *f = pg_params_find(p, name);
         return f ? f->value : NULL;
 }
 
+/* pg_params_has() - whether name is in the list (with a value or as a flag). */
 bool pg_params_has(const PgParams *p, const char *name) {
         return pg_params_find(p, name) != NULL;
 }
 
+/* pg_params_done() - frees the entries; the list is empty and reusable afterwards. */
 void pg_params_done(PgParams *p) {
         for (size_t i = 0; i < p->n; i++) {
                 free(p->items[i].name);
@@ -95,22 +100,14 @@ static const char *const pg_callback_table[_PG_CALLBACK_MAX] = {
         [PG_CALLBACK_ON_ROLE_CHANGE] = "on_role_change",
 };
 
-const char *pg_callback_to_string(PgCallback c) {
-        return c >= 0 && c < _PG_CALLBACK_MAX ? pg_callback_table[c] : NULL;
-}
-
-PgCallback pg_callback_from_string(const char *s) {
-        for (int i = 0; s && i < _PG_CALLBACK_MAX; i++)
-                if (streq(pg_callback_table[i], s))
-                        return (PgCallback)i;
-        return _PG_CALLBACK_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(pg_callback, PgCallback);
 
 static void pg_auth_done(PgAuth *a) {
         a->username = mfree(a->username);
         a->password = mfree(a->password);
 }
 
+/* pg_settings_done() - frees every field and zeroes the struct; safe on a zeroed or half-filled one. */
 void pg_settings_done(PgSettings *s) {
         if (!s)
                 return;
@@ -125,6 +122,7 @@ void pg_settings_done(PgSettings *s) {
         free(s->database);
         free(s->pgpass);
         free(s->postmaster_log);
+        free(s->custom_conf);
         pg_auth_done(&s->superuser);
         pg_auth_done(&s->replication);
         pg_auth_done(&s->rewind);
@@ -448,6 +446,9 @@ static int parse_bootstrap(const cJSON *root, PgSettings *s, char **reterr) {
         return 0;
 }
 
+/* pg_settings_from_json() - fills *ret from a Patroni-shaped document ({scope, name, postgresql{...},
+ * bootstrap{...}}), e.g. the effective configuration as JSON. On error returns -EINVAL and a message
+ * naming the key in *reterr (caller frees). Non-logging. */
 int pg_settings_from_json(const cJSON *root, PgSettings *ret, char **reterr) {
         _cleanup_(pg_settings_done) PgSettings s = {
                 .use_slots = true,
@@ -476,7 +477,8 @@ int pg_settings_from_json(const cJSON *root, PgSettings *ret, char **reterr) {
             (r = get_string(pg, "database", &s.database, reterr, "postgresql")) < 0 ||
             (r = get_string(pg, "pgpass", &s.pgpass, reterr, "postgresql")) < 0 ||
             (r = get_string(pg, "postmaster_log", &s.postmaster_log, reterr, "postgresql")) < 0 ||
-            (r = get_string(pg, "pre_promote", &s.pre_promote, reterr, "postgresql")) < 0)
+            (r = get_string(pg, "pre_promote", &s.pre_promote, reterr, "postgresql")) < 0 ||
+            (r = get_string(pg, "custom_conf", &s.custom_conf, reterr, "postgresql")) < 0)
                 return r;
         if (!s.data_dir)
                 return fail(reterr, "postgresql.data_dir: missing");
@@ -487,9 +489,15 @@ int pg_settings_from_json(const cJSON *root, PgSettings *ret, char **reterr) {
                 return r;
         if (!s.database && !(s.database = strdup("postgres")))
                 return -ENOMEM;
-        if (!s.pgpass &&
-            asprintf(&s.pgpass, "/tmp/pgpass_%s", s.name) < 0) /* Patroni's default is ~/pgpass */
-                return -ENOMEM;
+        if (!s.pgpass) {
+                /* Patroni's default: ~/pgpass of the user running the daemon. */
+                const char *home = getenv("HOME");
+                struct passwd *pw = isempty(home) ? getpwuid(geteuid()) : NULL;
+                if (pw)
+                        home = pw->pw_dir;
+                if (asprintf(&s.pgpass, "%s/pgpass", isempty(home) ? "/tmp" : home) < 0)
+                        return -ENOMEM;
+        }
 
         j = cJSON_GetObjectItemCaseSensitive(pg, "authentication");
         if (j &&
@@ -554,16 +562,19 @@ int pg_settings_from_json(const cJSON *root, PgSettings *ret, char **reterr) {
 
 /* ==== Names, quoting, DSNs ==== */
 
+/* pgconf_path() - <config_dir or data_dir>/<file>, heap string, NULL on OOM. */
 char *pgconf_path(const PgSettings *s, const char *file) {
         char *p = NULL;
         return asprintf(&p, "%s/%s", s->config_dir ?: s->data_dir, file) < 0 ? NULL : p;
 }
 
+/* pgdata_path() - <data_dir>/<file>, heap string, NULL on OOM. */
 char *pgdata_path(const PgSettings *s, const char *file) {
         char *p = NULL;
         return asprintf(&p, "%s/%s", s->data_dir, file) < 0 ? NULL : p;
 }
 
+/* pgconf_bin() - <bin_dir>/<program>, or the bare name (PATH lookup) without bin_dir; NULL on OOM. */
 char *pgconf_bin(const PgSettings *s, const char *program) {
         char *p = NULL;
         if (isempty(s->bin_dir))
@@ -571,6 +582,7 @@ char *pgconf_bin(const PgSettings *s, const char *program) {
         return asprintf(&p, "%s/%s", s->bin_dir, program) < 0 ? NULL : p;
 }
 
+/* pgconf_quote() - a postgresql.conf value: wrapped in ', every ' and \ doubled. */
 char *pgconf_quote(const char *value) {
         size_t n = 0;
         char *r, *o;
@@ -591,6 +603,8 @@ char *pgconf_quote(const char *value) {
         return r;
 }
 
+/* pgconf_slot_name() - Patroni's replication slot name for a member name (lower-case, - and . → _,
+ * other characters outside [a-z0-9_] → u + 4-digit code point, at most 63 chars). */
 int pgconf_slot_name(const char *member, char **ret) {
         /* Worst case every byte becomes "u" + up to 7 digits; truncated to 63 afterwards. */
         _cleanup_free_ char *s = NULL;
@@ -650,6 +664,8 @@ static const char *const dsn_keywords[] = {
         "target_session_attrs",
 };
 
+/* pgconf_format_dsn() - libpq key/value string in Patroni's fixed keyword order, values with ', \ and
+ * space backslash-escaped; keywords whose value is NULL are skipped. params is a list of pairs. */
 char *pgconf_format_dsn(const PgParams *params) {
         char *buf = NULL;
         size_t size = 0;
@@ -680,6 +696,7 @@ char *pgconf_format_dsn(const PgParams *params) {
         return buf;
 }
 
+/* pgconf_parse_conn_url() - host and port from a member's conn_url (postgres://host:port/db). */
 int pgconf_parse_conn_url(const char *url, char **ret_host, unsigned *ret_port) {
         const char *p = startswith(url, "postgres://") ?: startswith(url, "postgresql://");
         _cleanup_free_ char *host = NULL;
@@ -717,6 +734,8 @@ int pgconf_parse_conn_url(const char *url, char **ret_host, unsigned *ret_port) 
         return 0;
 }
 
+/* pgconf_local_host() - the host for local connections (heap string): the first absolute
+ * unix_socket_directories entry, else the first listen address (localhost for wildcard addresses). */
 char *pgconf_local_host(const PgSettings *s) {
         const char *dirs = pg_params_get(&s->parameters, "unix_socket_directories");
 
@@ -791,6 +810,9 @@ static const struct {
         {"wal_log_hints", "on", true},
 };
 
+/* pgconf_server_parameters() - the parameters written to postgresql.conf: the given ones plus
+ * listen_addresses, port, cluster_name, the defaults of the command-line parameters (§5.2), hba_file
+ * and ident_file. Sorted by name except hba_file/ident_file last. */
 int pgconf_server_parameters(const PgSettings *s, PgParams *ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_free_ char *hba = NULL, *ident = NULL;
@@ -862,6 +884,8 @@ int pgconf_server_parameters(const PgSettings *s, PgParams *ret) {
         return 0;
 }
 
+/* pgconf_postmaster_argv() - postgres -D <data_dir> --config-file=<conf> --listen_addresses=... and the
+ * other command-line parameters in Patroni's order. */
 int pgconf_postmaster_argv(const PgSettings *s, char ***ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_(proc_strv_freep) char **argv = NULL;
@@ -890,6 +914,10 @@ int pgconf_postmaster_argv(const PgSettings *s, char ***ret) {
         return 0;
 }
 
+/* pgconf_recovery_params() - the recovery section for a replica following host:port (host NULL =
+ * following nobody): recovery_conf extras, primary_conninfo with application_name = our name and
+ * passfile when the replication user has a password, primary_slot_name when use_slots,
+ * recovery_target_timeline = latest and the other recovery_target* neutralised. */
 int pgconf_recovery_params(const PgSettings *s, const char *host, unsigned port, PgParams *ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         static const char *const neutralised[] = {
@@ -959,6 +987,7 @@ static int write_param(FILE *f, const PgParam *p) {
         return 0;
 }
 
+/* pgconf_render_postgresql_conf() - the complete postgresql.conf text; recovery may be NULL. */
 int pgconf_render_postgresql_conf(const PgSettings *s, const PgParams *recovery, char **ret) {
         _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_free_ char *buf = NULL;
@@ -973,7 +1002,15 @@ int pgconf_render_postgresql_conf(const PgSettings *s, const PgParams *recovery,
         if (!f)
                 return -ENOMEM;
         fputs("# Do not edit this file manually!\n# It will be overwritten by Patroni!\n", f);
-        fputs("include 'postgresql.base.conf'\n\n", f);
+        if (s->custom_conf) {
+                _cleanup_free_ char *q = pgconf_quote(s->custom_conf);
+                if (!q) {
+                        fclose(f);
+                        return -ENOMEM;
+                }
+                fprintf(f, "include %s\n\n", q);
+        } else
+                fputs("include 'postgresql.base.conf'\n\n", f);
         for (size_t i = 0; i < p.n && r >= 0; i++)
                 r = write_param(f, &p.items[i]);
         if (recovery && recovery->n > 0) {
@@ -1052,6 +1089,10 @@ static int remove_if_exists(const char *dir_path) {
         return 0;
 }
 
+/* pgconf_write_config() - renames an initdb/basebackup postgresql.conf to postgresql.base.conf on
+ * first use, then atomically writes postgresql.conf (with the recovery section when recovery != NULL);
+ * writes pg_hba.conf/pg_ident.conf when managed and the pgpass file for the replication user when the
+ * recovery section uses it. Safe while PostgreSQL runs (before a reload). Logging. */
 int pgconf_write_config(const PgSettings *s, const PgParams *recovery) {
         _cleanup_free_ char *conf = pgconf_path(s, "postgresql.conf"),
                             *base = pgconf_path(s, "postgresql.base.conf"), *text = NULL;
@@ -1062,7 +1103,7 @@ int pgconf_write_config(const PgSettings *s, const PgParams *recovery) {
                 return log_oom();
 
         /* First write: keep initdb's (or the base backup's) file reachable through the include. */
-        if (stat(base, &st) < 0 && errno == ENOENT && stat(conf, &st) == 0) {
+        if (!s->custom_conf && stat(base, &st) < 0 && errno == ENOENT && stat(conf, &st) == 0) {
                 if (rename(conf, base) < 0)
                         return log_error_errno(-errno, "Failed to rename %s to %s: %m", conf, base);
                 log_info("Renamed %s to %s.", conf, base);
@@ -1104,6 +1145,11 @@ int pgconf_write_config(const PgSettings *s, const PgParams *recovery) {
         return 0;
 }
 
+/* pgconf_write_all() - pgconf_write_config(), plus the signal files: for a replica (recovery != NULL)
+ * standby.signal is created (recovery.signal instead when recovery has standby_mode = off, as for a
+ * custom bootstrap's point-in-time recovery), for a primary standby.signal/recovery.signal are removed;
+ * recovery settings are removed from postgresql.auto.conf. Only while PostgreSQL is stopped (before a
+ * start): a running standby whose standby.signal vanished fails its promotion. Logging. */
 int pgconf_write_all(const PgSettings *s, const PgParams *recovery) {
         _cleanup_free_ char *standby = pgdata_path(s, "standby.signal"),
                             *recovery_signal = pgdata_path(s, "recovery.signal");
@@ -1152,6 +1198,7 @@ static void pgpass_field(FILE *f, const char *v) {
         }
 }
 
+/* pgconf_render_pgpass() - the text pgconf_write_pgpass() writes (heap string, NULL on OOM). */
 char *pgconf_render_pgpass(const char *host, unsigned port, const PgAuth *auth) {
         char *buf = NULL;
         size_t size = 0;
@@ -1182,6 +1229,8 @@ char *pgconf_render_pgpass(const char *host, unsigned port, const PgAuth *auth) 
         return buf;
 }
 
+/* pgconf_write_pgpass() - overwrites the pgpass file (mode 0600) with one line for host:port/auth
+ * (plus a localhost line so Unix-socket connections match too). Non-logging. */
 int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, const PgAuth *auth) {
         _cleanup_free_ char *buf = NULL;
 
@@ -1193,6 +1242,8 @@ int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, co
         return write_text(s->pgpass, buf, 0600);
 }
 
+/* pgconf_append_bootstrap_hba() - appends bootstrap.pg_hba to pg_hba.conf (blank line, lines,
+ * newline) unless pg_hba.conf is managed. Non-logging. */
 int pgconf_append_bootstrap_hba(const PgSettings *s) {
         _cleanup_free_ char *path = pgconf_path(s, "pg_hba.conf"), *old = NULL, *buf = NULL;
         size_t size = 0;
@@ -1237,6 +1288,8 @@ static int copy_file(const char *from, const char *to) {
         return write_file_atomic(to, text, size, 0600);
 }
 
+/* pgconf_backup_files() - copies postgresql.conf, postgresql.base.conf, pg_hba.conf and pg_ident.conf
+ * (those that exist) to <file>.backup in config_dir; done after every successful start. Non-logging. */
 int pgconf_backup_files(const PgSettings *s) {
         for (size_t i = 0; i < ELEMENTSOF(backed_up_files); i++) {
                 _cleanup_free_ char *path = pgconf_path(s, backed_up_files[i]), *backup = NULL;
@@ -1251,6 +1304,8 @@ int pgconf_backup_files(const PgSettings *s) {
         return 0;
 }
 
+/* pgconf_restore_files() - restores those files that are missing from their .backup copies (after a
+ * base backup or a custom replica method). Returns the number restored. Non-logging. */
 int pgconf_restore_files(const PgSettings *s) {
         int n = 0;
 

@@ -94,12 +94,7 @@ static const char *const pgconn_state_table[_PGCONN_STATE_MAX] = {
         [PGCONN_BUSY] = "busy",
 };
 
-/* pgconn_state_to_string - the name of a connection state, NULL when out of range. */
-const char *pgconn_state_to_string(PgConnState s) {
-        if (s < 0 || s >= _PGCONN_STATE_MAX)
-                return NULL;
-        return pgconn_state_table[s];
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(pgconn_state, PgConnState);
 
 static int conn_dispatch(PgConn *c);
 static int conn_connect(PgConn *c);

@@ -52,6 +52,7 @@ struct Proc {
         void *userdata;
 };
 
+/* proc_strv_free() - frees a NULL-terminated string array and its strings; NULL allowed, returns NULL. */
 char **proc_strv_free(char **l) {
         if (!l)
                 return NULL;
@@ -61,6 +62,7 @@ char **proc_strv_free(char **l) {
         return NULL;
 }
 
+/* proc_strv_length() - number of strings before the terminating NULL (0 for NULL). */
 size_t proc_strv_length(char *const *l) {
         size_t n = 0;
         if (l)
@@ -87,10 +89,12 @@ static int strv_consume(char ***l, char *s) {
         return 0;
 }
 
+/* proc_strv_push() - appends a copy of s, keeping the array NULL-terminated; -ENOMEM on failure. */
 int proc_strv_push(char ***l, const char *s) {
         return strv_consume(l, strdup(s));
 }
 
+/* proc_strv_pushf() - appends a printf-formatted string; -ENOMEM on failure. */
 int proc_strv_pushf(char ***l, const char *fmt, ...) {
         va_list ap;
         char *s = NULL;
@@ -113,6 +117,7 @@ static bool needs_quoting(const char *s) {
         return false;
 }
 
+/* proc_argv_to_string() - argv joined with spaces, each element shell-quoted when needed, for logs. */
 char *proc_argv_to_string(char *const *argv) {
         char *buf = NULL;
         size_t size = 0;
@@ -142,6 +147,9 @@ char *proc_argv_to_string(char *const *argv) {
         return buf;
 }
 
+/* proc_split_command() - splits a command string shell-like (whitespace separates words; single
+ * quotes, double quotes and backslash escapes as in sh; no expansion of any kind) into a NULL-terminated
+ * heap strv. -EINVAL for an unterminated quote or an empty command. Non-logging. */
 int proc_split_command(const char *command, char ***ret) {
         _cleanup_(proc_strv_freep) char **l = NULL;
         _cleanup_free_ char *word = NULL;
@@ -205,6 +213,8 @@ static void proc_stream_done(ProcStream *s) {
         s->size = s->allocated = 0;
 }
 
+/* proc_free() - cancels: if the child still runs, its process group gets SIGKILL and the child is
+ * reaped; the completion callback will not run. Accepts NULL, returns NULL. */
 Proc *proc_free(Proc *p) {
         if (!p)
                 return NULL;
@@ -224,14 +234,17 @@ Proc *proc_free(Proc *p) {
         return mfree(p);
 }
 
+/* proc_get_pid() - the child's PID (the intermediate's when detached). */
 pid_t proc_get_pid(const Proc *p) {
         return p ? p->pid : 0;
 }
 
+/* proc_is_running() - true until the completion callback has been dispatched. */
 bool proc_is_running(const Proc *p) {
         return p && p->pid > 0 && !p->exited;
 }
 
+/* proc_kill() - sends sig to the child's process group while it runs; 0 if it already exited. */
 int proc_kill(Proc *p, int sig) {
         if (!p || p->pid <= 0)
                 return -ESRCH;
@@ -363,6 +376,11 @@ static int on_proc_timer(sd_event_source *source, usec_t usec, void *userdata) {
 }
 
 static bool env_is_stripped(const char *entry, const ProcOptions *opts) {
+        /* systemd's notification and watchdog variables address pghad itself: a child (PostgreSQL is
+         * built with systemd support) must never speak for us. */
+        if (startswith(entry, "NOTIFY_SOCKET=") || startswith(entry, "WATCHDOG_USEC=") ||
+            startswith(entry, "WATCHDOG_PID="))
+                return true;
         if (opts->strip_patroni_env && (startswith(entry, "PATRONI_") || startswith(entry, "KUBERNETES_")))
                 return true;
         for (char *const *a = opts->env_add; a && *a; a++) {
@@ -466,6 +484,11 @@ child_main(char *const *argv, char **envp, const ProcOptions *opts, int null_fd,
         child_exec(argv, envp, opts->working_dir);
 }
 
+/* proc_spawn() - starts argv[0] (absolute path, or looked up in PATH) with argv, no shell. The child
+ * runs as our user in its own process group with an empty signal mask, default signal dispositions,
+ * stdin on /dev/null and stdout/stderr on pipes; only fds 0-2 are open in it. Returns 0 and the new
+ * Proc in *ret (owned by the caller: proc_free() cancels), or a negative errno (-ENOENT when argv[0]
+ * cannot be found is reported through the callback as exit code 127 instead). Non-logging. */
 int proc_spawn(
         sd_event *e,
         char *const *argv,

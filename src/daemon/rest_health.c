@@ -30,20 +30,7 @@ static const char *const rest_health_check_table[_REST_HEALTH_CHECK_MAX] = {
         [REST_CHECK_READINESS] = "readiness",
 };
 
-const char *rest_health_check_to_string(RestHealthCheck c) {
-        if (c < 0 || c >= _REST_HEALTH_CHECK_MAX)
-                return NULL;
-        return rest_health_check_table[c];
-}
-
-RestHealthCheck rest_health_check_from_string(const char *s) {
-        if (!s)
-                return _REST_HEALTH_CHECK_INVALID;
-        for (int i = 0; i < _REST_HEALTH_CHECK_MAX; i++)
-                if (streq(s, rest_health_check_table[i]))
-                        return (RestHealthCheck)i;
-        return _REST_HEALTH_CHECK_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(rest_health_check, RestHealthCheck);
 
 /* rest_health_check_from_path - Patroni matches substrings, first match wins, "/" means "/primary". */
 RestHealthCheck rest_health_check_from_path(const char *path) {

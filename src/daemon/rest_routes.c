@@ -27,11 +27,7 @@ static const char *const rest_intent_kind_table[_REST_INTENT_KIND_MAX] = {
         [REST_INTENT_FAILSAFE] = "failsafe",
 };
 
-const char *rest_intent_kind_to_string(RestIntentKind k) {
-        if (k < 0 || k >= _REST_INTENT_KIND_MAX)
-                return NULL;
-        return rest_intent_kind_table[k];
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(rest_intent_kind, RestIntentKind);
 
 /* ==== Reads ==== */
 

@@ -23,20 +23,7 @@ static const char *const snapshot_role_table[_SNAPSHOT_ROLE_MAX] = {
         [SNAPSHOT_ROLE_PROMOTED] = "promoted",
 };
 
-const char *snapshot_role_to_string(SnapshotRole r) {
-        if (r < 0 || r >= _SNAPSHOT_ROLE_MAX)
-                return NULL;
-        return snapshot_role_table[r];
-}
-
-SnapshotRole snapshot_role_from_string(const char *s) {
-        if (!s)
-                return _SNAPSHOT_ROLE_INVALID;
-        for (int i = 0; i < _SNAPSHOT_ROLE_MAX; i++)
-                if (streq(s, snapshot_role_table[i]))
-                        return (SnapshotRole)i;
-        return _SNAPSHOT_ROLE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(snapshot_role, SnapshotRole);
 
 /* snapshot_done - frees everything the snapshot owns and leaves it zeroed, ready for reuse. */
 void snapshot_done(NodeSnapshot *s) {

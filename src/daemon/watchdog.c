@@ -76,16 +76,7 @@ WatchdogMode watchdog_mode_from_string(const char *s) {
         return _WATCHDOG_MODE_INVALID;
 }
 
-const char *watchdog_driver_to_string(WatchdogDriver d) {
-        return d >= 0 && d < _WATCHDOG_DRIVER_MAX ? watchdog_driver_table[d] : NULL;
-}
-
-WatchdogDriver watchdog_driver_from_string(const char *s) {
-        for (size_t i = 0; s && i < ELEMENTSOF(watchdog_driver_table); i++)
-                if (strcasecmp(s, watchdog_driver_table[i]) == 0)
-                        return (WatchdogDriver)i;
-        return _WATCHDOG_DRIVER_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(watchdog_driver, WatchdogDriver);
 
 static int watchdog_apply_options(Watchdog *w, const WatchdogOptions *o) {
         if (o->mode < 0 || o->mode >= _WATCHDOG_MODE_MAX || o->driver < 0 ||

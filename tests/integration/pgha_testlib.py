@@ -208,6 +208,55 @@ def remove_tree(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+class NotifySocket:
+    """A systemd-style notification socket (AF_UNIX datagrams) to hand to a daemon as NOTIFY_SOCKET, so a
+    test sees READY=1, RELOADING=1, STOPPING=1, STATUS= and WATCHDOG=1 exactly as systemd would. The
+    socket lives in a directory the postgres user can reach and is writable by everyone."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o777)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def env(self, base=None):
+        """base (default os.environ) plus NOTIFY_SOCKET pointing here."""
+        return dict(base if base is not None else os.environ, NOTIFY_SOCKET=self.path)
+
+    def poll(self):
+        """Every message received so far (each a dict of its KEY=value lines), oldest first."""
+        while self.sock is not None:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                break
+            fields = {}
+            for line in data.decode(errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                fields[key] = value
+            self.messages.append(fields)
+        return self.messages
+
+    def seen(self, key, value=None):
+        """The first message carrying key (with that value, if given), or None."""
+        for m in self.poll():
+            if key in m and (value is None or m[key] == value):
+                return m
+        return None
+
+    def close(self):
+        """Stops listening; the messages received until now stay available to poll() and seen()."""
+        if self.sock is None:
+            return
+        self.poll()
+        self.sock.close()
+        self.sock = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
 class PgTestServer:
     """A bare PostgreSQL 15 server for module tests (no pghad): its own data directory, socket directory
     (unix_socket_directories) and free port, run as the postgres user. start() goes through pg_ctl;
@@ -323,56 +372,6 @@ class PgTestServer:
                 self.child.wait(10)
             self.child = None
 
-
-class NotifySocket:
-    """A systemd-style notification socket (AF_UNIX datagrams) to hand to a daemon as NOTIFY_SOCKET, so a
-    test sees READY=1, RELOADING=1, STOPPING=1, STATUS= and WATCHDOG=1 exactly as systemd would. The
-    socket lives in a directory the postgres user can reach and is writable by everyone."""
-
-    def __init__(self, directory):
-        self.path = os.path.join(directory, "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        os.chmod(self.path, 0o777)
-        self.sock.setblocking(False)
-        self.messages = []
-
-    def env(self, base=None):
-        """base (default os.environ) plus NOTIFY_SOCKET pointing here."""
-        return dict(base if base is not None else os.environ, NOTIFY_SOCKET=self.path)
-
-    def poll(self):
-        """Every message received so far (each a dict of its KEY=value lines), oldest first."""
-        while self.sock is not None:
-            try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
-                break
-            fields = {}
-            for line in data.decode(errors="replace").splitlines():
-                key, _, value = line.partition("=")
-                fields[key] = value
-            self.messages.append(fields)
-        return self.messages
-
-    def seen(self, key, value=None):
-        """The first message carrying key (with that value, if given), or None."""
-        for m in self.poll():
-            if key in m and (value is None or m[key] == value):
-                return m
-        return None
-
-    def close(self):
-        """Stops listening; the messages received until now stay available to poll() and seen()."""
-        if self.sock is None:
-            return
-        self.poll()
-        self.sock.close()
-        self.sock = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-
-
 # ---- etcd helpers (added by the etcd module's tests) ----
 
 def b64(s):
@@ -425,3 +424,41 @@ class EtcdCluster:
     def stop(self):
         for m in self.members:
             m.stop()
+
+
+def haproxy_config(ports, servers):
+    """conf/haproxy.cfg made runnable here: the listen ports replaced (ports: {5000: p, 5001: p, 5002: p,
+    7000: p}), each server's data and check ports replaced (servers: [(name, data_port, check_port)]),
+    and the global user/group/syslog lines dropped (tests run HAProxy in the foreground as root)."""
+    import re
+    with open(os.path.join(SOURCE_DIR, "conf", "haproxy.cfg")) as f:
+        text = f.read()
+    text = re.sub(r"^\s*(user|group|log /dev/log).*\n", "", text, flags=re.M)
+    text = re.sub(r"^\s*log global\n", "", text, flags=re.M)
+    for public, port in ports.items():
+        text = text.replace(f"bind *:{public}", f"bind 127.0.0.1:{port}")
+    assert text.count("server node1 ") == 3
+    by_name = {name: (data, check) for name, data, check in servers}
+
+    def server_line(m):
+        data, check = by_name[m.group(1)]
+        return f"server {m.group(1)} 127.0.0.1:{data} check port {check}"
+
+    return re.sub(r"server (node\d) 127\.0\.0\.1:\d+ check port \d+", server_line, text)
+
+
+class HAProxy:
+    """Debian's haproxy in the foreground with haproxy_config(); ports[5000..5002] are the public ones."""
+
+    def __init__(self, workdir, servers):
+        import shutil
+        self.ports = {p: free_port() for p in (5000, 5001, 5002, 7000)}
+        self.config_path = os.path.join(workdir, "haproxy.cfg")
+        with open(self.config_path, "w") as f:
+            f.write(haproxy_config(self.ports, servers))
+        binary_path = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        subprocess.run([binary_path, "-c", "-f", self.config_path], check=True, capture_output=True)
+        self.process = Process([binary_path, "-db", "-f", self.config_path], os.path.join(workdir, "haproxy.log"))
+
+    def stop(self):
+        self.process.stop()

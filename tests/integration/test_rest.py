@@ -531,28 +531,6 @@ def test_promtool_accepts_metrics(nodes):
 
 # ==== HAProxy in front of three nodes ====
 
-def haproxy_config(ports, servers):
-    """conf/haproxy.cfg with the listen ports and server addresses replaced (ports: {5000: p, ...};
-    servers: [(name, rest_port)]); the data port of each server is its REST port too, so a request
-    through HAProxy shows which node answered."""
-    with open(os.path.join(lib.SOURCE_DIR, "conf", "haproxy.cfg")) as f:
-        text = f.read()
-    text = re.sub(r"^\s*(user|group|log /dev/log).*\n", "", text, flags=re.M)
-    text = re.sub(r"^\s*log global\n", "", text, flags=re.M)
-    text = re.sub(r"bind \*:7000", f"bind 127.0.0.1:{ports[7000]}", text)
-    for public, port in ports.items():
-        text = text.replace(f"bind *:{public}", f"bind 127.0.0.1:{port}")
-    assert text.count("server node1 ") == 3
-
-    def server_line(m):
-        name = m.group(1)
-        port = dict(servers)[name]
-        return f"server {name} 127.0.0.1:{port} check port {port}"
-
-    text = re.sub(r"server (node\d) 127\.0\.0\.1:\d+ check port \d+", server_line, text)
-    return text
-
-
 def via_haproxy(port):
     """Name of the node that answers GET /patroni through HAProxy's port, or None."""
     try:
@@ -581,7 +559,7 @@ def test_haproxy_routes_by_role(nodes, workdir):
     ports = {p: lib.free_port() for p in (5000, 5001, 5002, 7000)}
     cfg = os.path.join(workdir, "haproxy.cfg")
     with open(cfg, "w") as f:
-        f.write(haproxy_config(ports, [("node1", n1.port), ("node2", n2.port), ("node3", n3.port)]))
+        f.write(lib.haproxy_config(ports, [(n.name, n.port, n.port) for n in (n1, n2, n3)]))
     subprocess.run([haproxy, "-c", "-f", cfg], check=True, capture_output=True)
     proc = lib.Process([haproxy, "-db", "-f", cfg], os.path.join(workdir, "haproxy.log"))
     try:

@@ -192,6 +192,27 @@ TEST(environment) {
         outcome_done(&o);
 }
 
+TEST(systemd_notification_env_never_inherited) {
+        _cleanup_(sd_event_unrefp) sd_event *e = setup();
+        ProcOptions opts = PROC_OPTIONS_INIT;
+        Outcome o = {};
+        char *argv[] = {
+                (char *)"/bin/sh",
+                (char *)"-c",
+                (char *)"echo \"$NOTIFY_SOCKET|$WATCHDOG_USEC|$WATCHDOG_PID\"",
+                NULL};
+
+        ASSERT_OK(setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1));
+        ASSERT_OK(setenv("WATCHDOG_USEC", "20000000", 1));
+        ASSERT_OK(setenv("WATCHDOG_PID", "1", 1));
+        ASSERT_OK(run_cmd(e, argv, &opts, &o));
+        ASSERT_STREQ(o.out, "||\n");
+        outcome_done(&o);
+        ASSERT_OK(unsetenv("NOTIFY_SOCKET"));
+        ASSERT_OK(unsetenv("WATCHDOG_USEC"));
+        ASSERT_OK(unsetenv("WATCHDOG_PID"));
+}
+
 static bool child_is_sleep(pid_t pid) {
         char path[64], comm[64] = "";
         FILE *f;
