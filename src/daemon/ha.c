@@ -59,6 +59,7 @@ typedef enum JobStep {
         STEP_REINIT_CLONE,    /* create_replica wipe, then start */
         STEP_CRASH_RECOVERY,  /* single-user crash recovery */
         STEP_RESTART,         /* pgctl_restart */
+        STEP_CANCEL_STOP,     /* failed bootstrap: stop, then remove the data directory */
         STEP_REMOVE_DATA_DIR, /* failed bootstrap */
 } JobStep;
 
@@ -85,6 +86,8 @@ struct Ha {
         sd_event_source *tick_timer;     /* "ha-tick" */
         sd_event_source *deadline_timer; /* "ha-lease-deadline" */
         sd_event_source *probe_timer;    /* "ha-fast-probe" */
+        sd_event_source *lease_watch;    /* "ha-lease-watch" */
+        usec_t lease_seen_renewal;
 
         /* tick */
         bool tick_running, tick_again, ready_released, stopping;
@@ -260,6 +263,23 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
                 watchdog_disable(h->watchdog);
         h->role = HA_ROLE_DEMOTED;
         ha_tick_schedule(h, 0);
+        return 0;
+}
+
+/* The Dcs keep-alive timer reports only new grants: follow its renewals from a short timer of our own at
+ * the lease priority, moving the local deadline forward and feeding the watchdog after each one. */
+static int on_lease_watch(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+        usec_t last = dcs_lease_last_renewal(h->dcs);
+
+        if (h->lock_held && dcs_lease_id(h->dcs) == h->lock_lease && last != h->lease_seen_renewal) {
+                h->lease_seen_renewal = last;
+                lease_deadline_update(h);
+                if (h->watchdog && watchdog_is_active(h->watchdog))
+                        (void)watchdog_keepalive(h->watchdog);
+        }
+        (void)sd_event_source_set_time_relative(s, 200 * USEC_PER_MSEC);
+        (void)sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
 }
 
@@ -638,6 +658,10 @@ static void job_advance(Ha *h) {
                         h->job_step = STEP_REINIT_CLONE;
                         r = pgctl_create_replica(h->event, &h->pgs, host, port, true, on_job, h, &h->job);
                 }
+                break;
+        case STEP_CANCEL_STOP:
+                h->job_step = STEP_REMOVE_DATA_DIR;
+                r = pgctl_remove_data_dir(h->event, &h->pgs, on_job, h, &h->job);
                 break;
         case STEP_PROMOTE:
                 h->role = HA_ROLE_PRIMARY;
@@ -1031,8 +1055,9 @@ static void on_cancel_bootstrap(Dcs *d, int error, const char *message, const Dc
         Ha *h = ud;
 
         h->bootstrap_won = false;
-        job_begin(h, HA_JOB_STOP, STEP_REMOVE_DATA_DIR, NULL);
-        if (pgctl_remove_data_dir(h->event, &h->pgs, on_job, h, &h->job) < 0)
+        /* stop what the bootstrap started, then remove the data directory */
+        job_begin(h, HA_JOB_STOP, STEP_CANCEL_STOP, NULL);
+        if (pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job) < 0)
                 h->job_kind = HA_JOB_NONE, h->job_step = STEP_NONE;
         ha_act_done(h);
 }
@@ -2204,6 +2229,12 @@ int ha_new(Manager *m, Ha **ret) {
         (void)sd_event_source_set_description(h->probe_timer, "ha-fast-probe");
         (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_OFF);
 
+        r = sd_event_add_time_relative(h->event, &h->lease_watch, CLOCK_MONOTONIC, 0, 1, on_lease_watch, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the lease watch timer: %m");
+        (void)sd_event_source_set_priority(h->lease_watch, PGHA_PRIORITY_LEASE);
+        (void)sd_event_source_set_description(h->lease_watch, "ha-lease-watch");
+
         h->role = derive_start_role(h);
         log_info("Starting as %s", ha_role_to_string(h->role));
 
@@ -2242,6 +2273,7 @@ Ha *ha_free(Ha *h) {
         h->tick_timer = sd_event_source_disable_unref(h->tick_timer);
         h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
         h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
+        h->lease_watch = sd_event_source_disable_unref(h->lease_watch);
         h->pgmon = pgmon_free(h->pgmon);
         h->conn = pgconn_free(h->conn);
         h->callbacks = callback_runner_free(h->callbacks);
