@@ -170,21 +170,21 @@ static usec_t now_mono(Ha *h) {
 static usec_t now_mono_fresh(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
 }
 
 static usec_t now_real(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
 }
 
 static usec_t ttl_usec(Ha *h) {
-        return (usec_t) MAX(h->dyn.ttl, 1) * USEC_PER_SEC;
+        return (usec_t)MAX(h->dyn.ttl, 1) * USEC_PER_SEC;
 }
 
 static usec_t loop_wait_usec(Ha *h) {
-        return (usec_t) MAX(h->dyn.loop_wait, 1) * USEC_PER_SEC;
+        return (usec_t)MAX(h->dyn.loop_wait, 1) * USEC_PER_SEC;
 }
 
 static const PgStatus *pgstatus(Ha *h) {
@@ -236,7 +236,7 @@ static void fence_postgres(Ha *h, const char *why) {
         pid_t pid = 0;
 
         if (pgctl_postmaster_pid(h->pgs.data_dir, &pid) > 0 && pid > 0) {
-                log_error("%s: stopping PostgreSQL (pid %i) immediately", why, (int) pid);
+                log_error("%s: stopping PostgreSQL (pid %i) immediately", why, (int)pid);
                 (void)kill(pid, SIGQUIT);
         }
 }
@@ -344,7 +344,7 @@ static const char *member_role_string(Ha *h) {
         if ((h->job_step == STEP_START_REPLICA && st && st->running && st->query_ok && st->in_recovery) ||
             standby_ready(h))
                 return "replica";
-        if ((int) r < 0 || r >= _HA_ROLE_MAX)
+        if ((int)r < 0 || r >= _HA_ROLE_MAX)
                 r = h->role;
         if (r == HA_ROLE_PRIMARY && st && st->query_ok && st->in_recovery)
                 return "replica";
@@ -420,14 +420,13 @@ static cJSON *cluster_json(Ha *h) {
                 bool leader = c->leader && streq(c->leader, m->name);
 
                 (void)json_add_string(mo, "name", m->name);
-                (void)json_add_string(mo, "role",
-                                      leader ? "leader" :
-                                      dcs_cluster_is_sync_standby(c, m->name) ? "sync_standby" :
-                                                                              "replica");
-                (void)json_add_string(mo, "state", m->state ? (streq(m->state, "running") && !leader ?
-                                                                       "streaming" :
-                                                                       m->state) :
-                                                            "unknown");
+                (void)json_add_string(
+                        mo,
+                        "role",
+                        leader                                            ? "leader"
+                                : dcs_cluster_is_sync_standby(c, m->name) ? "sync_standby"
+                                                                          : "replica");
+                (void)json_add_string(mo, "state", m->state ?: "unknown");
                 if (m->api_url)
                         (void)json_add_string(mo, "api_url", m->api_url);
                 if (m->conn_url && pgconf_parse_conn_url(m->conn_url, &host, &port) >= 0) {
@@ -468,15 +467,15 @@ static void snapshot_update(Ha *h) {
 
         free(s->state);
         s->state = strdup(pg_state_string(h));
-        s->role = (int) sr >= 0 ? sr : SNAPSHOT_ROLE_UNINITIALIZED;
+        s->role = (int)sr >= 0 ? sr : SNAPSHOT_ROLE_UNINITIALIZED;
         s->status_ok = st && (st->query_ok || standby_ready(h));
         s->in_recovery = st && (st->in_recovery || standby_ready(h));
-        s->postmaster_start_time = st && st->query_ok ? (usec_t) (st->postmaster_start_epoch * 1e6) : 0;
-        s->server_version = st && st->query_ok ? (unsigned) st->server_version : 0;
+        s->postmaster_start_time = st && st->query_ok ? (usec_t)(st->postmaster_start_epoch * 1e6) : 0;
+        s->server_version = st && st->query_ok ? (unsigned)st->server_version : 0;
         s->wal_location = st && st->query_ok ? st->wal_write_lsn : 0;
         s->received_location = st && st->query_ok ? st->receive_lsn : 0;
         s->replayed_location = st && st->query_ok ? st->replay_lsn : 0;
-        s->replayed_timestamp = st && st->query_ok ? (usec_t) (st->replay_timestamp_epoch * 1e6) : 0;
+        s->replayed_timestamp = st && st->query_ok ? (usec_t)(st->replay_timestamp_epoch * 1e6) : 0;
         s->replay_paused = st && st->query_ok && st->replay_paused;
         s->timeline = st && st->query_ok ? st->timeline : 0;
         s->pending_restart = st && st->query_ok && st->pending_restart;
@@ -496,7 +495,8 @@ static void snapshot_update(Ha *h) {
                                 SnapshotReplication *r = &s->replication[i];
                                 const PgReplica *p = &st->replicas[i];
                                 r->usename = p->usename ? strdup(p->usename) : NULL;
-                                r->application_name = p->application_name ? strdup(p->application_name) : NULL;
+                                r->application_name =
+                                        p->application_name ? strdup(p->application_name) : NULL;
                                 r->client_addr = p->client_addr ? strdup(p->client_addr) : NULL;
                                 r->state = p->state ? strdup(p->state) : NULL;
                                 r->sync_state = p->sync_state ? strdup(p->sync_state) : NULL;
@@ -508,7 +508,7 @@ static void snapshot_update(Ha *h) {
         s->database_system_identifier = mfree(s->database_system_identifier);
         if (st && st->query_ok && st->system_identifier) {
                 char buf[32];
-                snprintf(buf, sizeof buf, "%llu", (unsigned long long) st->system_identifier);
+                snprintf(buf, sizeof buf, "%llu", (unsigned long long)st->system_identifier);
                 s->database_system_identifier = strdup(buf);
         }
         s->leader_expiry = h->lock_held ? h->lease_deadline : 0;
@@ -520,7 +520,7 @@ static void snapshot_update(Ha *h) {
         if (h->cluster) {
                 free(s->leader_name);
                 s->leader_name = h->cluster->leader ? strdup(h->cluster->leader) : NULL;
-                s->leader_optime = (uint64_t) MAX(dcs_cluster_optime(h->cluster), 0);
+                s->leader_optime = (uint64_t)MAX(dcs_cluster_optime(h->cluster), 0);
                 s->sync_member = dcs_cluster_is_sync_standby(h->cluster, h->pgs.name);
                 cJSON_Delete(s->cluster);
                 s->cluster = cluster_json(h);
@@ -770,7 +770,7 @@ static void pg_settings_rebuild(Ha *h) {
         }
         pg_settings_done(&h->pgs);
         h->pgs = s;
-        s = (PgSettings) {};
+        s = (PgSettings){};
 }
 
 static void watchdog_apply(Ha *h) {
@@ -780,8 +780,8 @@ static void watchdog_apply(Ha *h) {
                 .driver = c->watchdog.driver,
                 .device = c->watchdog.device,
                 .safety_margin = c->watchdog.safety_margin,
-                .ttl = (unsigned) h->dyn.ttl,
-                .loop_wait = (unsigned) h->dyn.loop_wait,
+                .ttl = (unsigned)h->dyn.ttl,
+                .loop_wait = (unsigned)h->dyn.loop_wait,
         };
 
         if (!h->watchdog) {
@@ -813,7 +813,7 @@ static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
         ttl_changed = d.ttl != h->dyn.ttl;
         dynamic_config_done(&h->dyn);
         h->dyn = d;
-        d = (DynamicConfig) {};
+        d = (DynamicConfig){};
         free(h->dyn_text);
         h->dyn_text = TAKE_PTR(text);
         if (from_dcs && h->dyn_cache_path && h->pgs.data_dir && data_dir_populated(h))
@@ -867,7 +867,7 @@ static void maintain_slots(Ha *h) {
                         continue;
                 if (pgconf_slot_name(m->name, &slot) < 0)
                         continue;
-                len += (size_t) snprintf(want + len, sizeof want - len, "%s%s", len > 1 ? "," : "", slot);
+                len += (size_t)snprintf(want + len, sizeof want - len, "%s%s", len > 1 ? "," : "", slot);
                 if (len >= sizeof want - 2)
                         return;
         }
@@ -892,7 +892,7 @@ static void write_history(Ha *h) {
         char *line, *save = NULL;
 
         if (!st || !st->query_ok || st->in_recovery || st->timeline <= 1 || !h->cluster ||
-            h->cluster->history_timeline == (int64_t) st->timeline)
+            h->cluster->history_timeline == (int64_t)st->timeline)
                 return;
         if (asprintf(&name, "pg_wal/%08X.history", st->timeline) < 0 || !(path = pgdata_path(&h->pgs, name)))
                 return;
@@ -908,7 +908,7 @@ static void write_history(Ha *h) {
                         continue;
                 l = cJSON_CreateArray();
                 cJSON_AddItemToArray(l, cJSON_CreateNumber(tl));
-                cJSON_AddItemToArray(l, json_int64_new((int64_t) (((uint64_t) hi << 32) | lo)));
+                cJSON_AddItemToArray(l, json_int64_new((int64_t)(((uint64_t)hi << 32) | lo)));
                 cJSON_AddItemToArray(l, cJSON_CreateString(reason));
                 cJSON_AddItemToArray(arr, l);
         }
@@ -942,7 +942,7 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
                         log_warning("Failed to clean up the failover key");
         }
         if ((dec->flags & HA_FLAG_WRITE_STATUS) && h->lock_held && st && st->query_ok && !st->in_recovery)
-                if (dcs_write_status(h->dcs, (int64_t) st->wal_write_lsn, NULL, on_side_write, h) < 0)
+                if (dcs_write_status(h->dcs, (int64_t)st->wal_write_lsn, NULL, on_side_write, h) < 0)
                         log_warning("Failed to write the status key");
         if ((dec->flags & HA_FLAG_UPDATE_HISTORY) && h->lock_held)
                 write_history(h);
@@ -1003,7 +1003,7 @@ static void on_renew(Dcs *d, int error, const char *message, const DcsWriteResul
                 log_warning("Leader key refresh failed: %s", strna(message));
         else {
                 lease_deadline_update(h);
-                if (h->decision.action == HA_ACTION_RENEW_LOCK && (int) h->decision.next_role >= 0)
+                if (h->decision.action == HA_ACTION_RENEW_LOCK && (int)h->decision.next_role >= 0)
                         h->role = h->decision.next_role;
                 apply_flags_after(h, &h->decision);
                 if ((h->decision.flags & HA_FLAG_ARM_WATCHDOG))
@@ -1013,7 +1013,8 @@ static void on_renew(Dcs *d, int error, const char *message, const DcsWriteResul
         ha_act_done(h);
 }
 
-static void on_bootstrap_config(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+static void
+on_bootstrap_config(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
         Ha *h = ud;
 
         if (error < 0)
@@ -1046,12 +1047,15 @@ static void on_race(Dcs *d, int error, const char *message, const DcsWriteResult
                 h->bootstrap_won = true;
                 h->tick_again = true;
         } else
-                log_info("%s", h->decision.message_failed[0] ? h->decision.message_failed :
-                                                               "failed to acquire initialize lock");
+                log_info(
+                        "%s",
+                        h->decision.message_failed[0] ? h->decision.message_failed
+                                                      : "failed to acquire initialize lock");
         ha_act_done(h);
 }
 
-static void on_cancel_bootstrap(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+static void
+on_cancel_bootstrap(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
         Ha *h = ud;
 
         h->bootstrap_won = false;
@@ -1066,7 +1070,7 @@ static void on_release_action(Dcs *d, int error, const char *message, const DcsW
         Ha *h = ud;
 
         lock_dropped(h);
-        if ((int) h->decision.next_role >= 0)
+        if ((int)h->decision.next_role >= 0)
                 h->role = h->decision.next_role;
         h->release_wait_until = now_mono(h) + 2 * USEC_PER_SEC;
         ha_act_done(h);
@@ -1109,7 +1113,7 @@ static void act(Ha *h) {
         case HA_ACTION_WAIT:
         case HA_ACTION_WAIT_FOR_BOOTSTRAP:
         case HA_ACTION_STAY_PRIMARY:
-                if ((int) dec->next_role >= 0)
+                if ((int)dec->next_role >= 0)
                         h->role = dec->next_role;
                 apply_flags_after(h, dec);
                 if (dec->flags & HA_FLAG_ARM_WATCHDOG)
@@ -1139,7 +1143,7 @@ static void act(Ha *h) {
                         break;
                 if (dec->flags & HA_FLAG_ARM_WATCHDOG)
                         arm_watchdog(h);
-                snprintf(sysid, sizeof sysid, "%llu", (unsigned long long) st->system_identifier);
+                snprintf(sysid, sizeof sysid, "%llu", (unsigned long long)st->system_identifier);
                 if (dcs_initialize_set(h->dcs, sysid, on_initialize_set, h) >= 0)
                         return;
                 break;
@@ -1194,18 +1198,22 @@ static void act(Ha *h) {
                         return;
                 break;
         case HA_ACTION_FOLLOW:
-                if ((int) dec->next_role >= 0)
+                if ((int)dec->next_role >= 0)
                         h->role = dec->next_role;
                 r = act_follow(h, dec);
                 break;
         case HA_ACTION_START_POSTGRES:
                 job_begin(h, HA_JOB_START, STEP_NONE, dec->target);
-                job_set_next_role(h, (int) dec->next_role >= 0 ? dec->next_role : h->role);
+                job_set_next_role(h, (int)dec->next_role >= 0 ? dec->next_role : h->role);
                 r = start_replica_job(h);
                 break;
         case HA_ACTION_STOP_POSTGRES:
-                r = start_stop_job(h, PG_STOP_IMMEDIATE, false, false,
-                                   (int) dec->next_role >= 0 ? dec->next_role : h->role);
+                r = start_stop_job(
+                        h,
+                        PG_STOP_IMMEDIATE,
+                        false,
+                        false,
+                        (int)dec->next_role >= 0 ? dec->next_role : h->role);
                 if (r >= 0)
                         h->job_kind = HA_JOB_STOP;
                 break;
@@ -1269,23 +1277,25 @@ static void switch_check(Ha *h) {
                 if (!h->switch_to || streq(c->leader, h->switch_to))
                         snprintf(buf, sizeof buf, "Successfully %s to \"%s\"", what, c->leader);
                 else
-                        snprintf(buf,
-                                 sizeof buf,
-                                 "%s over to \"%s\" instead of \"%s\"",
-                                 h->switch_failover ? "Failed" : "Switched",
-                                 c->leader,
-                                 h->switch_to);
+                        snprintf(
+                                buf,
+                                sizeof buf,
+                                "%s over to \"%s\" instead of \"%s\"",
+                                h->switch_failover ? "Failed" : "Switched",
+                                c->leader,
+                                h->switch_to);
                 (void)rest_call_reply_text(h->switch_call, 200, buf);
         } else if (c && !c->has_failover && !c->leader)
                 return;
-        else if (c && !c->has_failover && now_mono(h) > h->switch_deadline - 2 * USEC_PER_SEC * 10 &&
-                 !c->leader) {
+        else if (
+                c && !c->has_failover && now_mono(h) > h->switch_deadline - 2 * USEC_PER_SEC * 10 &&
+                !c->leader) {
                 return;
         } else if (now_mono(h) >= h->switch_deadline) {
-                (void)rest_call_reply_text(h->switch_call,
-                                           503,
-                                           h->switch_failover ? "Failover status unknown" :
-                                                                "Switchover status unknown");
+                (void)rest_call_reply_text(
+                        h->switch_call,
+                        503,
+                        h->switch_failover ? "Failover status unknown" : "Switchover status unknown");
         } else
                 return;
         h->switch_call = NULL;
@@ -1312,9 +1322,9 @@ static void decide_and_act(Ha *h) {
         f.node.tags.noloadbalance = c->tag.noloadbalance;
         f.node.tags.clonefrom = c->tag.clonefrom;
         f.node.tags.replicatefrom = c->tag.replicatefrom;
-        f.node.watchdog_mode = c->watchdog.mode == WATCHDOG_REQUIRED ? HA_WATCHDOG_REQUIRED :
-                               c->watchdog.mode == WATCHDOG_AUTOMATIC ? HA_WATCHDOG_AUTOMATIC :
-                                                                        HA_WATCHDOG_OFF;
+        f.node.watchdog_mode = c->watchdog.mode == WATCHDOG_REQUIRED ? HA_WATCHDOG_REQUIRED
+                : c->watchdog.mode == WATCHDOG_AUTOMATIC             ? HA_WATCHDOG_AUTOMATIC
+                                                                     : HA_WATCHDOG_OFF;
         f.node.watchdog_usable = !h->watchdog || watchdog_is_healthy(h->watchdog);
 
         /* local postgres */
@@ -1333,7 +1343,7 @@ static void decide_and_act(Ha *h) {
                 f.pg.sysid = st->system_identifier;
                 f.pg.data_dir = HA_DATA_DIR_VALID;
                 f.pg.pending_restart = st->query_ok && st->pending_restart;
-                f.pg.postmaster_start_time = (uint64_t) st->postmaster_start_epoch;
+                f.pg.postmaster_start_time = (uint64_t)st->postmaster_start_epoch;
         } else {
                 _cleanup_free_ char *ver = pgdata_path(&h->pgs, "PG_VERSION");
                 _cleanup_free_ char *ctl = pgdata_path(&h->pgs, "global/pg_control");
@@ -1368,18 +1378,18 @@ static void decide_and_act(Ha *h) {
                 bool settled = lm && lm->has_timeline && lm->checkpoint_after_promote != 0 &&
                         (streq_ptr(lm->role, "master") || streq_ptr(lm->role, "primary"));
                 if (settled && !(st && st->running) && h->cd_ok) {
-                        uint32_t leader_tl = (uint32_t) MAX(lm->timeline, h->cluster->history_timeline);
+                        uint32_t leader_tl = (uint32_t)MAX(lm->timeline, h->cluster->history_timeline);
                         f.pg.divergence = ha_divergence(
                                 h->cd_timeline, h->cd_checkpoint, leader_tl, h->cluster->history);
-                        log_info("Timeline check against %s: local timeline %u, end of WAL %" PRIu64
-                                 ", leader timeline %" PRIi64 ": %s",
-                                 lm->name,
-                                 h->cd_timeline,
-                                 h->cd_checkpoint,
-                                 lm->timeline,
-                                 f.pg.divergence == HA_DIVERGENCE_NONE ? "no divergence" : "diverged");
-                }
-                else if (st && st->running && st->query_ok && st->in_recovery)
+                        log_info(
+                                "Timeline check against %s: local timeline %u, end of WAL %" PRIu64
+                                ", leader timeline %" PRIi64 ": %s",
+                                lm->name,
+                                h->cd_timeline,
+                                h->cd_checkpoint,
+                                lm->timeline,
+                                f.pg.divergence == HA_DIVERGENCE_NONE ? "no divergence" : "diverged");
+                } else if (st && st->running && st->query_ok && st->in_recovery)
                         f.pg.divergence = HA_DIVERGENCE_NONE;
         }
 
@@ -1388,18 +1398,19 @@ static void decide_and_act(Ha *h) {
 
         f.dcs.config.ttl = ttl_usec(h);
         f.dcs.config.loop_wait = loop_wait_usec(h);
-        f.dcs.config.retry_timeout = (usec_t) h->dyn.retry_timeout * USEC_PER_SEC;
-        f.dcs.config.maximum_lag_on_failover = (uint64_t) MAX(h->dyn.maximum_lag_on_failover, 0);
+        f.dcs.config.retry_timeout = (usec_t)h->dyn.retry_timeout * USEC_PER_SEC;
+        f.dcs.config.maximum_lag_on_failover = (uint64_t)MAX(h->dyn.maximum_lag_on_failover, 0);
         f.dcs.config.check_timeline = h->dyn.check_timeline;
         f.dcs.config.synchronous_mode = h->dyn.synchronous_mode != SYNCHRONOUS_MODE_OFF;
         f.dcs.config.synchronous_mode_strict = h->dyn.synchronous_mode_strict;
-        f.dcs.config.synchronous_node_count = (unsigned) MAX(h->dyn.synchronous_node_count, 0);
+        f.dcs.config.synchronous_node_count = (unsigned)MAX(h->dyn.synchronous_node_count, 0);
         f.dcs.config.failsafe_mode = h->dyn.failsafe_mode;
         f.dcs.config.pause = h->dyn.pause;
-        f.dcs.config.primary_start_timeout = (usec_t) MAX(h->dyn.primary_start_timeout, 0) * USEC_PER_SEC;
-        f.dcs.config.primary_stop_timeout = (usec_t) MAX(h->dyn.primary_stop_timeout, 0) * USEC_PER_SEC;
+        f.dcs.config.primary_start_timeout = (usec_t)MAX(h->dyn.primary_start_timeout, 0) * USEC_PER_SEC;
+        f.dcs.config.primary_stop_timeout = (usec_t)MAX(h->dyn.primary_stop_timeout, 0) * USEC_PER_SEC;
         f.dcs.config.use_pg_rewind = h->pgs.use_pg_rewind;
-        f.dcs.config.remove_data_directory_on_rewind_failure = h->pgs.remove_data_directory_on_rewind_failure;
+        f.dcs.config.remove_data_directory_on_rewind_failure =
+                h->pgs.remove_data_directory_on_rewind_failure;
         f.dcs.config.remove_data_directory_on_diverged_timelines =
                 h->pgs.remove_data_directory_on_diverged_timelines;
         f.dcs.config.has_bootstrap_section = true;
@@ -1423,7 +1434,8 @@ static void decide_and_act(Ha *h) {
         f.restart.filters_match = true;
 
         /* After releasing the lock ourselves, give the others a moment before racing again. */
-        if (h->dcs_ok && !f.dcs.leader.name && h->release_wait_until > h->now && h->role != HA_ROLE_PRIMARY) {
+        if (h->dcs_ok && !f.dcs.leader.name && h->release_wait_until > h->now &&
+            h->role != HA_ROLE_PRIMARY) {
                 h->tick_running = false;
                 ha_tick_schedule(h, h->release_wait_until - h->now);
                 return;
@@ -1448,11 +1460,12 @@ static void decide_and_act(Ha *h) {
         h->last_tick = h->now;
         h->tilt_until = dec.tilt_until;
         h->wake_at = dec.wake_at;
-        if (dec.next_role != h->role && (int) dec.next_role >= 0 && dec.comment)
-                log_debug("transition from %s to %s: %s",
-                          ha_role_to_string(h->role),
-                          ha_role_to_string(dec.next_role),
-                          dec.comment);
+        if (dec.next_role != h->role && (int)dec.next_role >= 0 && dec.comment)
+                log_debug(
+                        "transition from %s to %s: %s",
+                        ha_role_to_string(h->role),
+                        ha_role_to_string(dec.next_role),
+                        dec.comment);
         if (!streq(dec.message, h->last_message) || dec.action != HA_ACTION_RENEW_LOCK)
                 log_info("%s", dec.message);
         snprintf(h->last_message, sizeof h->last_message, "%s", dec.message);
@@ -1476,7 +1489,7 @@ static void on_fetch(HttpRequest *req, int error, long status, const char *body,
         if (i < h->n_fetch) {
                 h->fetch[i] = NULL;
                 if (error < 0 || status != 200 || ha_member_api_parse(body, size, &h->api[i]) < 0)
-                        h->api[i] = (HaMemberApi) { .fetch = HA_FETCH_FAILED };
+                        h->api[i] = (HaMemberApi){.fetch = HA_FETCH_FAILED};
         }
         if (--h->pending == 0)
                 decide_and_act(h);
@@ -1501,7 +1514,7 @@ static void gather_done(Ha *h) {
         memset(h->api, 0, sizeof h->api);
         h->n_fetch = 0;
         if (h->dcs_ok && need_fetch(h)) {
-                h->n_fetch = MIN(c->n_members, (size_t) HA_MEMBERS_MAX);
+                h->n_fetch = MIN(c->n_members, (size_t)HA_MEMBERS_MAX);
                 h->pending = 1;
                 for (size_t i = 0; i < h->n_fetch; i++) {
                         const DcsMember *m = &c->members[i];
@@ -1571,16 +1584,17 @@ static void on_controldata(PgCtlJob *job, int r, const char *error, void *userda
 
                 h->cd_ok = sysid != NULL;
                 h->cd_sysid = sysid ? strtoull(sysid, NULL, 10) : 0;
-                h->cd_timeline = tl ? (uint32_t) strtoul(tl, NULL, 10) : 0;
-                h->cd_unclean = state && (streq(state, "in production") || streq(state, "shutting down") ||
-                                          streq(state, "in crash recovery"));
+                h->cd_timeline = tl ? (uint32_t)strtoul(tl, NULL, 10) : 0;
+                h->cd_unclean = state &&
+                        (streq(state, "in production") || streq(state, "shutting down") ||
+                         streq(state, "in crash recovery"));
                 h->cd_checkpoint = 0;
                 /* The end of local WAL: the checkpoint record's end (a shutdown checkpoint record is
                  * 114 bytes), or the minimum recovery point of a replica when that is later. */
                 if (loc && sscanf(loc, "%X/%X", &hi, &lo) == 2)
-                        h->cd_checkpoint = (((uint64_t) hi << 32) | lo) + 114;
+                        h->cd_checkpoint = (((uint64_t)hi << 32) | lo) + 114;
                 if (minrec && sscanf(minrec, "%X/%X", &hi, &lo) == 2)
-                        h->cd_checkpoint = MAX(h->cd_checkpoint, ((uint64_t) hi << 32) | lo);
+                        h->cd_checkpoint = MAX(h->cd_checkpoint, ((uint64_t)hi << 32) | lo);
         }
         h->controldata = pgctl_job_free(h->controldata);
         gather_step_done(h);
@@ -1715,16 +1729,19 @@ static void on_intent_write(Dcs *d, int error, const char *message, const DcsWri
         if (!h->switch_call)
                 return;
         if (error < 0) {
-                (void)rest_call_reply_text(h->switch_call,
-                                           503,
-                                           h->switch_failover ? "failed to write failover key into DCS" :
-                                                                "failed to write switchover key into DCS");
+                (void)rest_call_reply_text(
+                        h->switch_call,
+                        503,
+                        h->switch_failover ? "failed to write failover key into DCS"
+                                           : "failed to write switchover key into DCS");
                 h->switch_call = NULL;
                 return;
         }
         if (h->switch_deadline == 0) {
                 (void)rest_call_reply_text(
-                        h->switch_call, 202, h->switch_failover ? "Failover scheduled" : "Switchover scheduled");
+                        h->switch_call,
+                        202,
+                        h->switch_failover ? "Failover scheduled" : "Switchover scheduled");
                 h->switch_call = NULL;
                 return;
         }
@@ -1786,16 +1803,22 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
                         if (!streq_ptr(c->members[i].name, c->leader))
                                 others = true;
                 if (!others) {
-                        snprintf(buf, sizeof buf, "%s is not possible: cluster does not have members except leader",
-                                 failover ? "failover" : "switchover");
+                        snprintf(
+                                buf,
+                                sizeof buf,
+                                "%s is not possible: cluster does not have members except leader",
+                                failover ? "failover" : "switchover");
                         (void)rest_call_reply_text(call, 412, buf);
                         return;
                 }
                 if (in->candidate) {
                         /* Health is the leader's call (it checks the candidate's GET /patroni). */
                         if (streq_ptr(in->candidate, c->leader)) {
-                                snprintf(buf, sizeof buf, "%s is not possible: no good candidates have been found",
-                                         failover ? "failover" : "switchover");
+                                snprintf(
+                                        buf,
+                                        sizeof buf,
+                                        "%s is not possible: no good candidates have been found",
+                                        failover ? "failover" : "switchover");
                                 (void)rest_call_reply_text(call, 412, buf);
                                 return;
                         }
@@ -1808,11 +1831,11 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
                 (void)json_add_string(fo, "member", in->candidate);
         if (in->scheduled_at) {
                 char ts[64];
-                time_t t = (time_t) (in->scheduled_at / USEC_PER_SEC);
+                time_t t = (time_t)(in->scheduled_at / USEC_PER_SEC);
                 struct tm tm;
                 gmtime_r(&t, &tm);
                 strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-                snprintf(buf, sizeof buf, "%s.%06u+00:00", ts, (unsigned) (in->scheduled_at % USEC_PER_SEC));
+                snprintf(buf, sizeof buf, "%s.%06u+00:00", ts, (unsigned)(in->scheduled_at % USEC_PER_SEC));
                 (void)json_add_string(fo, "scheduled_at", buf);
         }
         if (dcs_write_failover(h->dcs, fo, 0, on_intent_write, h) < 0) {
@@ -1826,9 +1849,8 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
         h->switch_from = c->leader ? strdup(c->leader) : NULL;
         free(h->switch_to);
         h->switch_to = in->candidate ? strdup(in->candidate) : NULL;
-        h->switch_deadline = in->scheduled_at ?
-                0 :
-                now_mono(h) + 2 * (usec_t) MAX(10, h->dyn.loop_wait) * USEC_PER_SEC;
+        h->switch_deadline =
+                in->scheduled_at ? 0 : now_mono(h) + 2 * (usec_t)MAX(10, h->dyn.loop_wait) * USEC_PER_SEC;
 }
 
 static void on_restart_job(Ha *h) {
@@ -1856,7 +1878,8 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
         case REST_INTENT_RESTART:
                 if (in->scheduled_at) {
                         if (h->scheduled_restart) {
-                                (void)rest_call_reply_text(call, 409, "Another restart is already scheduled");
+                                (void)rest_call_reply_text(
+                                        call, 409, "Another restart is already scheduled");
                                 break;
                         }
                         h->scheduled_restart = true;
@@ -1921,11 +1944,12 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                 w->h = h;
                 w->call = call;
                 w->put = put;
-                if (dcs_set_config(h->dcs,
-                                   w->config,
-                                   put || !h->cluster ? 0 : h->cluster->config_revision,
-                                   on_config_write,
-                                   w) < 0) {
+                if (dcs_set_config(
+                            h->dcs,
+                            w->config,
+                            put || !h->cluster ? 0 : h->cluster->config_revision,
+                            on_config_write,
+                            w) < 0) {
                         cJSON_Delete(w->config);
                         free(w);
                         (void)rest_call_reply_error(call, 503);
@@ -1978,7 +2002,8 @@ static void shutdown_delete_member(Ha *h) {
                 shutdown_finish(h, 0);
 }
 
-static void on_shutdown_release(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+static void
+on_shutdown_release(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
         Ha *h = ud;
 
         if (error < 0)
@@ -2073,8 +2098,15 @@ static char *join_url(const char *scheme, const ConfigAddress *a, const char *pa
         char *s = NULL;
         bool v6 = a->first_host && strchr(a->first_host, ':');
 
-        if (asprintf(&s, "%s://%s%s%s:%u%s", scheme, v6 ? "[" : "", strna(a->first_host ?: a->host),
-                     v6 ? "]" : "", a->port, path) < 0)
+        if (asprintf(
+                    &s,
+                    "%s://%s%s%s:%u%s",
+                    scheme,
+                    v6 ? "[" : "",
+                    strna(a->first_host ?: a->host),
+                    v6 ? "]" : "",
+                    a->port,
+                    path) < 0)
                 return NULL;
         return s;
 }
@@ -2112,13 +2144,18 @@ int ha_new(Manager *m, Ha **ret) {
         }
 
         h->conn_url = join_url("postgres", &c->postgresql.connect_address, "/postgres");
-        h->api_url = join_url(c->restapi.certfile ? "https" : "http", &c->restapi.connect_address, "/patroni");
+        h->api_url =
+                join_url(c->restapi.certfile ? "https" : "http", &c->restapi.connect_address, "/patroni");
         if (!h->conn_url || !h->api_url)
                 return log_oom();
         if (c->postgresql.database) {
                 free(h->conn_url);
-                if (asprintf(&h->conn_url, "postgres://%s:%u/%s", c->postgresql.connect_address.first_host,
-                             c->postgresql.connect_address.port, c->postgresql.database) < 0)
+                if (asprintf(
+                            &h->conn_url,
+                            "postgres://%s:%u/%s",
+                            c->postgresql.connect_address.first_host,
+                            c->postgresql.connect_address.port,
+                            c->postgresql.database) < 0)
                         return log_oom();
         }
 
@@ -2131,7 +2168,7 @@ int ha_new(Manager *m, Ha **ret) {
                         .cacert = c->etcd.cacert,
                         .cert = c->etcd.cert,
                         .key = c->etcd.key,
-                        .request_timeout = (usec_t) MAX(h->dyn.retry_timeout, 1) * USEC_PER_SEC,
+                        .request_timeout = (usec_t)MAX(h->dyn.retry_timeout, 1) * USEC_PER_SEC,
                         .use_proxies = c->etcd.use_proxies,
                         .priority = PGHA_PRIORITY_DCS,
                 };
@@ -2150,7 +2187,7 @@ int ha_new(Manager *m, Ha **ret) {
                         .namespace = c->namespace,
                         .scope = c->scope,
                         .name = c->name,
-                        .ttl = (unsigned) h->dyn.ttl,
+                        .ttl = (unsigned)h->dyn.ttl,
                         .priority = PGHA_PRIORITY_LEASE,
                 };
                 r = dcs_new(h->event, h->etcd, &dopt, &h->dcs);
@@ -2166,18 +2203,22 @@ int ha_new(Manager *m, Ha **ret) {
         {
                 PgMonConfig pc = {
                         .data_dir = h->pgs.data_dir,
-                        .conn = {
-                                .host = h->socket_dir && h->socket_dir[0] == '/' ? h->socket_dir : NULL,
-                                .hostaddr = h->socket_dir && h->socket_dir[0] != '/' ? h->socket_dir : NULL,
-                                .port = h->pgs.port,
-                                .user = h->pgs.superuser.username,
-                                .password = h->pgs.superuser.password,
-                                .dbname = h->pgs.database,
-                                .description = "pgmon",
-                                /* reconnect soon after a (re)start: the REST API reports from the probe */
-                                .backoff_min = 5 * USEC_PER_MSEC,
-                                .backoff_max = 20 * USEC_PER_MSEC,
-                        },
+                        .conn =
+                                {
+                                        .host = h->socket_dir && h->socket_dir[0] == '/' ? h->socket_dir
+                                                                                         : NULL,
+                                        .hostaddr = h->socket_dir && h->socket_dir[0] != '/' ? h->socket_dir
+                                                                                             : NULL,
+                                        .port = h->pgs.port,
+                                        .user = h->pgs.superuser.username,
+                                        .password = h->pgs.superuser.password,
+                                        .dbname = h->pgs.database,
+                                        .description = "pgmon",
+                                        /* reconnect soon after a (re)start: the REST API reports from the
+                                           probe */
+                                        .backoff_min = 5 * USEC_PER_MSEC,
+                                        .backoff_max = 20 * USEC_PER_MSEC,
+                                },
                         .interval = loop_wait_usec(h),
                 };
                 r = pgmon_new(h->event, &pc, on_probe, h, &h->pgmon);

@@ -20,8 +20,9 @@ int ha_member_key_json(const HaMemberKeyInfo *i, cJSON **ret) {
         if (!o)
                 return -ENOMEM;
         if (json_add_string(o, "conn_url", strempty(i->conn_url)) < 0 ||
-            json_add_string(o, "api_url", strempty(i->api_url)) < 0 || json_add_string(o, "state", i->state) < 0 ||
-            json_add_string(o, "role", i->role) < 0 || json_add_string(o, "version", strempty(i->version)) < 0)
+            json_add_string(o, "api_url", strempty(i->api_url)) < 0 ||
+            json_add_string(o, "state", i->state) < 0 || json_add_string(o, "role", i->role) < 0 ||
+            json_add_string(o, "version", strempty(i->version)) < 0)
                 return -ENOMEM;
         if (i->checkpoint_pending && json_add_bool(o, "checkpoint_after_promote", false) < 0)
                 return -ENOMEM;
@@ -31,7 +32,7 @@ int ha_member_key_json(const HaMemberKeyInfo *i, cJSON **ret) {
         if (i->pending_restart && json_add_bool(o, "pending_restart", true) < 0)
                 return -ENOMEM;
         if (i->has_xlog) {
-                if (json_add_int64(o, "xlog_location", (int64_t) i->xlog_location) < 0)
+                if (json_add_int64(o, "xlog_location", (int64_t)i->xlog_location) < 0)
                         return -ENOMEM;
                 if (i->timeline > 0 && json_add_int64(o, "timeline", i->timeline) < 0)
                         return -ENOMEM;
@@ -45,7 +46,7 @@ int ha_member_key_json(const HaMemberKeyInfo *i, cJSON **ret) {
 int ha_member_api_parse(const char *body, size_t size, HaMemberApi *ret) {
         _cleanup_(cJSON_Deletep) cJSON *j = NULL;
         const cJSON *xlog = NULL, *tags = NULL;
-        HaMemberApi a = { .fetch = HA_FETCH_OK, .in_recovery = true };
+        HaMemberApi a = {.fetch = HA_FETCH_OK, .in_recovery = true};
         const char *role = NULL;
         uint64_t v = 0, w = 0;
         int64_t tl;
@@ -70,7 +71,7 @@ int ha_member_api_parse(const char *body, size_t size, HaMemberApi *ret) {
                 }
         }
         if (json_get_int64(j, "timeline", &tl) >= 0 && tl > 0 && tl <= UINT32_MAX)
-                a.timeline = (uint32_t) tl;
+                a.timeline = (uint32_t)tl;
         if (json_get_object(j, "tags", &tags) >= 0 && json_get_bool(tags, "nofailover", &b) >= 0)
                 a.nofailover = b;
         if (json_get_bool(j, "watchdog_failed", &b) >= 0)
@@ -83,7 +84,7 @@ static void tags_from_json(const cJSON *tags, HaTags *ret) {
         const char *s = NULL;
         bool b;
 
-        *ret = (HaTags) {};
+        *ret = (HaTags){};
         if (!tags)
                 return;
         ret->nofailover = json_get_bool(tags, "nofailover", &b) >= 0 && b;
@@ -122,7 +123,7 @@ void ha_facts_fill_dcs(
         }
 
         f->dcs.leader.name = c->leader;
-        f->dcs.leader.optime = (uint64_t) MAX(dcs_cluster_optime(c), 0);
+        f->dcs.leader.optime = (uint64_t)MAX(dcs_cluster_optime(c), 0);
         for (size_t i = 0; i < c->n_members && f->dcs.n_members < HA_MEMBERS_MAX; i++) {
                 const DcsMember *dm = &c->members[i];
                 HaMember *m = &f->dcs.members[f->dcs.n_members++];
@@ -131,13 +132,13 @@ void ha_facts_fill_dcs(
                 m->has_api_url = !isempty(dm->api_url);
                 tags_from_json(dm->tags, &m->tags);
                 m->state = dm->state ? ha_pg_state_from_string(dm->state) : HA_PG_UNKNOWN;
-                if ((int) m->state < 0)
+                if ((int)m->state < 0)
                         m->state = HA_PG_STOPPED;
                 m->role = dm->role ? ha_role_from_string(dm->role) : HA_ROLE_REPLICA;
-                if ((int) m->role < 0)
+                if ((int)m->role < 0)
                         m->role = HA_ROLE_REPLICA;
-                m->xlog_location = dm->has_xlog_location ? (uint64_t) MAX(dm->xlog_location, 0) : 0;
-                m->timeline = dm->has_timeline ? (uint32_t) MAX(dm->timeline, 0) : 0;
+                m->xlog_location = dm->has_xlog_location ? (uint64_t)MAX(dm->xlog_location, 0) : 0;
+                m->timeline = dm->has_timeline ? (uint32_t)MAX(dm->timeline, 0) : 0;
                 if (api) {
                         m->api.fetch = api[i].fetch;
                         m->api.in_recovery = api[i].in_recovery;
@@ -174,7 +175,7 @@ void ha_facts_fill_dcs(
                 for (size_t i = 0; c->sync_standby && c->sync_standby[i] && i < HA_SYNC_MAX; i++)
                         f->dcs.sync.standbys[f->dcs.sync.n_standbys++] = c->sync_standby[i];
         }
-        f->dcs.history_timeline = (uint32_t) MAX(c->history_timeline, 0);
+        f->dcs.history_timeline = (uint32_t)MAX(c->history_timeline, 0);
         if (c->failsafe && cJSON_GetArraySize(c->failsafe) > 0)
                 f->dcs.failsafe.present = true;
 }
@@ -190,14 +191,14 @@ HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leade
                 return HA_DIVERGENCE_DIVERGED;
         /* The leader switched away from our timeline at the LSN its history records for it: anything we
          * wrote at or past that point is not in the leader's history. */
-        cJSON_ArrayForEach(line, history) {
+        cJSON_ArrayForEach (line, history) {
                 int64_t tl, lsn;
                 if (!cJSON_IsArray(line) || cJSON_GetArraySize(line) < 2 ||
                     json_value_int64(cJSON_GetArrayItem(line, 0), &tl) < 0 ||
                     json_value_int64(cJSON_GetArrayItem(line, 1), &lsn) < 0)
                         continue;
-                if (tl == (int64_t) local_tl)
-                        return local_lsn <= (uint64_t) lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
+                if (tl == (int64_t)local_tl)
+                        return local_lsn <= (uint64_t)lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
         }
         return HA_DIVERGENCE_DIVERGED; /* unknown switch point: pg_rewind decides (and may find nothing) */
 }

@@ -8,10 +8,10 @@
 #include "pgha/json.h"
 #include "tests.h"
 
-#define KV(k, v, rev)                                                                                   \
-        (EtcdKv) {                                                                                      \
-                .key = (char *) "/service/demo/" k, .value = (char *) (v), .value_size = sizeof(v) - 1, \
-                .mod_revision = (rev)                                                                   \
+#define KV(k, v, rev)                                                                                 \
+        (EtcdKv) {                                                                                    \
+                .key = (char *)"/service/demo/" k, .value = (char *)(v), .value_size = sizeof(v) - 1, \
+                .mod_revision = (rev)                                                                 \
         }
 
 static char *compact(const cJSON *j) {
@@ -39,10 +39,11 @@ TEST(member_key_replica_running) {
         i.tags = tags;
         ASSERT_OK(ha_member_key_json(&i, &j));
         s = compact(j);
-        ASSERT_STREQ(s,
-                     "{\"conn_url\":\"postgres://127.0.0.1:5432/postgres\",\"api_url\":\"http://127.0.0.1:8008/"
-                     "patroni\",\"state\":\"running\",\"role\":\"replica\",\"version\":\"3.0.2\",\"tags\":{"
-                     "\"nofailover\":true},\"xlog_location\":67108864,\"timeline\":2}");
+        ASSERT_STREQ(
+                s,
+                "{\"conn_url\":\"postgres://127.0.0.1:5432/postgres\",\"api_url\":\"http://127.0.0.1:8008/"
+                "patroni\",\"state\":\"running\",\"role\":\"replica\",\"version\":\"3.0.2\",\"tags\":{"
+                "\"nofailover\":true},\"xlog_location\":67108864,\"timeline\":2}");
 }
 
 TEST(member_key_optional_fields) {
@@ -63,9 +64,11 @@ TEST(member_key_optional_fields) {
         ASSERT_OK(ha_member_key_json(&i, &j));
         s = compact(j);
         /* no xlog while stopped, empty tags omitted, checkpoint_after_promote only false */
-        ASSERT_STREQ(s,
-                     "{\"conn_url\":\"c\",\"api_url\":\"a\",\"state\":\"stopped\",\"role\":\"master\",\"version\":"
-                     "\"3.0.2\",\"checkpoint_after_promote\":false,\"pending_restart\":true,\"pause\":true}");
+        ASSERT_STREQ(
+                s,
+                "{\"conn_url\":\"c\",\"api_url\":\"a\",\"state\":\"stopped\",\"role\":\"master\","
+                "\"version\":"
+                "\"3.0.2\",\"checkpoint_after_promote\":false,\"pending_restart\":true,\"pause\":true}");
         i.state = NULL;
         ASSERT_ERROR(ha_member_key_json(&i, &j), EINVAL);
 }
@@ -107,7 +110,8 @@ TEST(facts_from_cluster) {
                 KV("config", "{\"ttl\":6}", 3),
                 KV("leader", "node1", 4),
                 KV("members/node1",
-                   "{\"conn_url\":\"postgres://127.0.0.1:1/postgres\",\"api_url\":\"http://127.0.0.1:2/patroni\","
+                   "{\"conn_url\":\"postgres://127.0.0.1:1/postgres\",\"api_url\":\"http://127.0.0.1:2/"
+                   "patroni\","
                    "\"state\":\"running\",\"role\":\"master\",\"xlog_location\":500,\"timeline\":2,"
                    "\"checkpoint_after_promote\":false}",
                    5),
@@ -122,8 +126,8 @@ TEST(facts_from_cluster) {
         };
         _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
         HaMemberApi api[2] = {
-                { .fetch = HA_FETCH_NOT_ASKED },
-                { .fetch = HA_FETCH_OK, .in_recovery = true, .has_wal_position = true, .wal_position = 470 },
+                {.fetch = HA_FETCH_NOT_ASKED},
+                {.fetch = HA_FETCH_OK, .in_recovery = true, .has_wal_position = true, .wal_position = 470},
         };
         HaFacts f = {};
 
@@ -133,7 +137,7 @@ TEST(facts_from_cluster) {
         ha_facts_fill_dcs(&f, c, api, 1000 * USEC_PER_SEC, 2000000 * USEC_PER_SEC);
 
         ASSERT_TRUE(f.dcs.reachable);
-        ASSERT_TRUE(f.dcs.bootstrap_won);           /* kept */
+        ASSERT_TRUE(f.dcs.bootstrap_won);              /* kept */
         ASSERT_EQ(f.dcs.config.ttl, 6 * USEC_PER_SEC); /* kept: filled by the caller */
         ASSERT_EQ(f.dcs.initialize, HA_INITIALIZE_SYSID);
         ASSERT_U64_EQ(f.dcs.initialize_sysid, 7301234567890123456ULL);
@@ -187,7 +191,9 @@ TEST(facts_initialize_and_schedule) {
         ASSERT_NULL(f.dcs.leader.name);
         ASSERT_TRUE(f.dcs.failover.present);
         ASSERT_TRUE(f.dcs.failover.has_scheduled_at);
-        ASSERT_EQ(f.dcs.failover.scheduled_at, 110 * USEC_PER_SEC); /* 10 s after now, on the monotonic clock */
+        ASSERT_EQ(
+                f.dcs.failover.scheduled_at,
+                110 * USEC_PER_SEC); /* 10 s after now, on the monotonic clock */
         ASSERT_EQ(f.dcs.history_timeline, 0);
 }
 
@@ -203,7 +209,9 @@ TEST(divergence) {
         ASSERT_EQ(ha_divergence(1, 1000, 3, h), HA_DIVERGENCE_NONE);   /* exactly at it */
         ASSERT_EQ(ha_divergence(1, 1001, 3, h), HA_DIVERGENCE_DIVERGED);
         ASSERT_EQ(ha_divergence(2, 6000, 3, h), HA_DIVERGENCE_DIVERGED);
-        ASSERT_EQ(ha_divergence(2, 4000, 3, NULL), HA_DIVERGENCE_DIVERGED); /* no history: let pg_rewind decide */
+        ASSERT_EQ(
+                ha_divergence(2, 4000, 3, NULL),
+                HA_DIVERGENCE_DIVERGED); /* no history: let pg_rewind decide */
 }
 
 DEFINE_TEST_MAIN
