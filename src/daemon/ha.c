@@ -236,8 +236,18 @@ static void fence_postgres(Ha *h, const char *why) {
         pid_t pid = 0;
 
         if (pgctl_postmaster_pid(h->pgs.data_dir, &pid) > 0 && pid > 0) {
-                log_error("%s: stopping PostgreSQL (pid %i) immediately", why, (int)pid);
+                _cleanup_free_ char *path = NULL, *children = NULL;
+
                 (void)kill(pid, SIGQUIT);
+                /* The backends too, directly: after a freeze they resume together with us and must not
+                 * answer one more query while the postmaster relays the signal. */
+                if (asprintf(&path, "/proc/%i/task/%i/children", (int)pid, (int)pid) >= 0 &&
+                    read_full_file(path, 64 * 1024, &children, NULL) >= 0) {
+                        char *p = children, *end;
+                        for (long c; (c = strtol(p, &end, 10)) > 0 && end != p; p = end)
+                                (void)kill((pid_t)c, SIGQUIT);
+                }
+                log_error("%s: stopped PostgreSQL (pid %i) immediately", why, (int)pid);
         }
 }
 
