@@ -138,6 +138,7 @@ struct Ha {
         char *switch_from, *switch_to;
         bool switch_failover;
         usec_t switch_deadline;
+        int64_t switch_revision;
         bool scheduled_restart;
         usec_t scheduled_restart_at;
 
@@ -587,6 +588,13 @@ static void job_finish(Ha *h, int r) {
                 h->rewind_failed = r < 0;
         if (kind == HA_JOB_START || kind == HA_JOB_RESTART)
                 h->start_failed_seen = r < 0;
+        if (h->job_step == STEP_RESTART && h->restart_call) {
+                (void)rest_call_reply_text(
+                        h->restart_call,
+                        r < 0 ? 503 : 200,
+                        r < 0 ? "restart failed" : "restarted successfully");
+                h->restart_call = NULL;
+        }
         h->job_kind = HA_JOB_NONE;
         h->job_step = STEP_NONE;
         h->job_next_role_set = false;
@@ -961,6 +969,11 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
         if (dec->flags & HA_FLAG_CLEAR_RESTART) {
                 h->restart_requested = false;
                 h->scheduled_restart = false;
+                if (h->restart_call && dec->action != HA_ACTION_RESTART) {
+                        (void)rest_call_reply_text(
+                                h->restart_call, 503, "restart conditions are not satisfied");
+                        h->restart_call = NULL;
+                }
         }
         if (dec->flags & HA_FLAG_CLEAR_REINIT)
                 h->reinit_requested = false;
@@ -1281,9 +1294,10 @@ static void switch_check(Ha *h) {
         const DcsCluster *c = h->cluster;
         char buf[512];
 
-        if (!h->switch_call)
+        if (!h->switch_call || h->switch_deadline == 0)
                 return;
-        if (c && c->leader && !streq_ptr(c->leader, h->switch_from)) {
+        if (c && c->revision >= h->switch_revision && h->switch_revision > 0 && c->leader &&
+            !streq_ptr(c->leader, h->switch_from)) {
                 if (!h->switch_to || streq(c->leader, h->switch_to))
                         snprintf(buf, sizeof buf, "Successfully %s to \"%s\"", what, c->leader);
                 else
@@ -1295,18 +1309,18 @@ static void switch_check(Ha *h) {
                                 c->leader,
                                 h->switch_to);
                 (void)rest_call_reply_text(h->switch_call, 200, buf);
-        } else if (c && !c->has_failover && !c->leader)
-                return;
-        else if (
-                c && !c->has_failover && now_mono(h) > h->switch_deadline - 2 * USEC_PER_SEC * 10 &&
-                !c->leader) {
-                return;
-        } else if (now_mono(h) >= h->switch_deadline) {
+        } else if (
+                c && c->revision >= h->switch_revision && h->switch_revision > 0 && !c->has_failover &&
+                c->leader && streq_ptr(c->leader, h->switch_from))
+                /* the leader cleaned the key up without handing over */
+                (void)rest_call_reply_text(
+                        h->switch_call, 503, h->switch_failover ? "Failover failed" : "Switchover failed");
+        else if (now_mono(h) >= h->switch_deadline)
                 (void)rest_call_reply_text(
                         h->switch_call,
                         503,
                         h->switch_failover ? "Failover status unknown" : "Switchover status unknown");
-        } else
+        else
                 return;
         h->switch_call = NULL;
         h->switch_from = mfree(h->switch_from);
@@ -1747,6 +1761,7 @@ static void on_intent_write(Dcs *d, int error, const char *message, const DcsWri
                 h->switch_call = NULL;
                 return;
         }
+        h->switch_revision = res ? res->revision : 0;
         if (h->switch_deadline == 0) {
                 (void)rest_call_reply_text(
                         h->switch_call,
@@ -1854,6 +1869,7 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
                 return;
         }
         h->switch_call = call;
+        h->switch_revision = 0;
         h->switch_failover = failover;
         free(h->switch_from);
         h->switch_from = c->leader ? strdup(c->leader) : NULL;
@@ -1861,9 +1877,6 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
         h->switch_to = in->candidate ? strdup(in->candidate) : NULL;
         h->switch_deadline =
                 in->scheduled_at ? 0 : now_mono(h) + 2 * (usec_t)MAX(10, h->dyn.loop_wait) * USEC_PER_SEC;
-}
-
-static void on_restart_job(Ha *h) {
 }
 
 static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) {
@@ -1903,8 +1916,13 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                         (void)rest_call_reply_text(call, 503, buf);
                         break;
                 }
+                if (h->restart_call) {
+                        (void)rest_call_reply_text(call, 503, "restart already in progress");
+                        break;
+                }
+                /* answered when the restart job ends (or the tick refuses it) */
                 h->restart_requested = true;
-                (void)rest_call_reply_text(call, 200, "restarted successfully");
+                h->restart_call = call;
                 ha_tick_schedule(h, 0);
                 break;
         case REST_INTENT_RESTART_CANCEL:
@@ -1972,7 +1990,6 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
         default:
                 (void)rest_call_reply_error(call, 501);
         }
-        (void)on_restart_job;
 }
 
 static void intent_cancel(void *userdata, RestCall *call) {
@@ -2007,6 +2024,12 @@ static void shutdown_delete_member(Ha *h) {
         _cleanup_free_ char *key = NULL, *suffix = NULL;
 
         dcs_lease_stop(h->dcs);
+        if (!h->dcs_ok) {
+                /* etcd did not answer the last read: do not hold the shutdown up for its timeout; the
+                 * member key expires with our lease. */
+                shutdown_finish(h, 0);
+                return;
+        }
         if (asprintf(&suffix, "members/%s", h->pgs.name) < 0 || dcs_key(h->dcs, suffix, &key) < 0 ||
             etcd_delete(h->etcd, key, NULL, on_member_deleted, h, NULL) < 0)
                 shutdown_finish(h, 0);
@@ -2052,6 +2075,10 @@ static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *use
         if (h->switch_call) {
                 (void)rest_call_reply_text(h->switch_call, 503, "Switchover status unknown");
                 h->switch_call = NULL;
+        }
+        if (h->restart_call) {
+                (void)rest_call_reply_text(h->restart_call, 503, "restart failed");
+                h->restart_call = NULL;
         }
         if (h->dyn.pause) {
                 log_info("Leader key is not deleted and Postgresql is not stopped due paused state");
