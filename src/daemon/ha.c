@@ -618,9 +618,8 @@ static void release_lock(Ha *h) {
         if (!h->lock_held && !(h->cluster && streq_ptr(h->cluster->leader, h->pgs.name)))
                 return;
         if (dcs_leader_delete(h->dcs, on_release_done, h) < 0)
-                lock_dropped(h);
-        else
-                lock_dropped(h); /* we no longer act as the leader from now on */
+                log_warning("Failed to delete the leader key");
+        lock_dropped(h); /* we no longer act as the leader from now on */
 }
 
 static void on_job(PgCtlJob *job, int r, const char *error, void *userdata) {
@@ -993,6 +992,12 @@ static void on_acquire(Dcs *d, int error, const char *message, const DcsWriteRes
                 ha_act_done(h);
                 return;
         }
+        if (h->stopping) {
+                /* won the race while shutting down: give the key back at once */
+                if (dcs_leader_delete(h->dcs, NULL, NULL) < 0)
+                        log_warning("Failed to delete the leader key");
+                return;
+        }
         lock_taken(h);
         log_info("%s", dec->message);
         if (dec->action == HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE) {
@@ -1336,6 +1341,12 @@ static void decide_and_act(Ha *h) {
         HaDecision dec = {};
         int r;
 
+        if (h->stopping) {
+                /* the shutdown hook owns PostgreSQL and the leader key now */
+                h->tick_running = false;
+                return;
+        }
+
         f.now = h->now;
         f.last_tick = h->last_tick;
         f.tilt_until = h->tilt_until;
@@ -1441,8 +1452,6 @@ static void decide_and_act(Ha *h) {
         f.dcs.bootstrap_won = h->bootstrap_won;
         f.dcs.unreachable_since = h->dcs_unreachable_since;
         ha_facts_fill_dcs(&f, h->dcs_ok ? h->cluster : NULL, h->api, h->now, now_real());
-        if (h->dcs_ok && h->release_wait_until > h->now && !f.dcs.leader.name)
-                f.dcs.leader.name = NULL;
 
         f.job.running = h->job_kind;
         f.job.since = h->job_since;
@@ -1701,6 +1710,11 @@ static void tick_start(Ha *h) {
 
 static void ha_act_done(Ha *h) {
         usec_t delay = loop_wait_usec(h);
+
+        if (h->stopping) {
+                h->tick_running = false;
+                return;
+        }
 
         touch_member(h);
         snapshot_update(h);
