@@ -1,23 +1,69 @@
-"""pgha demo: etcd on 127.0.0.1 and pghad, run as the postgres user, with files under /tmp."""
+"""pgha demo: etcd and three pghad nodes (each with its PostgreSQL 15) on 127.0.0.1, run as the postgres
+user with files under /tmp. Shows the cluster, kills the leader with SIGKILL, shows the new leader and
+the old one rejoining as a replica, then stops everything it started."""
 import os
-import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+import pgha_cluster as pc  # noqa: E402
 import pgha_testlib as lib  # noqa: E402
+
+
+def show(node, title):
+    """Prints GET /cluster of node as a table."""
+    print(f"\n== {title} (GET {node.api_url}/cluster)")
+    status, body = node.api("/cluster")
+    print(f"{'Member':8} {'Host':17} {'Role':8} {'State':10} {'TL':>3} {'Lag in MB':>9}")
+    for m in body.get("members", []):
+        host = f"{m.get('host', '')}:{m.get('port', '')}"
+        lag = m.get("lag", "")
+        lag = f"{lag / 1048576:.0f}" if isinstance(lag, int) else str(lag)
+        print(f"{m['name']:8} {host:17} {m['role']:8} {m['state']:10} {m.get('timeline', ''):>3} {lag:>9}")
+
+
+def settled(cluster, leader):
+    """True when GET /cluster on the leader lists every live member running, leader first."""
+    status, body = leader.api("/cluster")
+    if status != 200 or not isinstance(body, dict):
+        return False
+    members = body.get("members", [])
+    alive = [n.name for n in cluster.nodes if n.daemon_alive()]
+    return (sorted(m["name"] for m in members) == sorted(alive)
+            and all(m.get("state") == "running" for m in members)
+            and [m["name"] for m in members if m["role"] == "leader"] == [leader.name])
 
 
 def main():
     workdir = lib.make_postgres_dir("pgha-demo-")
-    etcd = lib.Etcd(workdir).start()
+    cluster = pc.Cluster(workdir, n=3)
     try:
-        print(f"etcd is up at {etcd.url}")
-        out = subprocess.run(lib.as_postgres_cmd([lib.binary("pghad"), "--version"]),
-                             capture_output=True, text=True)
-        print(out.stdout.strip() or out.stderr.strip())
+        print(f"etcd is up at {cluster.etcd.endpoint}; starting node1..node3 (ttl 6, loop_wait 1)")
+        started = time.monotonic()
+        cluster.start()
+        leader = cluster.wait_for_leader(60)
+        cluster.wait_for_streaming(leader, 2, 60)
+        print(f"{leader.name} leads, two replicas stream: {time.monotonic() - started:.1f} s after start")
+        lib.wait_until(lambda: settled(cluster, leader), 30, what="the cluster view to settle")
+        show(leader, "the cluster")
+
+        print(f"\n== kill -9 of {leader.name} (pghad and PostgreSQL)")
+        killed = time.monotonic()
+        leader.kill9()
+        new = cluster.wait_for_leader(60, exclude=(leader.name,))
+        print(f"{new.name} is the new writable leader {time.monotonic() - killed:.1f} s after the kill")
+        lib.wait_until(lambda: settled(cluster, new), 30, what="the cluster view to settle")
+        show(new, "the cluster after the failover")
+
+        print(f"\n== restarting {leader.name}")
+        leader.start()
+        lib.wait_until(lambda: leader.api("/replica")[0] == 200, 120, what="old leader back as a replica")
+        lib.wait_until(lambda: settled(cluster, new), 30, what="the cluster view to settle")
+        show(new, f"{leader.name} rejoined as a replica")
     finally:
-        etcd.stop()
+        cluster.stop()
         lib.remove_tree(workdir)
+    print("\ndone: everything stopped and removed")
 
 
 if __name__ == "__main__":

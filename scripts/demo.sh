@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: installs dependencies, builds, starts etcd on loopback and shows pghad validating the
-# example configuration. Grows into a 3-node cluster with a failover as the HA engine lands.
+# The demo: installs dependencies, builds, then runs etcd and a 3-node pghad cluster on loopback,
+# kills the leader and shows the failover and the old leader rejoining.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

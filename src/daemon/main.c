@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "pgha/config.h"
+#include "pgha/ha.h"
 #include "pgha/log.h"
 #include "pgha/manager.h"
 
@@ -112,6 +113,7 @@ static int run_validate_config(void) {
 
 int main(int argc, char **argv) {
         _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(ha_freep) Ha *ha = NULL;
         Config *config = NULL;
         int r;
 
@@ -152,8 +154,11 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return EXIT_STARTUP; /* errors have already been logged */
 
-        /* Attachment point: the etcd client, PostgreSQL supervision, the HA engine and the REST API
-         * register their sources on manager_get_event(m) and their reload and shutdown hooks here. */
+        /* The HA engine builds the etcd client, PostgreSQL supervision and the REST API on the Manager's
+         * loop and registers their reload and shutdown hooks. */
+        r = ha_new(m, &ha);
+        if (r < 0)
+                return EXIT_STARTUP;
 
         r = manager_run(m);
         return r < 0 ? EXIT_RUNTIME : EXIT_OK;

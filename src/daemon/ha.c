@@ -1,0 +1,2392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HA engine: gather → decide → act on the Manager's sd-event loop (design.md, docs/ha.md).
+ *
+ * A tick reads the whole cluster prefix from etcd, asks pgmon for a fresh probe, runs pg_controldata
+ * while PostgreSQL is down, fetches the members' GET /patroni when the decision may need them, builds
+ * HaFacts, calls ha_fsm_decide() and carries the decision out: at most one etcd write for the action
+ * (plus the side writes its flags name) and at most one PostgreSQL job at a time. The role changes to
+ * the decision's next role only when the action succeeded. Ticks run every loop_wait, at once when the
+ * etcd watch sees the leader key change, when a job ends and when a REST intent arrives.
+ *
+ * Invariants: the leader key is taken only with the create-only txn bound to our lease and renewed or
+ * deleted only with a compare on its value (dcs.c); while we hold it a timer at a higher priority than
+ * anything else in the loop fires at the local lease deadline and stops a primary with SIGQUIT before
+ * any other event is processed (also first thing after a SIGSTOP/SIGCONT freeze); the watchdog is
+ * armed before a promotion and fed from the lease keep-alive.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgha/callbacks.h"
+#include "pgha/config.h"
+#include "pgha/dcs.h"
+#include "pgha/etcd.h"
+#include "pgha/fileio.h"
+#include "pgha/ha.h"
+#include "pgha/ha_fsm.h"
+#include "pgha/http_client.h"
+#include "pgha/json.h"
+#include "pgha/log.h"
+#include "pgha/manager.h"
+#include "pgha/pgconf.h"
+#include "pgha/pgconn.h"
+#include "pgha/pgctl.h"
+#include "pgha/pgmon.h"
+#include "pgha/rest.h"
+#include "pgha/snapshot.h"
+#include "pgha/watchdog.h"
+
+#define PGHA_COMPAT_VERSION "3.0.2"
+#define HA_FETCH_TIMEOUT    (2 * USEC_PER_SEC)
+
+/* What the running job does after its current step. */
+typedef enum JobStep {
+        STEP_NONE,
+        STEP_BOOTSTRAP,       /* pgctl_bootstrap */
+        STEP_CLONE,           /* create_replica, then start as replica */
+        STEP_START_REPLICA,   /* pgctl_start with recovery */
+        STEP_PROMOTE,         /* pgctl_promote, then checkpoint */
+        STEP_CHECKPOINT,      /* post-promote checkpoint */
+        STEP_STOP,            /* stop; then release lock when job_release */
+        STEP_REWIND,          /* rewind then start as replica */
+        STEP_REINIT_STOP,     /* immediate stop, then clone with wipe */
+        STEP_REINIT_CLONE,    /* create_replica wipe, then start */
+        STEP_CRASH_RECOVERY,  /* single-user crash recovery */
+        STEP_RESTART,         /* pgctl_restart */
+        STEP_CANCEL_STOP,     /* failed bootstrap: stop, then remove the data directory */
+        STEP_REMOVE_DATA_DIR, /* failed bootstrap */
+} JobStep;
+
+struct Ha {
+        Manager *manager;
+        sd_event *event;
+        EtcdClient *etcd;
+        Dcs *dcs;
+        HttpClient *http;
+        PgMon *pgmon;
+        PgConn *conn; /* superuser connection for replication slots */
+        RestServer *rest;
+        Watchdog *watchdog;
+        CallbackRunner *callbacks;
+        ManagerHook *reload_hook, *shutdown_hook;
+
+        PgSettings pgs;
+        DynamicConfig dyn;
+        char *dyn_text; /* compact JSON of the dynamic config applied */
+        char *dyn_cache_path;
+        char *conn_url, *api_url, *socket_dir;
+        NodeSnapshot snap;
+
+        sd_event_source *tick_timer;     /* "ha-tick" */
+        sd_event_source *deadline_timer; /* "ha-lease-deadline" */
+        sd_event_source *probe_timer;    /* "ha-fast-probe" */
+        sd_event_source *lease_watch;    /* "ha-lease-watch" */
+        usec_t lease_seen_renewal;
+
+        /* tick */
+        bool tick_running, tick_again, ready_released, stopping;
+        unsigned pending;
+        bool waiting_probe;
+        usec_t now, last_tick, tilt_until, wake_at;
+        DcsCluster *cluster;
+        bool dcs_ok;
+        usec_t dcs_unreachable_since;
+        PgCtlJob *controldata;
+        bool cd_ok;
+        uint64_t cd_sysid;
+        uint32_t cd_timeline;
+        uint64_t cd_checkpoint;
+        bool cd_unclean, cd_shut_down_in_recovery;
+        HttpRequest *fetch[HA_MEMBERS_MAX];
+        HaMemberApi api[HA_MEMBERS_MAX];
+        size_t n_fetch;
+        HaRole role;
+        HaDecision decision;
+        char last_message[HA_MESSAGE_MAX];
+
+        /* lock */
+        bool lock_held, renew_failed, bootstrap_won;
+        int64_t lock_lease;
+        usec_t lease_deadline;
+        usec_t release_wait_until;
+
+        /* job */
+        PgCtlJob *job;
+        HaJob job_kind;
+        JobStep job_step;
+        usec_t job_since;
+        HaJob job_last;
+        bool job_last_failed, job_last_fresh;
+        HaRole job_next_role;
+        bool job_release, job_next_role_set;
+        char job_target[HA_NAME_MAX];
+        bool rewind_failed, checkpoint_pending, start_failed_seen, pidfile_standby;
+
+        /* following */
+        char *following; /* "host:port" the recovery section points at; NULL: none */
+
+        /* intents */
+        bool reinit_requested, restart_requested;
+        RestCall *restart_call;
+        RestCall *switch_call;
+        char *switch_from, *switch_to;
+        bool switch_failover;
+        usec_t switch_deadline;
+        int64_t switch_revision;
+        bool scheduled_restart;
+        usec_t scheduled_restart_at;
+
+        /* member key */
+        char *member_last;
+        int64_t member_last_lease;
+        bool member_write_running;
+
+        /* slots */
+        char *slots_done;
+        bool slots_running;
+
+        /* shutdown */
+        ManagerDoneFunc done;
+        void *done_cookie;
+};
+
+static void ha_tick_schedule(Ha *h, usec_t delay);
+static void ha_act_done(Ha *h);
+static void job_advance(Ha *h);
+static void snapshot_update(Ha *h);
+static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs);
+
+static usec_t now_mono(Ha *h) {
+        usec_t t = 0;
+        (void)sd_event_now(h->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static usec_t now_mono_fresh(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
+}
+
+static usec_t now_real(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
+}
+
+static usec_t ttl_usec(Ha *h) {
+        return (usec_t)MAX(h->dyn.ttl, 1) * USEC_PER_SEC;
+}
+
+static usec_t loop_wait_usec(Ha *h) {
+        return (usec_t)MAX(h->dyn.loop_wait, 1) * USEC_PER_SEC;
+}
+
+static const PgStatus *pgstatus(Ha *h) {
+        return pgmon_get_status(h->pgmon);
+}
+
+/* ==== lease deadline ==== */
+
+static void lease_deadline_arm(Ha *h) {
+        if (!h->lock_held || h->lease_deadline == 0) {
+                (void)sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void)sd_event_source_set_time(h->deadline_timer, h->lease_deadline);
+        (void)sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_ONESHOT);
+}
+
+static void lease_deadline_update(Ha *h) {
+        usec_t last;
+
+        if (!h->lock_held)
+                return;
+        last = dcs_lease_last_renewal(h->dcs);
+        if (dcs_lease_id(h->dcs) == h->lock_lease && last > 0) {
+                usec_t d = last + ttl_usec(h);
+                h->lease_deadline = d > HA_LEASE_MARGIN ? d - HA_LEASE_MARGIN : 1;
+        }
+        h->snap.leader_expiry = h->lease_deadline;
+        lease_deadline_arm(h);
+}
+
+static void lock_taken(Ha *h) {
+        h->lock_held = true;
+        h->renew_failed = false;
+        h->lock_lease = dcs_lease_id(h->dcs);
+        h->lease_deadline = 0;
+        lease_deadline_update(h);
+}
+
+static void lock_dropped(Ha *h) {
+        h->lock_held = false;
+        h->lease_deadline = 0;
+        h->snap.leader_expiry = 0;
+        lease_deadline_arm(h);
+}
+
+/* Stops a running postmaster at once: SIGQUIT now, a stop job to wait for it. */
+static void fence_postgres(Ha *h, const char *why) {
+        pid_t pid = 0;
+
+        if (pgctl_postmaster_pid(h->pgs.data_dir, &pid) > 0 && pid > 0) {
+                _cleanup_free_ char *path = NULL, *children = NULL;
+
+                (void)kill(pid, SIGQUIT);
+                /* The backends too, directly: after a freeze they resume together with us and must not
+                 * answer one more query while the postmaster relays the signal. */
+                if (asprintf(&path, "/proc/%i/task/%i/children", (int)pid, (int)pid) >= 0 &&
+                    read_full_file(path, 64 * 1024, &children, NULL) >= 0) {
+                        char *p = children, *end;
+                        for (long c; (c = strtol(p, &end, 10)) > 0 && end != p; p = end)
+                                (void)kill((pid_t)c, SIGQUIT);
+                }
+                log_error("%s: stopped PostgreSQL (pid %i) immediately", why, (int)pid);
+        }
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+        usec_t now = now_mono_fresh();
+
+        lease_deadline_update(h); /* a renewal may have arrived since the timer was set */
+        if (!h->lock_held || now < h->lease_deadline) {
+                lease_deadline_arm(h);
+                return 0;
+        }
+        log_error("Local leader lease deadline passed without renewal: fencing this node");
+        h->job = pgctl_job_free(h->job);
+        h->job_kind = HA_JOB_NONE;
+        h->job_step = STEP_NONE;
+        fence_postgres(h, "demoted self because failed to update leader lock in DCS");
+        h->lock_held = false;
+        h->snap.leader_expiry = 0;
+        /* lease_deadline stays set: the decision table's lease row still sees it while postgres runs. */
+        (void)sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_OFF);
+        if (h->watchdog)
+                watchdog_disable(h->watchdog);
+        h->role = HA_ROLE_DEMOTED;
+        ha_tick_schedule(h, 0);
+        return 0;
+}
+
+/* The Dcs keep-alive timer reports only new grants: follow its renewals from a short timer of our own at
+ * the lease priority, moving the local deadline forward and feeding the watchdog after each one. */
+static int on_lease_watch(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+        usec_t last = dcs_lease_last_renewal(h->dcs);
+
+        if (h->lock_held && dcs_lease_id(h->dcs) == h->lock_lease && last != h->lease_seen_renewal) {
+                h->lease_seen_renewal = last;
+                lease_deadline_update(h);
+                if (h->watchdog && watchdog_is_active(h->watchdog))
+                        (void)watchdog_keepalive(h->watchdog);
+        }
+        (void)sd_event_source_set_time_relative(s, 200 * USEC_PER_MSEC);
+        (void)sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+static void on_lease(Dcs *d, int error, int64_t lease, void *userdata) {
+        Ha *h = userdata;
+
+        if (!h->lock_held)
+                return;
+        lease_deadline_update(h);
+        if (error >= 0 && lease == h->lock_lease && h->watchdog && watchdog_is_active(h->watchdog))
+                (void)watchdog_keepalive(h->watchdog);
+}
+
+/* ==== member key, snapshot ==== */
+
+/* A replica being started whose postmaster.pid already says it accepts read-only connections (the
+ * status query may take a moment longer on its first connection). */
+static bool standby_ready(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+
+        return h->job_step == STEP_START_REPLICA &&
+                (h->pidfile_standby || (st && st->running && streq_ptr(st->pidfile_status, "standby")));
+}
+
+static const char *pg_state_string(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+
+        if (standby_ready(h))
+                return "running";
+
+        if ((h->job_step == STEP_START_REPLICA || h->job_step == STEP_CLONE) && st && st->running &&
+            st->query_ok)
+                return "running";
+        switch (h->job_step) {
+        case STEP_BOOTSTRAP:
+                return "initializing new cluster";
+        case STEP_CLONE:
+        case STEP_REINIT_CLONE:
+                return "creating replica";
+        case STEP_START_REPLICA:
+                return "starting";
+        case STEP_RESTART:
+                return "restarting";
+        default:
+                break;
+        }
+        if (!st || !st->running)
+                return h->start_failed_seen ? "start failed" : "stopped";
+        if (st->pidfile_status && streq(st->pidfile_status, "starting"))
+                return "starting";
+        if (st->pidfile_status && streq(st->pidfile_status, "stopping"))
+                return "stopping";
+        return "running";
+}
+
+static const char *member_role_string(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+        HaRole r = h->decision.advertise_role;
+
+        if (h->lock_held && st && st->running && st->query_ok && !st->in_recovery)
+                return "master";
+        if ((h->job_step == STEP_START_REPLICA && st && st->running && st->query_ok && st->in_recovery) ||
+            standby_ready(h))
+                return "replica";
+        if ((int)r < 0 || r >= _HA_ROLE_MAX)
+                r = h->role;
+        if (r == HA_ROLE_PRIMARY && st && st->query_ok && st->in_recovery)
+                return "replica";
+        if (r == HA_ROLE_PRIMARY && !h->lock_held)
+                return st && st->running && st->query_ok && !st->in_recovery ? "master" : "demoted";
+        return ha_role_to_string(r);
+}
+
+static int build_member_key(Ha *h, cJSON **ret) {
+        const PgStatus *st = pgstatus(h);
+        const char *state = pg_state_string(h);
+        HaMemberKeyInfo i = {
+                .conn_url = h->conn_url,
+                .api_url = h->api_url,
+                .state = state,
+                .role = member_role_string(h),
+                .version = PGHA_COMPAT_VERSION,
+                .tags = h->snap.tags,
+                .checkpoint_pending = h->checkpoint_pending && h->lock_held,
+                .pending_restart = st && st->query_ok && st->pending_restart,
+                .pause = h->dyn.pause,
+        };
+
+        if (st && st->running && st->query_ok && streq(state, "running") &&
+            (h->job_kind == HA_JOB_NONE || h->job_kind == HA_JOB_PROMOTE)) {
+                i.has_xlog = true;
+                i.xlog_location = pgstatus_wal_position(st);
+                i.timeline = st->timeline;
+        }
+        return ha_member_key_json(&i, ret);
+}
+
+static void on_member_written(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        h->member_write_running = false;
+        if (error < 0) {
+                log_warning("Failed to update our member key: %s", strna(message));
+                h->member_last = mfree(h->member_last);
+        }
+}
+
+static void touch_member(Ha *h) {
+        _cleanup_(cJSON_Deletep) cJSON *j = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        if (h->member_write_running || build_member_key(h, &j) < 0 || json_print_compact(j, &text) < 0)
+                return;
+        if (h->member_last && streq(h->member_last, text) && h->member_last_lease == dcs_lease_id(h->dcs) &&
+            h->cluster && dcs_cluster_find_member(h->cluster, h->pgs.name))
+                return;
+        if (dcs_touch_member(h->dcs, j, on_member_written, h) < 0)
+                return;
+        h->member_write_running = true;
+        free(h->member_last);
+        h->member_last = TAKE_PTR(text);
+        h->member_last_lease = dcs_lease_id(h->dcs);
+}
+
+static cJSON *cluster_json(Ha *h) {
+        const DcsCluster *c = h->cluster;
+        cJSON *o, *members;
+
+        if (!c)
+                return NULL;
+        o = cJSON_CreateObject();
+        members = cJSON_AddArrayToObject(o, "members");
+        for (size_t i = 0; i < c->n_members; i++) {
+                const DcsMember *m = &c->members[i];
+                cJSON *mo = cJSON_CreateObject();
+                _cleanup_free_ char *host = NULL;
+                unsigned port = 0;
+                bool leader = c->leader && streq(c->leader, m->name);
+
+                (void)json_add_string(mo, "name", m->name);
+                (void)json_add_string(
+                        mo,
+                        "role",
+                        leader                                            ? "leader"
+                                : dcs_cluster_is_sync_standby(c, m->name) ? "sync_standby"
+                                                                          : "replica");
+                (void)json_add_string(mo, "state", m->state ?: "unknown");
+                if (m->api_url)
+                        (void)json_add_string(mo, "api_url", m->api_url);
+                if (m->conn_url && pgconf_parse_conn_url(m->conn_url, &host, &port) >= 0) {
+                        (void)json_add_string(mo, "host", host);
+                        (void)json_add_int64(mo, "port", port);
+                }
+                if (m->has_timeline)
+                        (void)json_add_int64(mo, "timeline", m->timeline);
+                if (!leader) {
+                        int64_t opt = dcs_cluster_optime(c);
+                        if (m->has_xlog_location)
+                                (void)json_add_int64(mo, "lag", MAX(opt - m->xlog_location, 0));
+                        else
+                                (void)json_add_string(mo, "lag", "unknown");
+                }
+                if (m->tags && cJSON_GetArraySize(m->tags) > 0)
+                        (void)json_add_item(mo, "tags", cJSON_Duplicate(m->tags, true));
+                cJSON_AddItemToArray(members, mo);
+        }
+        if (h->dyn.pause)
+                (void)json_add_bool(o, "pause", true);
+        if (c->has_failover && !isempty(c->failover_scheduled_at)) {
+                cJSON *s = cJSON_AddObjectToObject(o, "scheduled_switchover");
+                (void)json_add_string(s, "at", c->failover_scheduled_at);
+                if (c->failover_leader)
+                        (void)json_add_string(s, "from", c->failover_leader);
+                if (c->failover_member)
+                        (void)json_add_string(s, "to", c->failover_member);
+        }
+        return o;
+}
+
+static void snapshot_update(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+        NodeSnapshot *s = &h->snap;
+        const char *role = member_role_string(h);
+        SnapshotRole sr = snapshot_role_from_string(role);
+
+        free(s->state);
+        s->state = strdup(pg_state_string(h));
+        s->role = (int)sr >= 0 ? sr : SNAPSHOT_ROLE_UNINITIALIZED;
+        s->status_ok = st && (st->query_ok || standby_ready(h));
+        s->in_recovery = st && (st->in_recovery || standby_ready(h));
+        s->postmaster_start_time = st && st->query_ok ? (usec_t)(st->postmaster_start_epoch * 1e6) : 0;
+        s->server_version = st && st->query_ok ? (unsigned)st->server_version : 0;
+        s->wal_location = st && st->query_ok ? st->wal_write_lsn : 0;
+        s->received_location = st && st->query_ok ? st->receive_lsn : 0;
+        s->replayed_location = st && st->query_ok ? st->replay_lsn : 0;
+        s->replayed_timestamp = st && st->query_ok ? (usec_t)(st->replay_timestamp_epoch * 1e6) : 0;
+        s->replay_paused = st && st->query_ok && st->replay_paused;
+        s->timeline = st && st->query_ok ? st->timeline : 0;
+        s->pending_restart = st && st->query_ok && st->pending_restart;
+        for (size_t i = 0; i < s->n_replication; i++) {
+                free(s->replication[i].usename);
+                free(s->replication[i].application_name);
+                free(s->replication[i].client_addr);
+                free(s->replication[i].state);
+                free(s->replication[i].sync_state);
+        }
+        s->replication = mfree(s->replication);
+        s->n_replication = 0;
+        if (st && st->query_ok && st->n_replicas > 0) {
+                s->replication = new0(SnapshotReplication, st->n_replicas);
+                if (s->replication) {
+                        for (size_t i = 0; i < st->n_replicas; i++) {
+                                SnapshotReplication *r = &s->replication[i];
+                                const PgReplica *p = &st->replicas[i];
+                                r->usename = p->usename ? strdup(p->usename) : NULL;
+                                r->application_name =
+                                        p->application_name ? strdup(p->application_name) : NULL;
+                                r->client_addr = p->client_addr ? strdup(p->client_addr) : NULL;
+                                r->state = p->state ? strdup(p->state) : NULL;
+                                r->sync_state = p->sync_state ? strdup(p->sync_state) : NULL;
+                                r->sync_priority = p->sync_priority;
+                        }
+                        s->n_replication = st->n_replicas;
+                }
+        }
+        s->database_system_identifier = mfree(s->database_system_identifier);
+        if (st && st->query_ok && st->system_identifier) {
+                char buf[32];
+                snprintf(buf, sizeof buf, "%llu", (unsigned long long)st->system_identifier);
+                s->database_system_identifier = strdup(buf);
+        }
+        s->leader_expiry = h->lock_held ? h->lease_deadline : 0;
+        s->ttl = ttl_usec(h);
+        s->paused = h->dyn.pause;
+        s->failsafe_mode = h->dyn.failsafe_mode;
+        s->synchronous_mode = h->dyn.synchronous_mode != SYNCHRONOUS_MODE_OFF;
+        s->watchdog_failed = h->watchdog && !watchdog_is_healthy(h->watchdog);
+        if (h->cluster) {
+                free(s->leader_name);
+                s->leader_name = h->cluster->leader ? strdup(h->cluster->leader) : NULL;
+                s->leader_optime = (uint64_t)MAX(dcs_cluster_optime(h->cluster), 0);
+                s->sync_member = dcs_cluster_is_sync_standby(h->cluster, h->pgs.name);
+                cJSON_Delete(s->cluster);
+                s->cluster = cluster_json(h);
+                cJSON_Delete(s->history);
+                s->history = h->cluster->history ? cJSON_Duplicate(h->cluster->history, true) : NULL;
+                cJSON_Delete(s->config);
+                s->config = h->cluster->config ? cJSON_Duplicate(h->cluster->config, true) : NULL;
+                cJSON_Delete(s->failsafe);
+                s->failsafe = h->cluster->failsafe ? cJSON_Duplicate(h->cluster->failsafe, true) : NULL;
+        }
+}
+
+/* ==== recovery target ==== */
+
+static int member_host_port(Ha *h, const char *name, char **ret_host, unsigned *ret_port) {
+        const DcsMember *m;
+
+        if (isempty(name) || !h->cluster)
+                return -ENOENT;
+        m = dcs_cluster_find_member(h->cluster, name);
+        if (!m || isempty(m->conn_url))
+                return -ENOENT;
+        return pgconf_parse_conn_url(m->conn_url, ret_host, ret_port);
+}
+
+/* Fills *ret with the recovery section following target (NULL/"" = nobody); sets h->following. */
+static int recovery_for(Ha *h, const char *target, PgParams *ret) {
+        _cleanup_free_ char *host = NULL;
+        unsigned port = 0;
+        int r;
+
+        (void)member_host_port(h, target, &host, &port);
+        r = pgconf_recovery_params(&h->pgs, host, port, ret);
+        if (r < 0)
+                return r;
+        free(h->following);
+        h->following = NULL;
+        if (host && asprintf(&h->following, "%s:%u", host, port) < 0)
+                h->following = NULL;
+        return 0;
+}
+
+/* ==== jobs ==== */
+
+static void job_finish(Ha *h, int r) {
+        HaJob kind = h->job_kind;
+
+        h->job_last = kind;
+        h->job_last_failed = r < 0;
+        h->job_last_fresh = true;
+        if (r >= 0 && h->job_next_role_set)
+                h->role = h->job_next_role;
+        if (kind == HA_JOB_REWIND)
+                h->rewind_failed = r < 0;
+        if (kind == HA_JOB_START || kind == HA_JOB_RESTART)
+                h->start_failed_seen = r < 0;
+        if (h->job_step == STEP_RESTART && h->restart_call) {
+                (void)rest_call_reply_text(
+                        h->restart_call,
+                        r < 0 ? 503 : 200,
+                        r < 0 ? "restart failed" : "restarted successfully");
+                h->restart_call = NULL;
+        }
+        h->job_kind = HA_JOB_NONE;
+        h->job_step = STEP_NONE;
+        h->job_next_role_set = false;
+        h->pidfile_standby = false;
+        snapshot_update(h);
+        (void)pgmon_probe_now(h->pgmon);
+        ha_tick_schedule(h, 0);
+}
+
+static void on_release_done(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        if (error < 0)
+                log_warning("Failed to delete the leader key: %s", strna(message));
+        lock_dropped(h);
+        h->release_wait_until = now_mono(h) + 2 * USEC_PER_SEC;
+        ha_tick_schedule(h, 0);
+}
+
+static void release_lock(Ha *h) {
+        if (!h->lock_held && !(h->cluster && streq_ptr(h->cluster->leader, h->pgs.name)))
+                return;
+        if (dcs_leader_delete(h->dcs, on_release_done, h) < 0)
+                log_warning("Failed to delete the leader key");
+        lock_dropped(h); /* we no longer act as the leader from now on */
+}
+
+static void on_job(PgCtlJob *job, int r, const char *error, void *userdata) {
+        Ha *h = userdata;
+
+        h->job = pgctl_job_free(h->job);
+        if (r < 0) {
+                log_error("%s failed: %s", ha_job_to_string(h->job_kind), strna(error));
+                if (h->job_step == STEP_STOP && h->job_release)
+                        log_error("PostgreSQL shutdown failed, leader key not removed.");
+                if (h->job_step == STEP_BOOTSTRAP)
+                        h->bootstrap_won = h->bootstrap_won; /* kept: bootstrap-cancel runs next */
+                if (h->job_step == STEP_CHECKPOINT) {
+                        h->checkpoint_pending = false;
+                        job_finish(h, 0);
+                        return;
+                }
+                job_finish(h, r);
+                return;
+        }
+        job_advance(h);
+}
+
+static int start_replica_job(Ha *h) {
+        _cleanup_(pg_params_done) PgParams rec = {};
+        int r;
+
+        r = recovery_for(h, h->job_target, &rec);
+        if (r < 0)
+                return r;
+        h->job_step = STEP_START_REPLICA;
+        snapshot_update(h);
+        (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
+        (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
+        return pgctl_start(h->event, &h->pgs, &rec, on_job, h, &h->job);
+}
+
+/* Moves the job to its next step after a step succeeded. */
+static void job_advance(Ha *h) {
+        _cleanup_free_ char *host = NULL;
+        unsigned port = 0;
+        int r = 0;
+
+        switch (h->job_step) {
+        case STEP_CLONE:
+        case STEP_REINIT_CLONE:
+        case STEP_REWIND:
+                r = start_replica_job(h);
+                break;
+        case STEP_REINIT_STOP:
+                r = member_host_port(h, h->job_target, &host, &port);
+                if (r >= 0) {
+                        h->job_step = STEP_REINIT_CLONE;
+                        r = pgctl_create_replica(h->event, &h->pgs, host, port, true, on_job, h, &h->job);
+                }
+                break;
+        case STEP_CANCEL_STOP:
+                h->job_step = STEP_REMOVE_DATA_DIR;
+                r = pgctl_remove_data_dir(h->event, &h->pgs, on_job, h, &h->job);
+                break;
+        case STEP_PROMOTE:
+                h->role = HA_ROLE_PRIMARY;
+                h->job_next_role_set = false;
+                if (h->callbacks)
+                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_ROLE_CHANGE, "master");
+                (void)pgmon_probe_now(h->pgmon);
+                h->slots_done = mfree(h->slots_done);
+                h->job_step = STEP_CHECKPOINT;
+                r = pgctl_checkpoint(h->event, &h->pgs, on_job, h, &h->job);
+                if (r < 0) {
+                        h->checkpoint_pending = false;
+                        job_finish(h, 0);
+                        return;
+                }
+                ha_tick_schedule(h, 0);
+                return;
+        case STEP_CHECKPOINT:
+                h->checkpoint_pending = false;
+                job_finish(h, 0);
+                return;
+        case STEP_STOP:
+                if (h->job_release) {
+                        h->job_release = false;
+                        release_lock(h);
+                }
+                if (h->callbacks)
+                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_STOP, member_role_string(h));
+                job_finish(h, 0);
+                return;
+        case STEP_START_REPLICA:
+                if (h->callbacks)
+                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_START, "replica");
+                job_finish(h, 0);
+                return;
+        default:
+                job_finish(h, 0);
+                return;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to continue %s: %m", ha_job_to_string(h->job_kind));
+                job_finish(h, r);
+        }
+}
+
+static int job_begin(Ha *h, HaJob kind, JobStep step, const char *target) {
+        h->job = pgctl_job_free(h->job);
+        h->job_kind = kind;
+        h->job_step = step;
+        h->job_since = now_mono(h);
+        h->job_release = false;
+        h->job_next_role_set = false;
+        snprintf(h->job_target, sizeof h->job_target, "%s", strempty(target));
+        return 0;
+}
+
+static void job_set_next_role(Ha *h, HaRole r) {
+        h->job_next_role = r;
+        h->job_next_role_set = true;
+}
+
+static int start_stop_job(Ha *h, PgStopMode mode, bool checkpoint, bool release, HaRole next) {
+        int r;
+
+        job_begin(h, HA_JOB_DEMOTE, STEP_STOP, NULL);
+        h->job_release = release;
+        job_set_next_role(h, next);
+        r = pgctl_stop(h->event, &h->pgs, mode, checkpoint, on_job, h, &h->job);
+        if (r < 0)
+                h->job_kind = HA_JOB_NONE, h->job_step = STEP_NONE;
+        return r;
+}
+
+/* ==== dynamic configuration ==== */
+
+static void pg_settings_rebuild(Ha *h) {
+        const Config *c = manager_get_config(h->manager);
+        _cleanup_(cJSON_Deletep) cJSON *j = config_to_json(c, false);
+        _cleanup_(pg_settings_done) PgSettings s = {};
+        _cleanup_free_ char *err = NULL;
+        cJSON *pg, *params;
+
+        if (!j)
+                return;
+        pg = cJSON_GetObjectItemCaseSensitive(j, "postgresql");
+        params = config_effective_parameters(c, &h->dyn, 15);
+        if (!pg || !params) {
+                cJSON_Delete(params);
+                return;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(pg, "parameters");
+        cJSON_AddItemToObject(pg, "parameters", params);
+        cJSON_DeleteItemFromObjectCaseSensitive(pg, "use_slots");
+        cJSON_AddBoolToObject(pg, "use_slots", h->dyn.use_slots);
+        if (h->dyn.use_pg_rewind) {
+                cJSON_DeleteItemFromObjectCaseSensitive(pg, "use_pg_rewind");
+                cJSON_AddBoolToObject(pg, "use_pg_rewind", true);
+        }
+        if (pg_settings_from_json(j, &s, &err) < 0) {
+                log_error("Cannot build the PostgreSQL settings: %s", strna(err));
+                return;
+        }
+        if (h->job) {
+                /* a running job borrows the settings: apply at the next tick without a job */
+                return;
+        }
+        pg_settings_done(&h->pgs);
+        h->pgs = s;
+        s = (PgSettings){};
+}
+
+static void watchdog_apply(Ha *h) {
+        const Config *c = manager_get_config(h->manager);
+        WatchdogOptions o = {
+                .mode = c->watchdog.mode,
+                .driver = c->watchdog.driver,
+                .device = c->watchdog.device,
+                .safety_margin = c->watchdog.safety_margin,
+                .ttl = (unsigned)h->dyn.ttl,
+                .loop_wait = (unsigned)h->dyn.loop_wait,
+        };
+
+        if (!h->watchdog) {
+                if (watchdog_new(&o, &h->watchdog) < 0)
+                        log_warning("Failed to set up the watchdog");
+        } else
+                (void)watchdog_reconfigure(h->watchdog, &o);
+}
+
+static bool data_dir_populated(Ha *h) {
+        _cleanup_free_ char *ver = pgdata_path(&h->pgs, "PG_VERSION");
+        return ver && access(ver, F_OK) >= 0;
+}
+
+/* Applies a dynamic configuration (etcd `config` key, cached file or bootstrap.dcs). */
+static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
+        _cleanup_(dynamic_config_done) DynamicConfig d = {};
+        _cleanup_free_ char *text = NULL;
+        bool ttl_changed;
+        int r;
+
+        if (!cJSON_IsObject(json) || json_print_compact(json, &text) < 0)
+                return -EINVAL;
+        if (h->dyn_text && streq(h->dyn_text, text))
+                return 0;
+        r = dynamic_config_from_json(json, &d, "config", NULL);
+        if (r < 0 && r != -EINVAL)
+                return r;
+        ttl_changed = d.ttl != h->dyn.ttl;
+        dynamic_config_done(&h->dyn);
+        h->dyn = d;
+        d = (DynamicConfig){};
+        free(h->dyn_text);
+        h->dyn_text = TAKE_PTR(text);
+        if (from_dcs && h->dyn_cache_path && h->pgs.data_dir && data_dir_populated(h))
+                if (write_file_atomic(h->dyn_cache_path, h->dyn_text, strlen(h->dyn_text), 0600) < 0)
+                        log_debug("Failed to cache the dynamic configuration");
+        pg_settings_rebuild(h);
+        watchdog_apply(h);
+        if (ttl_changed && h->dcs)
+                log_info("Dynamic configuration: ttl=%i loop_wait=%i", h->dyn.ttl, h->dyn.loop_wait);
+        return 1;
+}
+
+/* ==== replication slots ==== */
+
+static void on_slots(PgConn *c, const PGresult *res, int error, const char *message, void *userdata) {
+        Ha *h = userdata;
+
+        h->slots_running = false;
+        if (error < 0) {
+                log_warning("Failed to maintain replication slots: %s", strna(message));
+                h->slots_done = mfree(h->slots_done);
+        }
+}
+
+static void maintain_slots(Ha *h) {
+        static const char sql[] =
+                "WITH want AS (SELECT unnest($1::text[]) AS n), "
+                "c AS (SELECT pg_create_physical_replication_slot(n, true) FROM want "
+                "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = n)), "
+                "d AS (SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_type = 'physical' AND NOT active AND NOT temporary "
+                "AND slot_name <> ALL($1::text[])) "
+                "SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)";
+        const PgStatus *st = pgstatus(h);
+        char want[4096] = "{";
+        size_t len = 1;
+        const char *params[1];
+
+        if (!h->dyn.use_slots || !h->cluster || !h->lock_held || h->slots_running || !st || !st->query_ok ||
+            st->in_recovery)
+                return;
+        for (size_t i = 0; i < h->cluster->n_members; i++) {
+                const DcsMember *m = &h->cluster->members[i];
+                _cleanup_free_ char *slot = NULL;
+                const char *rf = NULL;
+
+                if (streq(m->name, h->pgs.name))
+                        continue;
+                if (m->tags && json_get_string(m->tags, "replicatefrom", &rf) >= 0 && !isempty(rf) &&
+                    !streq(rf, h->pgs.name) && dcs_cluster_find_member(h->cluster, rf))
+                        continue;
+                if (pgconf_slot_name(m->name, &slot) < 0)
+                        continue;
+                len += (size_t)snprintf(want + len, sizeof want - len, "%s%s", len > 1 ? "," : "", slot);
+                if (len >= sizeof want - 2)
+                        return;
+        }
+        want[len++] = '}';
+        want[len] = 0;
+        if (h->slots_done && streq(h->slots_done, want))
+                return;
+        params[0] = want;
+        if (pgconn_query(h->conn, sql, 1, params, 5 * USEC_PER_SEC, on_slots, h, NULL) < 0)
+                return;
+        h->slots_running = true;
+        free(h->slots_done);
+        h->slots_done = strdup(want);
+}
+
+/* ==== history ==== */
+
+static void write_history(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+        _cleanup_(cJSON_Deletep) cJSON *arr = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL, *name = NULL;
+        char *line, *save = NULL;
+
+        if (!st || !st->query_ok || st->in_recovery || st->timeline <= 1 || !h->cluster ||
+            h->cluster->history_timeline == (int64_t)st->timeline)
+                return;
+        if (asprintf(&name, "pg_wal/%08X.history", st->timeline) < 0 || !(path = pgdata_path(&h->pgs, name)))
+                return;
+        if (read_full_file(path, 1024 * 1024, &text, NULL) < 0)
+                return;
+        arr = cJSON_CreateArray();
+        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                unsigned tl, hi, lo;
+                char reason[256] = "";
+                cJSON *l;
+
+                if (sscanf(line, "%u\t%X/%X\t%255[^\n]", &tl, &hi, &lo, reason) < 3)
+                        continue;
+                l = cJSON_CreateArray();
+                cJSON_AddItemToArray(l, cJSON_CreateNumber(tl));
+                cJSON_AddItemToArray(l, json_int64_new((int64_t)(((uint64_t)hi << 32) | lo)));
+                cJSON_AddItemToArray(l, cJSON_CreateString(reason));
+                cJSON_AddItemToArray(arr, l);
+        }
+        if (cJSON_GetArraySize(arr) > 0) {
+                cJSON *last = cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1);
+                char ts[64];
+                time_t t = time(NULL);
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+                cJSON_AddItemToArray(last, cJSON_CreateString(ts));
+                cJSON_AddItemToArray(last, cJSON_CreateString(h->pgs.name));
+        }
+        if (dcs_write_history(h->dcs, arr, NULL, NULL) < 0)
+                log_warning("Failed to write the history key");
+}
+
+/* ==== acting ==== */
+
+static void on_side_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        if (error < 0)
+                log_warning("etcd write failed: %s", strna(message));
+}
+
+static void apply_flags_after(Ha *h, const HaDecision *dec) {
+        const PgStatus *st = pgstatus(h);
+
+        if ((dec->flags & HA_FLAG_CLEAR_FAILOVER) && h->cluster && h->cluster->has_failover) {
+                log_info("Cleaning up failover key");
+                if (dcs_write_failover(h->dcs, NULL, h->cluster->failover_revision, on_side_write, h) < 0)
+                        log_warning("Failed to clean up the failover key");
+        }
+        if ((dec->flags & HA_FLAG_WRITE_STATUS) && h->lock_held && st && st->query_ok && !st->in_recovery)
+                if (dcs_write_status(h->dcs, (int64_t)st->wal_write_lsn, NULL, on_side_write, h) < 0)
+                        log_warning("Failed to write the status key");
+        if ((dec->flags & HA_FLAG_UPDATE_HISTORY) && h->lock_held)
+                write_history(h);
+        if (dec->flags & HA_FLAG_DISABLE_WATCHDOG && h->watchdog)
+                watchdog_disable(h->watchdog);
+        if (dec->flags & HA_FLAG_CLEAR_RESTART) {
+                h->restart_requested = false;
+                h->scheduled_restart = false;
+                if (h->restart_call && dec->action != HA_ACTION_RESTART) {
+                        (void)rest_call_reply_text(
+                                h->restart_call, 503, "restart conditions are not satisfied");
+                        h->restart_call = NULL;
+                }
+        }
+        if (dec->flags & HA_FLAG_CLEAR_REINIT)
+                h->reinit_requested = false;
+}
+
+static void arm_watchdog(Ha *h) {
+        if (h->watchdog && watchdog_activate(h->watchdog) >= 0 && watchdog_is_active(h->watchdog))
+                (void)watchdog_keepalive(h->watchdog);
+}
+
+static void on_acquire(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+        HaDecision *dec = &h->decision;
+
+        if (error < 0 || !res || !res->succeeded) {
+                log_info("%s", error < 0 ? strna(message) : "failed to acquire the leader lock");
+                ha_act_done(h);
+                return;
+        }
+        if (h->stopping) {
+                /* won the race while shutting down: give the key back at once */
+                if (dcs_leader_delete(h->dcs, NULL, NULL) < 0)
+                        log_warning("Failed to delete the leader key");
+                return;
+        }
+        lock_taken(h);
+        log_info("%s", dec->message);
+        if (dec->action == HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE) {
+                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
+                        arm_watchdog(h);
+                job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
+                job_set_next_role(h, HA_ROLE_PRIMARY);
+                h->checkpoint_pending = true;
+                if (pgctl_promote(h->event, &h->pgs, on_job, h, &h->job) < 0) {
+                        h->job_kind = HA_JOB_NONE;
+                        h->job_step = STEP_NONE;
+                }
+        } else if (dec->action == HA_ACTION_BOOTSTRAP_FINISH) {
+                h->role = HA_ROLE_PRIMARY;
+                h->bootstrap_won = false;
+                if (h->callbacks)
+                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_ROLE_CHANGE, "master");
+        } else
+                h->role = dec->next_role;
+        apply_flags_after(h, dec);
+        ha_act_done(h);
+}
+
+static void on_renew(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        if (error == 0 && res && !res->succeeded) {
+                log_error("Leader key refresh refused (holder: %s)", strna(res->leader));
+                h->renew_failed = true;
+        } else if (error < 0)
+                log_warning("Leader key refresh failed: %s", strna(message));
+        else {
+                lease_deadline_update(h);
+                if (h->decision.action == HA_ACTION_RENEW_LOCK && (int)h->decision.next_role >= 0)
+                        h->role = h->decision.next_role;
+                apply_flags_after(h, &h->decision);
+                if ((h->decision.flags & HA_FLAG_ARM_WATCHDOG))
+                        arm_watchdog(h);
+                maintain_slots(h);
+        }
+        ha_act_done(h);
+}
+
+static void
+on_bootstrap_config(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        if (error < 0)
+                log_warning("Failed to write the config key: %s", strna(message));
+        if (dcs_leader_acquire(h->dcs, on_acquire, h) < 0)
+                ha_act_done(h);
+}
+
+static void on_initialize_set(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+        const Config *c = manager_get_config(h->manager);
+
+        if (error < 0) {
+                log_error("Failed to write the initialize key: %s", strna(message));
+                ha_act_done(h);
+                return;
+        }
+        if (!h->cluster || !h->cluster->config) {
+                if (dcs_set_config(h->dcs, c->bootstrap.dcs, 0, on_bootstrap_config, h) >= 0)
+                        return;
+        }
+        on_bootstrap_config(d, 0, NULL, NULL, h);
+}
+
+static void on_race(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        if (error >= 0 && res && res->succeeded) {
+                log_info("Won the initialize race");
+                h->bootstrap_won = true;
+                h->tick_again = true;
+        } else
+                log_info(
+                        "%s",
+                        h->decision.message_failed[0] ? h->decision.message_failed
+                                                      : "failed to acquire initialize lock");
+        ha_act_done(h);
+}
+
+static void
+on_cancel_bootstrap(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        h->bootstrap_won = false;
+        /* stop what the bootstrap started, then remove the data directory */
+        job_begin(h, HA_JOB_STOP, STEP_CANCEL_STOP, NULL);
+        if (pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job) < 0)
+                h->job_kind = HA_JOB_NONE, h->job_step = STEP_NONE;
+        ha_act_done(h);
+}
+
+static void on_release_action(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        lock_dropped(h);
+        if ((int)h->decision.next_role >= 0)
+                h->role = h->decision.next_role;
+        h->release_wait_until = now_mono(h) + 2 * USEC_PER_SEC;
+        ha_act_done(h);
+}
+
+/* FOLLOW: point a running replica at the target if it follows someone else. */
+static int act_follow(Ha *h, const HaDecision *dec) {
+        _cleanup_(pg_params_done) PgParams rec = {};
+        _cleanup_free_ char *host = NULL, *want = NULL;
+        const PgStatus *st = pgstatus(h);
+        unsigned port = 0;
+
+        if (!st || !st->running)
+                return 0;
+        (void)member_host_port(h, dec->target, &host, &port);
+        if (host && asprintf(&want, "%s:%u", host, port) < 0)
+                return -ENOMEM;
+        if (streq_ptr(want, h->following) && (want || !h->following))
+                return 0;
+        if (!h->following && st->receiver_host && host && streq(st->receiver_host, host) &&
+            st->receiver_port == port) {
+                h->following = TAKE_PTR(want);
+                return 0;
+        }
+        log_info("Changing the upstream to %s", strna(want));
+        if (recovery_for(h, dec->target, &rec) < 0)
+                return -ENOMEM;
+        job_begin(h, HA_JOB_RESTART, STEP_NONE, dec->target);
+        return pgctl_reload(h->event, &h->pgs, &rec, on_job, h, &h->job);
+}
+
+static void act(Ha *h) {
+        HaDecision *dec = &h->decision;
+        _cleanup_free_ char *host = NULL;
+        unsigned port = 0;
+        int r = 0;
+
+        switch (dec->action) {
+        case HA_ACTION_NOOP:
+        case HA_ACTION_WAIT:
+        case HA_ACTION_WAIT_FOR_BOOTSTRAP:
+        case HA_ACTION_STAY_PRIMARY:
+                if ((int)dec->next_role >= 0)
+                        h->role = dec->next_role;
+                apply_flags_after(h, dec);
+                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
+                        arm_watchdog(h);
+                break;
+        case HA_ACTION_FENCE:
+                break;
+        case HA_ACTION_EXIT:
+                log_error("%s", dec->message);
+                (void)manager_start_shutdown(h->manager);
+                break;
+        case HA_ACTION_BOOTSTRAP_RACE:
+                if (dcs_initialize_race(h->dcs, on_race, h) >= 0)
+                        return;
+                break;
+        case HA_ACTION_BOOTSTRAP_INITDB:
+                if (dec->flags & HA_FLAG_DISABLE_WATCHDOG && h->watchdog)
+                        watchdog_disable(h->watchdog);
+                job_begin(h, HA_JOB_BOOTSTRAP, STEP_BOOTSTRAP, NULL);
+                r = pgctl_bootstrap(h->event, &h->pgs, on_job, h, &h->job);
+                break;
+        case HA_ACTION_BOOTSTRAP_FINISH: {
+                const PgStatus *st = pgstatus(h);
+                char sysid[32];
+
+                if (!st || !st->query_ok || !st->system_identifier)
+                        break;
+                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
+                        arm_watchdog(h);
+                snprintf(sysid, sizeof sysid, "%llu", (unsigned long long)st->system_identifier);
+                if (dcs_initialize_set(h->dcs, sysid, on_initialize_set, h) >= 0)
+                        return;
+                break;
+        }
+        case HA_ACTION_BOOTSTRAP_CANCEL:
+                log_error("%s", dec->message);
+                if (dcs_initialize_delete(h->dcs, on_cancel_bootstrap, h) >= 0)
+                        return;
+                break;
+        case HA_ACTION_CLONE_FROM_LEADER:
+                r = member_host_port(h, dec->target, &host, &port);
+                if (r < 0)
+                        break;
+                job_begin(h, HA_JOB_CLONE, STEP_CLONE, dec->target);
+                job_set_next_role(h, HA_ROLE_REPLICA);
+                r = pgctl_create_replica(h->event, &h->pgs, host, port, false, on_job, h, &h->job);
+                break;
+        case HA_ACTION_ACQUIRE_LOCK:
+        case HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE:
+                if (dcs_leader_acquire(h->dcs, on_acquire, h) >= 0)
+                        return;
+                break;
+        case HA_ACTION_PROMOTE:
+                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
+                        arm_watchdog(h);
+                job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
+                job_set_next_role(h, HA_ROLE_PRIMARY);
+                h->checkpoint_pending = true;
+                r = pgctl_promote(h->event, &h->pgs, on_job, h, &h->job);
+                break;
+        case HA_ACTION_RENEW_LOCK:
+                if (dcs_leader_renew(h->dcs, on_renew, h) >= 0)
+                        return;
+                break;
+        case HA_ACTION_DEMOTE_GRACEFUL:
+                log_info("%s", dec->message);
+                r = start_stop_job(h, PG_STOP_FAST, true, true, HA_ROLE_DEMOTED);
+                break;
+        case HA_ACTION_DEMOTE_IMMEDIATE:
+                r = start_stop_job(h, PG_STOP_IMMEDIATE, false, true, HA_ROLE_DEMOTED);
+                break;
+        case HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK:
+                fence_postgres(h, dec->message);
+                lock_dropped(h);
+                r = start_stop_job(h, PG_STOP_IMMEDIATE, false, false, HA_ROLE_DEMOTED);
+                break;
+        case HA_ACTION_DEMOTE_OFFLINE:
+                r = start_stop_job(h, PG_STOP_FAST, false, false, HA_ROLE_DEMOTED);
+                break;
+        case HA_ACTION_RELEASE_LOCK:
+                if (dcs_leader_delete(h->dcs, on_release_action, h) >= 0)
+                        return;
+                break;
+        case HA_ACTION_FOLLOW:
+                if ((int)dec->next_role >= 0)
+                        h->role = dec->next_role;
+                r = act_follow(h, dec);
+                break;
+        case HA_ACTION_START_POSTGRES:
+                job_begin(h, HA_JOB_START, STEP_NONE, dec->target);
+                job_set_next_role(h, (int)dec->next_role >= 0 ? dec->next_role : h->role);
+                r = start_replica_job(h);
+                break;
+        case HA_ACTION_STOP_POSTGRES:
+                r = start_stop_job(
+                        h,
+                        PG_STOP_IMMEDIATE,
+                        false,
+                        false,
+                        (int)dec->next_role >= 0 ? dec->next_role : h->role);
+                if (r >= 0)
+                        h->job_kind = HA_JOB_STOP;
+                break;
+        case HA_ACTION_RECOVER_CRASHED:
+                job_begin(h, HA_JOB_CRASH_RECOVERY, STEP_CRASH_RECOVERY, NULL);
+                r = pgctl_crash_recovery(h->event, &h->pgs, on_job, h, &h->job);
+                break;
+        case HA_ACTION_REWIND:
+                r = member_host_port(h, dec->target, &host, &port);
+                if (r < 0)
+                        break;
+                job_begin(h, HA_JOB_REWIND, STEP_REWIND, dec->target);
+                job_set_next_role(h, HA_ROLE_REPLICA);
+                r = pgctl_rewind(h->event, &h->pgs, host, port, on_job, h, &h->job);
+                break;
+        case HA_ACTION_REINIT:
+                job_begin(h, HA_JOB_REINIT, STEP_REINIT_STOP, dec->target);
+                job_set_next_role(h, HA_ROLE_REPLICA);
+                r = pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job);
+                break;
+        case HA_ACTION_RESTART: {
+                _cleanup_(pg_params_done) PgParams rec = {};
+                const PgStatus *st = pgstatus(h);
+                bool replica = !(st && st->query_ok && !st->in_recovery);
+
+                if (replica && recovery_for(h, dec->target, &rec) < 0)
+                        break;
+                job_begin(h, HA_JOB_RESTART, STEP_RESTART, dec->target);
+                r = pgctl_restart(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job);
+                break;
+        }
+        case HA_ACTION_CANCEL_JOB:
+                h->job = pgctl_job_free(h->job);
+                job_finish(h, -ECANCELED);
+                break;
+        case HA_ACTION_SHUTDOWN_STOP:
+        case HA_ACTION_SHUTDOWN_DETACH:
+        default:
+                break;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to start %s: %m", ha_action_to_string(dec->action));
+                if (h->job_kind != HA_JOB_NONE && !h->job) {
+                        h->job_kind = HA_JOB_NONE;
+                        h->job_step = STEP_NONE;
+                }
+        }
+        ha_act_done(h);
+}
+
+/* ==== REST intents: pending switchover ==== */
+
+static void switch_check(Ha *h) {
+        const char *what = h->switch_failover ? "failed over" : "switched over";
+        const DcsCluster *c = h->cluster;
+        char buf[512];
+
+        if (!h->switch_call || h->switch_deadline == 0)
+                return;
+        if (c && c->revision >= h->switch_revision && h->switch_revision > 0 && c->leader &&
+            !streq_ptr(c->leader, h->switch_from)) {
+                if (!h->switch_to || streq(c->leader, h->switch_to))
+                        snprintf(buf, sizeof buf, "Successfully %s to \"%s\"", what, c->leader);
+                else
+                        snprintf(
+                                buf,
+                                sizeof buf,
+                                "%s over to \"%s\" instead of \"%s\"",
+                                h->switch_failover ? "Failed" : "Switched",
+                                c->leader,
+                                h->switch_to);
+                (void)rest_call_reply_text(h->switch_call, 200, buf);
+        } else if (
+                c && c->revision >= h->switch_revision && h->switch_revision > 0 && !c->has_failover &&
+                c->leader && streq_ptr(c->leader, h->switch_from))
+                /* the leader cleaned the key up without handing over */
+                (void)rest_call_reply_text(
+                        h->switch_call, 503, h->switch_failover ? "Failover failed" : "Switchover failed");
+        else if (now_mono(h) >= h->switch_deadline)
+                (void)rest_call_reply_text(
+                        h->switch_call,
+                        503,
+                        h->switch_failover ? "Failover status unknown" : "Switchover status unknown");
+        else
+                return;
+        h->switch_call = NULL;
+        h->switch_from = mfree(h->switch_from);
+        h->switch_to = mfree(h->switch_to);
+}
+
+/* ==== the tick ==== */
+
+static void decide_and_act(Ha *h) {
+        const Config *c = manager_get_config(h->manager);
+        const PgStatus *st = pgstatus(h);
+        HaFacts f = {};
+        HaDecision dec = {};
+        int r;
+
+        if (h->stopping) {
+                /* the shutdown hook owns PostgreSQL and the leader key now */
+                h->tick_running = false;
+                return;
+        }
+
+        f.now = h->now;
+        f.last_tick = h->last_tick;
+        f.tilt_until = h->tilt_until;
+        f.role = h->role;
+        f.node.name = h->pgs.name;
+        f.node.tags.nofailover = c->tag.nofailover;
+        f.node.tags.nosync = c->tag.nosync;
+        f.node.tags.noloadbalance = c->tag.noloadbalance;
+        f.node.tags.clonefrom = c->tag.clonefrom;
+        f.node.tags.replicatefrom = c->tag.replicatefrom;
+        f.node.watchdog_mode = c->watchdog.mode == WATCHDOG_REQUIRED ? HA_WATCHDOG_REQUIRED
+                : c->watchdog.mode == WATCHDOG_AUTOMATIC             ? HA_WATCHDOG_AUTOMATIC
+                                                                     : HA_WATCHDOG_OFF;
+        f.node.watchdog_usable = !h->watchdog || watchdog_is_healthy(h->watchdog);
+
+        /* local postgres */
+        if (st && st->running) {
+                bool starting = st->pidfile_status && (streq(st->pidfile_status, "starting"));
+                f.pg.state = st->query_ok ? HA_PG_RUNNING : starting ? HA_PG_STARTING : HA_PG_UNKNOWN;
+                if (!st->query_ok && st->probe_error_message &&
+                    strstr(st->probe_error_message, "starting up"))
+                        f.pg.state = HA_PG_STARTING;
+                f.pg.is_primary = st->query_ok && !st->in_recovery;
+                f.pg.timeline = st->timeline;
+                f.pg.wal_received = st->receive_lsn;
+                f.pg.wal_replayed = st->replay_lsn;
+                f.pg.wal_write = st->wal_write_lsn;
+                f.pg.has_sysid = st->query_ok && st->system_identifier;
+                f.pg.sysid = st->system_identifier;
+                f.pg.data_dir = HA_DATA_DIR_VALID;
+                f.pg.pending_restart = st->query_ok && st->pending_restart;
+                f.pg.postmaster_start_time = (uint64_t)st->postmaster_start_epoch;
+        } else {
+                _cleanup_free_ char *ver = pgdata_path(&h->pgs, "PG_VERSION");
+                _cleanup_free_ char *ctl = pgdata_path(&h->pgs, "global/pg_control");
+                f.pg.state = h->start_failed_seen ? HA_PG_CRASHED : HA_PG_STOPPED;
+                if (st && (st->postmaster == POSTMASTER_GONE || st->postmaster == POSTMASTER_ZOMBIE) &&
+                    h->role == HA_ROLE_PRIMARY)
+                        f.pg.state = HA_PG_CRASHED;
+                if (access(h->pgs.data_dir, F_OK) < 0 || access(ver, F_OK) < 0)
+                        f.pg.data_dir = HA_DATA_DIR_EMPTY;
+                else if (access(ctl, F_OK) < 0)
+                        f.pg.data_dir = HA_DATA_DIR_INVALID;
+                else
+                        f.pg.data_dir = HA_DATA_DIR_VALID;
+                if (h->cd_ok) {
+                        f.pg.has_sysid = h->cd_sysid != 0;
+                        f.pg.sysid = h->cd_sysid;
+                        f.pg.timeline = h->cd_timeline;
+                        f.pg.unclean_shutdown = h->cd_unclean;
+                } else if (f.pg.data_dir == HA_DATA_DIR_VALID)
+                        f.pg.data_dir = HA_DATA_DIR_INVALID;
+                if (h->job_step == STEP_BOOTSTRAP || h->job_step == STEP_CLONE)
+                        f.pg.data_dir = HA_DATA_DIR_EMPTY;
+        }
+        f.pg.state_since = st ? (st->running ? st->process_checked_at : st->not_running_since) : 0;
+        f.pg.rewind_usable = h->pgs.use_pg_rewind;
+        f.pg.rewind_failed = h->rewind_failed;
+        f.pg.divergence = HA_DIVERGENCE_UNKNOWN;
+        if (h->cluster && h->cluster->leader && !streq(h->cluster->leader, h->pgs.name)) {
+                const DcsMember *lm = dcs_cluster_find_member(h->cluster, h->cluster->leader);
+                /* Only a leader that finished its promotion (member key role master, checkpoint done)
+                 * advertises the timeline we must compare with. */
+                bool settled = lm && lm->has_timeline && lm->checkpoint_after_promote != 0 &&
+                        (streq_ptr(lm->role, "master") || streq_ptr(lm->role, "primary"));
+                if (settled && !(st && st->running) && h->cd_ok) {
+                        uint32_t leader_tl = (uint32_t)MAX(lm->timeline, h->cluster->history_timeline);
+                        f.pg.divergence = ha_divergence(
+                                h->cd_timeline, h->cd_checkpoint, leader_tl, h->cluster->history);
+                        log_info(
+                                "Timeline check against %s: local timeline %u, end of WAL %" PRIu64
+                                ", leader timeline %" PRIi64 ": %s",
+                                lm->name,
+                                h->cd_timeline,
+                                h->cd_checkpoint,
+                                lm->timeline,
+                                f.pg.divergence == HA_DIVERGENCE_NONE ? "no divergence" : "diverged");
+                } else if (st && st->running && st->query_ok && st->in_recovery)
+                        f.pg.divergence = HA_DIVERGENCE_NONE;
+        }
+
+        f.lease.deadline = h->lease_deadline;
+        f.lease.renew_failed = h->renew_failed;
+
+        f.dcs.config.ttl = ttl_usec(h);
+        f.dcs.config.loop_wait = loop_wait_usec(h);
+        f.dcs.config.retry_timeout = (usec_t)h->dyn.retry_timeout * USEC_PER_SEC;
+        f.dcs.config.maximum_lag_on_failover = (uint64_t)MAX(h->dyn.maximum_lag_on_failover, 0);
+        f.dcs.config.check_timeline = h->dyn.check_timeline;
+        f.dcs.config.synchronous_mode = h->dyn.synchronous_mode != SYNCHRONOUS_MODE_OFF;
+        f.dcs.config.synchronous_mode_strict = h->dyn.synchronous_mode_strict;
+        f.dcs.config.synchronous_node_count = (unsigned)MAX(h->dyn.synchronous_node_count, 0);
+        f.dcs.config.failsafe_mode = h->dyn.failsafe_mode;
+        f.dcs.config.pause = h->dyn.pause;
+        f.dcs.config.primary_start_timeout = (usec_t)MAX(h->dyn.primary_start_timeout, 0) * USEC_PER_SEC;
+        f.dcs.config.primary_stop_timeout = (usec_t)MAX(h->dyn.primary_stop_timeout, 0) * USEC_PER_SEC;
+        f.dcs.config.use_pg_rewind = h->pgs.use_pg_rewind;
+        f.dcs.config.remove_data_directory_on_rewind_failure =
+                h->pgs.remove_data_directory_on_rewind_failure;
+        f.dcs.config.remove_data_directory_on_diverged_timelines =
+                h->pgs.remove_data_directory_on_diverged_timelines;
+        f.dcs.config.has_bootstrap_section = true;
+        f.dcs.bootstrap_won = h->bootstrap_won;
+        f.dcs.unreachable_since = h->dcs_unreachable_since;
+        ha_facts_fill_dcs(&f, h->dcs_ok ? h->cluster : NULL, h->api, h->now, now_real());
+
+        f.job.running = h->job_kind;
+        f.job.since = h->job_since;
+        if (h->job_last_fresh) {
+                f.job.last = h->job_last;
+                f.job.last_failed = h->job_last_failed;
+        }
+        f.shutdown_requested = false;
+        f.reinit_requested = h->reinit_requested;
+        f.restart.requested = h->restart_requested;
+        f.restart.scheduled = h->scheduled_restart;
+        f.restart.scheduled_at = h->scheduled_restart_at;
+        f.restart.filters_match = true;
+
+        /* After releasing the lock ourselves, give the others a moment before racing again. */
+        if (h->dcs_ok && !f.dcs.leader.name && h->release_wait_until > h->now &&
+            h->role != HA_ROLE_PRIMARY) {
+                h->tick_running = false;
+                ha_tick_schedule(h, h->release_wait_until - h->now);
+                return;
+        }
+
+        if (f.dcs.failover.present && h->lock_held) {
+                char reason[HA_MESSAGE_MAX] = "";
+                HaSwitchover v = ha_fsm_switchover_verdict(&f, reason, sizeof reason);
+                if (v != HA_SWITCHOVER_NONE && reason[0])
+                        log_info("%s", reason);
+        }
+        r = ha_fsm_decide(&f, &dec);
+        if (r == -EINVAL) {
+                log_error("HA facts are malformed; skipping this cycle");
+                h->tick_running = false;
+                ha_tick_schedule(h, loop_wait_usec(h));
+                return;
+        }
+        if (r == -ENOENT)
+                log_error("No HA rule matched (bug): fencing");
+        h->job_last_fresh = false;
+        h->last_tick = h->now;
+        h->tilt_until = dec.tilt_until;
+        h->wake_at = dec.wake_at;
+        if (dec.next_role != h->role && (int)dec.next_role >= 0 && dec.comment)
+                log_debug(
+                        "transition from %s to %s: %s",
+                        ha_role_to_string(h->role),
+                        ha_role_to_string(dec.next_role),
+                        dec.comment);
+        if (!streq(dec.message, h->last_message) || dec.action != HA_ACTION_RENEW_LOCK)
+                log_info("%s", dec.message);
+        snprintf(h->last_message, sizeof h->last_message, "%s", dec.message);
+        h->decision = dec;
+        if (!h->ready_released) {
+                h->ready_released = true;
+                manager_ready_release(h->manager);
+        }
+        act(h);
+}
+
+static void gather_done(Ha *h);
+
+static void on_fetch(HttpRequest *req, int error, long status, const char *body, size_t size, void *ud) {
+        Ha *h = ud;
+        size_t i;
+
+        for (i = 0; i < h->n_fetch; i++)
+                if (h->fetch[i] == req)
+                        break;
+        if (i < h->n_fetch) {
+                h->fetch[i] = NULL;
+                if (error < 0 || status != 200 || ha_member_api_parse(body, size, &h->api[i]) < 0)
+                        h->api[i] = (HaMemberApi){.fetch = HA_FETCH_FAILED};
+        }
+        if (--h->pending == 0)
+                decide_and_act(h);
+}
+
+static bool need_fetch(Ha *h) {
+        const DcsCluster *c = h->cluster;
+        const PgStatus *st = pgstatus(h);
+
+        if (!c)
+                return false;
+        if (!c->leader || c->has_failover)
+                return true;
+        if (streq(c->leader, h->pgs.name) && !(st && st->running && st->query_ok))
+                return true;
+        return false;
+}
+
+static void gather_done(Ha *h) {
+        const DcsCluster *c = h->cluster;
+
+        memset(h->api, 0, sizeof h->api);
+        h->n_fetch = 0;
+        if (h->dcs_ok && need_fetch(h)) {
+                h->n_fetch = MIN(c->n_members, (size_t)HA_MEMBERS_MAX);
+                h->pending = 1;
+                for (size_t i = 0; i < h->n_fetch; i++) {
+                        const DcsMember *m = &c->members[i];
+                        HttpRequestOptions o = {
+                                .url = m->api_url,
+                                .timeout = HA_FETCH_TIMEOUT,
+                                .connect_timeout = HA_FETCH_TIMEOUT,
+                                .max_body = 256 * 1024,
+                                .on_done = on_fetch,
+                                .userdata = h,
+                        };
+                        h->fetch[i] = NULL;
+                        if (isempty(m->api_url) || streq(m->name, h->pgs.name)) {
+                                h->api[i].fetch = HA_FETCH_NOT_ASKED;
+                                continue;
+                        }
+                        if (http_client_start(h->http, &o, &h->fetch[i]) >= 0)
+                                h->pending++;
+                        else
+                                h->api[i].fetch = HA_FETCH_FAILED;
+                }
+                if (--h->pending > 0)
+                        return;
+        }
+        decide_and_act(h);
+}
+
+static void gather_step_done(Ha *h) {
+        if (--h->pending == 0)
+                gather_done(h);
+}
+
+static void on_cluster(Dcs *d, int error, const char *message, DcsCluster *cluster, void *ud) {
+        Ha *h = ud;
+
+        if (error < 0) {
+                if (h->dcs_ok || h->dcs_unreachable_since == 0)
+                        h->dcs_unreachable_since = now_mono(h);
+                h->dcs_ok = false;
+                log_warning("Failed to read the cluster from etcd: %s", strna(message));
+        } else {
+                dcs_cluster_free(h->cluster);
+                h->cluster = cluster;
+                h->dcs_ok = true;
+                h->dcs_unreachable_since = 0;
+                h->snap.cluster_valid_until = now_mono(h) + ttl_usec(h);
+                h->snap.dcs_last_seen = now_real() / USEC_PER_SEC;
+                if (cluster->config && cJSON_GetArraySize(cluster->config) > 0)
+                        (void)ha_apply_dynamic(h, cluster->config, true);
+                switch_check(h);
+        }
+        gather_step_done(h);
+}
+
+static void on_controldata(PgCtlJob *job, int r, const char *error, void *userdata) {
+        Ha *h = userdata;
+
+        h->cd_ok = false;
+        if (r >= 0) {
+                const char *out = pgctl_job_output(job);
+                _cleanup_free_ char *sysid = pgctl_controldata_get(out, "Database system identifier");
+                _cleanup_free_ char *tl = pgctl_controldata_get(out, "Latest checkpoint's TimeLineID");
+                _cleanup_free_ char *state = pgctl_controldata_get(out, "Database cluster state");
+                _cleanup_free_ char *loc = pgctl_controldata_get(out, "Latest checkpoint location");
+                _cleanup_free_ char *minrec = pgctl_controldata_get(out, "Minimum recovery ending location");
+                unsigned hi = 0, lo = 0;
+
+                h->cd_ok = sysid != NULL;
+                h->cd_sysid = sysid ? strtoull(sysid, NULL, 10) : 0;
+                h->cd_timeline = tl ? (uint32_t)strtoul(tl, NULL, 10) : 0;
+                h->cd_unclean = state &&
+                        (streq(state, "in production") || streq(state, "shutting down") ||
+                         streq(state, "in crash recovery"));
+                h->cd_checkpoint = 0;
+                /* The end of local WAL: the checkpoint record's end (a shutdown checkpoint record is
+                 * 114 bytes), or the minimum recovery point of a replica when that is later. */
+                if (loc && sscanf(loc, "%X/%X", &hi, &lo) == 2)
+                        h->cd_checkpoint = (((uint64_t)hi << 32) | lo) + 114;
+                if (minrec && sscanf(minrec, "%X/%X", &hi, &lo) == 2)
+                        h->cd_checkpoint = MAX(h->cd_checkpoint, ((uint64_t)hi << 32) | lo);
+        }
+        h->controldata = pgctl_job_free(h->controldata);
+        gather_step_done(h);
+}
+
+static int on_fast_probe(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+        _cleanup_free_ char *path = pgdata_path(&h->pgs, "postmaster.pid"), *text = NULL;
+
+        /* postmaster.pid's status line turns "standby" the moment read-only connections are allowed. */
+        if (h->job_step == STEP_START_REPLICA && !h->pidfile_standby && path &&
+            read_full_file(path, 4096, &text, NULL) >= 0) {
+                _cleanup_(postmaster_pid_file_done) PostmasterPidFile pf = {};
+                if (postmaster_pid_file_parse(text, &pf) >= 0 && streq_ptr(pf.status, "standby") &&
+                    pgctl_pid_alive(pf.pid)) {
+                        h->pidfile_standby = true;
+                        log_debug("PostgreSQL accepts read-only connections");
+                        snapshot_update(h);
+                }
+        }
+        if (h->job_step == STEP_START_REPLICA && !h->pidfile_standby) {
+                (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
+                (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
+        }
+
+        (void)pgmon_probe_now(h->pgmon);
+        return 0;
+}
+
+static void on_probe(PgMon *m, const PgStatus *status, void *userdata) {
+        Ha *h = userdata;
+
+        /* While PostgreSQL starts, probe often so the REST API reports it running as soon as it is. */
+        if (h->job_step == STEP_START_REPLICA || h->job_step == STEP_RESTART) {
+                (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
+                (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
+        }
+
+        snapshot_update(h);
+        if (h->waiting_probe) {
+                h->waiting_probe = false;
+                gather_step_done(h);
+        }
+}
+
+static void tick_start(Ha *h) {
+        _cleanup_free_ char *ctl = NULL;
+        const PgStatus *st;
+
+        if (h->stopping)
+                return;
+        if (h->tick_running) {
+                h->tick_again = true;
+                return;
+        }
+        h->tick_running = true;
+        h->tick_again = false;
+        h->now = now_mono(h);
+        h->snap.next_run = h->now + loop_wait_usec(h);
+        if (!h->job)
+                pg_settings_rebuild(h);
+        h->pending = 1;
+        if (dcs_get_cluster(h->dcs, on_cluster, h) >= 0)
+                h->pending++;
+        else
+                h->dcs_ok = false;
+        if (pgmon_probe_now(h->pgmon) >= 0) {
+                h->waiting_probe = true;
+                h->pending++;
+        }
+        st = pgstatus(h);
+        ctl = pgdata_path(&h->pgs, "global/pg_control");
+        if (!h->job && !(st && st->running) && ctl && access(ctl, F_OK) >= 0 && !h->controldata &&
+            pgctl_controldata(h->event, &h->pgs, on_controldata, h, &h->controldata) >= 0)
+                h->pending++;
+        else if (!(st && st->running) && (!ctl || access(ctl, F_OK) < 0))
+                h->cd_ok = false;
+        gather_step_done(h);
+}
+
+static void ha_act_done(Ha *h) {
+        usec_t delay = loop_wait_usec(h);
+
+        if (h->stopping) {
+                h->tick_running = false;
+                return;
+        }
+
+        touch_member(h);
+        snapshot_update(h);
+        if (h->lock_held)
+                maintain_slots(h);
+        h->tick_running = false;
+        if (h->wake_at > 0 && h->wake_at > h->now)
+                delay = MIN(delay, h->wake_at - h->now);
+        if (h->tick_again)
+                delay = 0;
+        ha_tick_schedule(h, delay);
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        tick_start(userdata);
+        return 0;
+}
+
+static void ha_tick_schedule(Ha *h, usec_t delay) {
+        usec_t now = now_mono(h), next;
+        uint64_t cur = 0;
+
+        if (h->stopping)
+                return;
+        if (h->tick_running) {
+                if (delay == 0)
+                        h->tick_again = true;
+                return;
+        }
+        next = now + delay;
+        if (sd_event_source_get_enabled(h->tick_timer, NULL) > 0 &&
+            sd_event_source_get_time(h->tick_timer, &cur) >= 0 && cur <= next)
+                return;
+        (void)sd_event_source_set_time(h->tick_timer, next);
+        (void)sd_event_source_set_enabled(h->tick_timer, SD_EVENT_ONESHOT);
+}
+
+static void on_wake(Dcs *d, DcsWakeReason reason, void *userdata) {
+        Ha *h = userdata;
+
+        if (reason == DCS_WAKE_LEADER || reason == DCS_WAKE_CONFIG || reason == DCS_WAKE_RESYNC)
+                ha_tick_schedule(h, 0);
+}
+
+/* ==== REST intents ==== */
+
+static void on_intent_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        if (!h->switch_call)
+                return;
+        if (error < 0) {
+                (void)rest_call_reply_text(
+                        h->switch_call,
+                        503,
+                        h->switch_failover ? "failed to write failover key into DCS"
+                                           : "failed to write switchover key into DCS");
+                h->switch_call = NULL;
+                return;
+        }
+        h->switch_revision = res ? res->revision : 0;
+        if (h->switch_deadline == 0) {
+                (void)rest_call_reply_text(
+                        h->switch_call,
+                        202,
+                        h->switch_failover ? "Failover scheduled" : "Switchover scheduled");
+                h->switch_call = NULL;
+                return;
+        }
+        ha_tick_schedule(h, 0);
+}
+
+typedef struct ConfigWrite {
+        Ha *h;
+        RestCall *call;
+        cJSON *config;
+        bool put;
+} ConfigWrite;
+
+static void on_config_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        ConfigWrite *w = ud;
+        Ha *h = w->h;
+
+        if (w->call) {
+                if (error < 0)
+                        (void)rest_call_reply_error(w->call, w->put ? 502 : 503);
+                else if (res && !res->succeeded)
+                        (void)rest_call_reply_error(w->call, 409);
+                else {
+                        (void)rest_call_reply_json(w->call, 200, w->config);
+                        (void)ha_apply_dynamic(h, w->config, true);
+                }
+        }
+        cJSON_Delete(w->config);
+        free(w);
+        ha_tick_schedule(h, 0);
+}
+
+static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
+        bool failover = in->kind == REST_INTENT_FAILOVER;
+        const char *action = failover ? "failover" : "switchover";
+        const DcsCluster *c = h->cluster;
+        _cleanup_(cJSON_Deletep) cJSON *fo = NULL;
+        char buf[256];
+        bool others = false;
+
+        if (h->switch_call) {
+                (void)rest_call_reply_text(call, 503, "Switchover already in progress");
+                return;
+        }
+        if (!c) {
+                (void)rest_call_reply_text(call, 503, "Cluster is not reachable");
+                return;
+        }
+        if (in->scheduled_at == 0) {
+                if (in->leader && !streq_ptr(in->leader, c->leader)) {
+                        (void)rest_call_reply_text(call, 412, "leader name does not match");
+                        return;
+                }
+                if (in->candidate && !dcs_cluster_find_member(c, in->candidate)) {
+                        (void)rest_call_reply_text(call, 412, "candidate does not exists");
+                        return;
+                }
+                for (size_t i = 0; i < c->n_members; i++)
+                        if (!streq_ptr(c->members[i].name, c->leader))
+                                others = true;
+                if (!others) {
+                        snprintf(
+                                buf,
+                                sizeof buf,
+                                "%s is not possible: cluster does not have members except leader",
+                                failover ? "failover" : "switchover");
+                        (void)rest_call_reply_text(call, 412, buf);
+                        return;
+                }
+                if (in->candidate) {
+                        /* Health is the leader's call (it checks the candidate's GET /patroni). */
+                        if (streq_ptr(in->candidate, c->leader)) {
+                                snprintf(
+                                        buf,
+                                        sizeof buf,
+                                        "%s is not possible: no good candidates have been found",
+                                        failover ? "failover" : "switchover");
+                                (void)rest_call_reply_text(call, 412, buf);
+                                return;
+                        }
+                }
+        }
+        fo = cJSON_CreateObject();
+        if (in->leader)
+                (void)json_add_string(fo, "leader", in->leader);
+        if (in->candidate)
+                (void)json_add_string(fo, "member", in->candidate);
+        if (in->scheduled_at) {
+                char ts[64];
+                time_t t = (time_t)(in->scheduled_at / USEC_PER_SEC);
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+                snprintf(buf, sizeof buf, "%s.%06u+00:00", ts, (unsigned)(in->scheduled_at % USEC_PER_SEC));
+                (void)json_add_string(fo, "scheduled_at", buf);
+        }
+        if (dcs_write_failover(h->dcs, fo, 0, on_intent_write, h) < 0) {
+                snprintf(buf, sizeof buf, "failed to write %s key into DCS", action);
+                (void)rest_call_reply_text(call, 503, buf);
+                return;
+        }
+        h->switch_call = call;
+        h->switch_revision = 0;
+        h->switch_failover = failover;
+        free(h->switch_from);
+        h->switch_from = c->leader ? strdup(c->leader) : NULL;
+        free(h->switch_to);
+        h->switch_to = in->candidate ? strdup(in->candidate) : NULL;
+        h->switch_deadline =
+                in->scheduled_at ? 0 : now_mono(h) + 2 * (usec_t)MAX(10, h->dyn.loop_wait) * USEC_PER_SEC;
+}
+
+static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) {
+        Ha *h = userdata;
+        char buf[256];
+
+        switch (in->kind) {
+        case REST_INTENT_SWITCHOVER:
+        case REST_INTENT_FAILOVER:
+                switchover_intent(h, call, in);
+                break;
+        case REST_INTENT_SWITCHOVER_CANCEL:
+                if (!h->cluster || !h->cluster->has_failover || isempty(h->cluster->failover_scheduled_at)) {
+                        (void)rest_call_reply_text(call, 404, "no switchover is scheduled");
+                        break;
+                }
+                if (dcs_write_failover(h->dcs, NULL, h->cluster->failover_revision, NULL, NULL) < 0)
+                        (void)rest_call_reply_error(call, 409);
+                else
+                        (void)rest_call_reply_text(call, 200, "scheduled switchover deleted");
+                break;
+        case REST_INTENT_RESTART:
+                if (in->scheduled_at) {
+                        if (h->scheduled_restart) {
+                                (void)rest_call_reply_text(
+                                        call, 409, "Another restart is already scheduled");
+                                break;
+                        }
+                        h->scheduled_restart = true;
+                        h->scheduled_restart_at = now_mono(h) +
+                                (in->scheduled_at > now_real() ? in->scheduled_at - now_real() : 0);
+                        (void)rest_call_reply_text(call, 202, "Restart scheduled");
+                        break;
+                }
+                if (h->job_kind != HA_JOB_NONE) {
+                        snprintf(buf, sizeof buf, "%s already in progress", ha_job_to_string(h->job_kind));
+                        (void)rest_call_reply_text(call, 503, buf);
+                        break;
+                }
+                if (h->restart_call) {
+                        (void)rest_call_reply_text(call, 503, "restart already in progress");
+                        break;
+                }
+                /* answered when the restart job ends (or the tick refuses it) */
+                h->restart_requested = true;
+                h->restart_call = call;
+                ha_tick_schedule(h, 0);
+                break;
+        case REST_INTENT_RESTART_CANCEL:
+                if (!h->scheduled_restart)
+                        (void)rest_call_reply_text(call, 404, "no restarts are scheduled");
+                else {
+                        h->scheduled_restart = false;
+                        (void)rest_call_reply_text(call, 200, "scheduled restart deleted");
+                }
+                break;
+        case REST_INTENT_RELOAD:
+                (void)rest_call_reply_text(call, 202, "reload scheduled");
+                (void)manager_reload(h->manager);
+                break;
+        case REST_INTENT_REINITIALIZE:
+                if (h->job_kind != HA_JOB_NONE && !in->force) {
+                        snprintf(buf, sizeof buf, "%s already in progress", ha_job_to_string(h->job_kind));
+                        (void)rest_call_reply_text(call, 503, buf);
+                        break;
+                }
+                if (in->force)
+                        h->job = pgctl_job_free(h->job), h->job_kind = HA_JOB_NONE, h->job_step = STEP_NONE;
+                h->reinit_requested = true;
+                (void)rest_call_reply_text(call, 200, "reinitialize started");
+                ha_tick_schedule(h, 0);
+                break;
+        case REST_INTENT_CONFIG_PATCH:
+        case REST_INTENT_CONFIG_PUT: {
+                bool put = in->kind == REST_INTENT_CONFIG_PUT;
+                const cJSON *cfg = put ? in->body : in->config;
+                ConfigWrite *w;
+
+                if (!cfg) {
+                        (void)rest_call_reply_error(call, 400);
+                        break;
+                }
+                if (!put && !in->config_changed) {
+                        (void)rest_call_reply_json(call, 200, cfg);
+                        break;
+                }
+                w = new0(ConfigWrite, 1);
+                if (!w || !(w->config = cJSON_Duplicate(cfg, true))) {
+                        free(w);
+                        (void)rest_call_reply_error(call, 503);
+                        break;
+                }
+                w->h = h;
+                w->call = call;
+                w->put = put;
+                if (dcs_set_config(
+                            h->dcs,
+                            w->config,
+                            put || !h->cluster ? 0 : h->cluster->config_revision,
+                            on_config_write,
+                            w) < 0) {
+                        cJSON_Delete(w->config);
+                        free(w);
+                        (void)rest_call_reply_error(call, 503);
+                }
+                break;
+        }
+        case REST_INTENT_FAILSAFE:
+                (void)rest_call_reply_text(call, 200, "Accepted");
+                break;
+        default:
+                (void)rest_call_reply_error(call, 501);
+        }
+}
+
+static void intent_cancel(void *userdata, RestCall *call) {
+        Ha *h = userdata;
+
+        if (h->switch_call == call)
+                h->switch_call = NULL;
+        if (h->restart_call == call)
+                h->restart_call = NULL;
+}
+
+static const RestIntentHandler intent_handler = {
+        .submit = intent_submit,
+        .cancel = intent_cancel,
+};
+
+/* ==== shutdown ==== */
+
+static void shutdown_finish(Ha *h, int r) {
+        ManagerDoneFunc done = h->done;
+
+        h->done = NULL;
+        if (done)
+                done(h->done_cookie, r);
+}
+
+static void on_member_deleted(EtcdClient *c, int error, const char *message, const cJSON *reply, void *ud) {
+        shutdown_finish(ud, 0);
+}
+
+static void shutdown_delete_member(Ha *h) {
+        _cleanup_free_ char *key = NULL, *suffix = NULL;
+
+        dcs_lease_stop(h->dcs);
+        if (!h->dcs_ok) {
+                /* etcd did not answer the last read: do not hold the shutdown up for its timeout; the
+                 * member key expires with our lease. */
+                shutdown_finish(h, 0);
+                return;
+        }
+        if (asprintf(&suffix, "members/%s", h->pgs.name) < 0 || dcs_key(h->dcs, suffix, &key) < 0 ||
+            etcd_delete(h->etcd, key, NULL, on_member_deleted, h, NULL) < 0)
+                shutdown_finish(h, 0);
+}
+
+static void
+on_shutdown_release(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        if (error < 0)
+                log_warning("Failed to delete the leader key: %s", strna(message));
+        else
+                log_info("Leader key released");
+        lock_dropped(h);
+        shutdown_delete_member(h);
+}
+
+static void on_shutdown_stop(PgCtlJob *job, int r, const char *error, void *userdata) {
+        Ha *h = userdata;
+
+        h->job = pgctl_job_free(h->job);
+        if (r < 0) {
+                log_error("PostgreSQL shutdown failed, leader key not removed.");
+                shutdown_finish(h, r);
+                return;
+        }
+        if (h->watchdog)
+                watchdog_disable(h->watchdog);
+        if (h->lock_held && dcs_leader_delete(h->dcs, on_shutdown_release, h) >= 0)
+                return;
+        shutdown_delete_member(h);
+}
+
+static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *userdata) {
+        Ha *h = userdata;
+        const PgStatus *st = pgstatus(h);
+        bool primary = st && st->running && st->query_ok && !st->in_recovery;
+
+        h->stopping = true;
+        h->done = done;
+        h->done_cookie = cookie;
+        (void)sd_event_source_set_enabled(h->tick_timer, SD_EVENT_OFF);
+        if (h->switch_call) {
+                (void)rest_call_reply_text(h->switch_call, 503, "Switchover status unknown");
+                h->switch_call = NULL;
+        }
+        if (h->restart_call) {
+                (void)rest_call_reply_text(h->restart_call, 503, "restart failed");
+                h->restart_call = NULL;
+        }
+        if (h->dyn.pause) {
+                log_info("Leader key is not deleted and Postgresql is not stopped due paused state");
+                if (h->watchdog)
+                        watchdog_disable(h->watchdog);
+                shutdown_finish(h, 0);
+                return 0;
+        }
+        h->job = pgctl_job_free(h->job);
+        h->job_kind = HA_JOB_NONE;
+        if (pgctl_stop(h->event, &h->pgs, PG_STOP_FAST, primary, on_shutdown_stop, h, &h->job) < 0)
+                on_shutdown_stop(NULL, 0, NULL, h);
+        return 0;
+}
+
+static int on_reload(Manager *m, const Config *old, const Config *new_config, void *userdata) {
+        Ha *h = userdata;
+        _cleanup_(pg_params_done) PgParams rec = {};
+        const PgStatus *st = pgstatus(h);
+
+        pg_settings_rebuild(h);
+        watchdog_apply(h);
+        (void)snapshot_set_tags_from_config(&h->snap, new_config->tags);
+        if (!h->job && st && st->running) {
+                bool replica = !st->query_ok || st->in_recovery;
+                char target[HA_NAME_MAX] = "";
+                if (replica && h->cluster && h->cluster->leader)
+                        snprintf(target, sizeof target, "%s", h->cluster->leader);
+                if (replica)
+                        (void)recovery_for(h, target, &rec);
+                job_begin(h, HA_JOB_RESTART, STEP_NONE, target);
+                if (pgctl_reload(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job) < 0)
+                        h->job_kind = HA_JOB_NONE;
+        }
+        ha_tick_schedule(h, 0);
+        return 0;
+}
+
+/* ==== construction ==== */
+
+static int derive_start_role(Ha *h) {
+        _cleanup_free_ char *ver = pgdata_path(&h->pgs, "PG_VERSION");
+        _cleanup_free_ char *sig = pgdata_path(&h->pgs, "standby.signal");
+        pid_t pid;
+
+        if (!ver || access(ver, F_OK) < 0)
+                return HA_ROLE_UNINITIALIZED;
+        if (pgctl_postmaster_pid(h->pgs.data_dir, &pid) > 0)
+                return sig && access(sig, F_OK) >= 0 ? HA_ROLE_REPLICA : HA_ROLE_PRIMARY;
+        return sig && access(sig, F_OK) >= 0 ? HA_ROLE_REPLICA : HA_ROLE_DEMOTED;
+}
+
+static char *join_url(const char *scheme, const ConfigAddress *a, const char *path) {
+        char *s = NULL;
+        bool v6 = a->first_host && strchr(a->first_host, ':');
+
+        if (asprintf(
+                    &s,
+                    "%s://%s%s%s:%u%s",
+                    scheme,
+                    v6 ? "[" : "",
+                    strna(a->first_host ?: a->host),
+                    v6 ? "]" : "",
+                    a->port,
+                    path) < 0)
+                return NULL;
+        return s;
+}
+
+int ha_new(Manager *m, Ha **ret) {
+        _cleanup_(ha_freep) Ha *h = NULL;
+        const Config *c = manager_get_config(m);
+        _cleanup_(rest_server_options_done) RestServerOptions ro = {};
+        _cleanup_free_ char *cache_text = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *cached = NULL;
+        char *single[2] = {};
+        int r;
+
+        h = new0(Ha, 1);
+        if (!h)
+                return log_oom();
+        h->manager = m;
+        h->event = manager_get_event(m);
+        h->decision.advertise_role = _HA_ROLE_INVALID;
+        r = dynamic_config_init(&h->dyn);
+        if (r < 0)
+                return log_oom();
+
+        if (asprintf(&h->dyn_cache_path, "%s/patroni.dynamic.json", c->postgresql.data_dir) < 0)
+                return log_oom();
+        /* bootstrap.dcs first; the cached copy of the etcd config wins over it; etcd wins over both. */
+        (void)ha_apply_dynamic(h, c->bootstrap.dcs, false);
+        if (read_full_file(h->dyn_cache_path, 1024 * 1024, &cache_text, NULL) >= 0 &&
+            json_parse_string(cache_text, &cached) >= 0)
+                (void)ha_apply_dynamic(h, cached, false);
+        if (!h->pgs.name) {
+                pg_settings_rebuild(h);
+                if (!h->pgs.name)
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid PostgreSQL settings");
+        }
+
+        h->conn_url = join_url("postgres", &c->postgresql.connect_address, "/postgres");
+        h->api_url =
+                join_url(c->restapi.certfile ? "https" : "http", &c->restapi.connect_address, "/patroni");
+        if (!h->conn_url || !h->api_url)
+                return log_oom();
+        if (c->postgresql.database) {
+                free(h->conn_url);
+                if (asprintf(
+                            &h->conn_url,
+                            "postgres://%s:%u/%s",
+                            c->postgresql.connect_address.first_host,
+                            c->postgresql.connect_address.port,
+                            c->postgresql.database) < 0)
+                        return log_oom();
+        }
+
+        /* etcd */
+        {
+                EtcdClientOptions eo = {
+                        .protocol = c->etcd.protocol,
+                        .username = c->etcd.username,
+                        .password = c->etcd.password,
+                        .cacert = c->etcd.cacert,
+                        .cert = c->etcd.cert,
+                        .key = c->etcd.key,
+                        .request_timeout = (usec_t)MAX(h->dyn.retry_timeout, 1) * USEC_PER_SEC,
+                        .use_proxies = c->etcd.use_proxies,
+                        .priority = PGHA_PRIORITY_DCS,
+                };
+                if (c->etcd.hosts)
+                        eo.endpoints = c->etcd.hosts;
+                else {
+                        single[0] = c->etcd.url ?: c->etcd.host;
+                        eo.endpoints = single;
+                }
+                r = etcd_client_new(h->event, &eo, &h->etcd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create the etcd client: %m");
+        }
+        {
+                DcsOptions dopt = {
+                        .namespace = c->namespace,
+                        .scope = c->scope,
+                        .name = c->name,
+                        .ttl = (unsigned)h->dyn.ttl,
+                        .priority = PGHA_PRIORITY_LEASE,
+                };
+                r = dcs_new(h->event, h->etcd, &dopt, &h->dcs);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the DCS: %m");
+        }
+        r = http_client_new(h->event, PGHA_PRIORITY_HA, &h->http);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the HTTP client: %m");
+
+        /* PostgreSQL monitoring */
+        h->socket_dir = pgconf_local_host(&h->pgs);
+        {
+                PgMonConfig pc = {
+                        .data_dir = h->pgs.data_dir,
+                        .conn =
+                                {
+                                        .host = h->socket_dir && h->socket_dir[0] == '/' ? h->socket_dir
+                                                                                         : NULL,
+                                        .hostaddr = h->socket_dir && h->socket_dir[0] != '/' ? h->socket_dir
+                                                                                             : NULL,
+                                        .port = h->pgs.port,
+                                        .user = h->pgs.superuser.username,
+                                        .password = h->pgs.superuser.password,
+                                        .dbname = h->pgs.database,
+                                        .description = "pgmon",
+                                        /* reconnect soon after a (re)start: the REST API reports from the
+                                           probe */
+                                        .backoff_min = 5 * USEC_PER_MSEC,
+                                        .backoff_max = 20 * USEC_PER_MSEC,
+                                },
+                        .interval = loop_wait_usec(h),
+                };
+                r = pgmon_new(h->event, &pc, on_probe, h, &h->pgmon);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up PostgreSQL monitoring: %m");
+                pc.conn.description = "pg-slots";
+                r = pgconn_new(h->event, &pc.conn, &h->conn);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the PostgreSQL connection: %m");
+        }
+        r = callback_runner_new(h->event, &h->pgs, &h->callbacks);
+        if (r < 0)
+                log_warning_errno(r, "Callbacks disabled: %m");
+
+        watchdog_apply(h);
+
+        /* snapshot + REST */
+        h->snap.scope = strdup(c->scope);
+        h->snap.name = strdup(c->name);
+        h->snap.version = strdup(PGHA_COMPAT_VERSION);
+        h->snap.state = strdup("stopped");
+        (void)snapshot_set_tags_from_config(&h->snap, c->tags);
+        r = rest_server_options_from_config(c, &ro);
+        if (r < 0)
+                return log_error_errno(r, "Invalid restapi settings: %m");
+        ro.leader_checks_need_postgres = true;
+        r = rest_server_new(h->event, &ro, &h->snap, &h->rest);
+        if (r < 0)
+                return r;
+        rest_server_set_intent_handler(h->rest, &intent_handler, h);
+
+        /* timers */
+        r = sd_event_add_time(h->event, &h->tick_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_tick, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HA timer: %m");
+        (void)sd_event_source_set_priority(h->tick_timer, PGHA_PRIORITY_HA);
+        (void)sd_event_source_set_description(h->tick_timer, "ha-tick");
+        r = sd_event_add_time(h->event, &h->deadline_timer, CLOCK_MONOTONIC, 0, 1, on_deadline, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the lease deadline timer: %m");
+        (void)sd_event_source_set_priority(h->deadline_timer, PGHA_PRIORITY_LEASE - 100);
+        (void)sd_event_source_set_description(h->deadline_timer, "ha-lease-deadline");
+        (void)sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_OFF);
+
+        r = sd_event_add_time_relative(h->event, &h->probe_timer, CLOCK_MONOTONIC, 0, 1, on_fast_probe, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the probe timer: %m");
+        (void)sd_event_source_set_priority(h->probe_timer, PGHA_PRIORITY_HA);
+        (void)sd_event_source_set_description(h->probe_timer, "ha-fast-probe");
+        (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_OFF);
+
+        r = sd_event_add_time_relative(h->event, &h->lease_watch, CLOCK_MONOTONIC, 0, 1, on_lease_watch, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the lease watch timer: %m");
+        (void)sd_event_source_set_priority(h->lease_watch, PGHA_PRIORITY_LEASE);
+        (void)sd_event_source_set_description(h->lease_watch, "ha-lease-watch");
+
+        h->role = derive_start_role(h);
+        log_info("Starting as %s", ha_role_to_string(h->role));
+
+        r = dcs_lease_start(h->dcs, on_lease, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the etcd lease: %m");
+        r = dcs_watch_start(h->dcs, 0, 0, on_wake, h);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start the etcd watch: %m");
+        r = pgmon_start(h->pgmon);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start PostgreSQL monitoring: %m");
+
+        r = manager_add_reload_hook(m, "ha", on_reload, h, &h->reload_hook);
+        if (r < 0)
+                return r;
+        r = manager_add_shutdown_hook(m, "ha", PGHA_SHUTDOWN_ORDER_HA, on_shutdown, h, &h->shutdown_hook);
+        if (r < 0)
+                return r;
+        manager_ready_hold(m);
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
+Ha *ha_free(Ha *h) {
+        if (!h)
+                return NULL;
+        for (size_t i = 0; i < h->n_fetch; i++)
+                if (h->fetch[i])
+                        http_request_cancel(h->fetch[i]);
+        h->job = pgctl_job_free(h->job);
+        h->controldata = pgctl_job_free(h->controldata);
+        h->reload_hook = manager_hook_free(h->reload_hook);
+        h->shutdown_hook = manager_hook_free(h->shutdown_hook);
+        h->rest = rest_server_free(h->rest);
+        h->tick_timer = sd_event_source_disable_unref(h->tick_timer);
+        h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
+        h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
+        h->lease_watch = sd_event_source_disable_unref(h->lease_watch);
+        h->pgmon = pgmon_free(h->pgmon);
+        h->conn = pgconn_free(h->conn);
+        h->callbacks = callback_runner_free(h->callbacks);
+        h->dcs = dcs_free(h->dcs);
+        h->etcd = etcd_client_free(h->etcd);
+        h->http = http_client_free(h->http);
+        h->watchdog = watchdog_free(h->watchdog);
+        h->cluster = dcs_cluster_free(h->cluster);
+        snapshot_done(&h->snap);
+        pg_settings_done(&h->pgs);
+        dynamic_config_done(&h->dyn);
+        free(h->dyn_text);
+        free(h->dyn_cache_path);
+        free(h->conn_url);
+        free(h->api_url);
+        free(h->socket_dir);
+        free(h->following);
+        free(h->switch_from);
+        free(h->switch_to);
+        free(h->member_last);
+        free(h->slots_done);
+        free(h);
+        return NULL;
+}

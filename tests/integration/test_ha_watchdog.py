@@ -1,0 +1,105 @@
+"""The watchdog under pghad with Patroni's `driver: testing` (a FIFO that records every activation,
+keep-alive and close): armed with timeout ttl - safety_margin when the node takes the leader key, fed
+from the lease renewal (so never while the daemon is frozen), and a required watchdog that cannot be used
+keeps the node from ever taking the leader key."""
+import os
+import re
+import signal
+import threading
+import time
+
+import pgha_cluster as pc
+import pgha_testlib as lib
+
+TIMINGS = {"ttl": 20, "loop_wait": 1, "retry_timeout": 2}
+
+
+class FifoReader(threading.Thread):
+    """Holds the read end of the watchdog FIFO open and records (monotonic time, bytes) per read."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        os.mkfifo(path, 0o666)
+        os.chmod(path, 0o666)
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.events = []
+        self.stopping = False
+
+    def run(self):
+        while not self.stopping:
+            try:
+                data = os.read(self.fd, 4096)
+            except BlockingIOError:
+                data = b""
+            if data:
+                self.events.append((time.monotonic(), data.decode(errors="replace")))
+            else:
+                time.sleep(0.02)
+
+    def text(self):
+        return "".join(d for _, d in self.events)
+
+    @staticmethod
+    def _pings(data):
+        return re.sub(r"Ctimeout=\d+\n", "", data).count("1")
+
+    def pings(self):
+        return self._pings(self.text())
+
+    def pings_between(self, start, end):
+        return sum(self._pings(d) for t, d in self.events if start <= t <= end)
+
+    def stop(self):
+        self.stopping = True
+        self.join(2)
+        os.close(self.fd)
+
+
+def make_cluster(workdir, device, mode="required"):
+    return pc.Cluster(workdir, n=1, timings=TIMINGS,
+                      local_extra={"watchdog": {"mode": mode, "driver": "testing", "device": device,
+                                                "safety_margin": 5}})
+
+
+def test_watchdog_armed_with_ttl_minus_margin_and_not_fed_while_frozen(workdir):
+    fifo = FifoReader(os.path.join(workdir, "watchdog.fifo"))
+    fifo.start()
+    c = make_cluster(workdir, fifo.path)
+    try:
+        c.start()
+        leader = c.wait_for_leader(60)
+        lib.wait_until(lambda: "Ctimeout=15\n" in fifo.text(), 10, what="watchdog activation")
+        lib.wait_until(lambda: fifo.pings() >= 2, 30, what="keep-alives")
+        # Freeze the daemon only (PostgreSQL keeps running): no keep-alive may reach the device.
+        leader.process.proc.send_signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        time.sleep(3 * TIMINGS["loop_wait"] + 1)  # a span long enough for several renewals, by design
+        woke = time.monotonic()
+        leader.process.proc.send_signal(signal.SIGCONT)
+        assert fifo.pings_between(frozen_at + 0.1, woke) == 0, fifo.events
+        lib.wait_until(lambda: fifo.pings_between(woke, time.monotonic()) >= 1, 15,
+                       what="keep-alives after waking")
+        assert c.leader_key() == leader.name
+    finally:
+        c.stop()
+        fifo.stop()
+    # a clean stop closes the device with the magic character
+    assert fifo.text().endswith("V"), fifo.text()[-20:]
+
+
+def test_required_watchdog_without_device_never_takes_the_lock(workdir):
+    c = make_cluster(workdir, os.path.join(workdir, "no-such-watchdog"))
+    try:
+        c.start()
+        node = c.nodes[0]
+        lib.wait_until(lambda: node.api("/patroni")[0] in (200, 503), 30, what="REST API up")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert c.leader_key() is None, "a node whose required watchdog cannot work took the lock"
+            assert not node.is_writable_primary() or c.leader_key() is None
+            time.sleep(0.2)
+        status, body = node.api("/patroni")
+        assert isinstance(body, dict) and body.get("watchdog_failed") is True, body
+    finally:
+        c.stop()
