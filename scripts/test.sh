@@ -30,5 +30,8 @@ for target in build-fuzz/fuzz_*; do
     "$target" -max_total_time=15 -max_len=65536 "build-fuzz/corpus/$(basename "$target")" 2>&1 | tail -n 1
 done
 
+echo "== benchmark smoke (bench/: one round, crash scenario, pgha and Patroni side by side)"
+PGHA_BUILD_DIR="$PWD/build" /usr/bin/python3 bench/bench.py --smoke
+
 echo "== integration tests (real etcd, PostgreSQL 15, HAProxy on 127.0.0.1)"
 ctest --test-dir build -L integration --output-on-failure -j2
