@@ -322,3 +322,57 @@ class PgTestServer:
                 self.child.kill()
                 self.child.wait(10)
             self.child = None
+
+
+# ---- etcd helpers (added by the etcd module's tests) ----
+
+def b64(s):
+    """Standard padded base64 of a str, as the etcd v3 JSON gateway wants keys and values."""
+    import base64
+    return base64.b64encode(s.encode()).decode()
+
+
+def unb64(s):
+    import base64
+    return base64.b64decode(s).decode()
+
+
+def etcd_get_prefix(server, prefix):
+    """{key: (value, lease)} of every key under prefix, read through server's v3 gateway."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    reply = server.v3("kv/range", {"key": b64(prefix), "range_end": b64(end)})
+    return {unb64(kv["key"]): (unb64(kv.get("value", "")), int(kv.get("lease", "0")))
+            for kv in reply.get("kvs", [])}
+
+
+class EtcdCluster:
+    """A 3-member etcd cluster on 127.0.0.1 (each member an Etcd-like object with .endpoint, .process)."""
+
+    def __init__(self, workdir, size=3):
+        self.workdir = workdir
+        self.members = [Etcd(workdir, name=f"etcd{i + 1}") for i in range(size)]
+
+    @property
+    def endpoints(self):
+        return [m.endpoint for m in self.members]
+
+    def start(self, timeout=60.0):
+        initial = ",".join(f"{m.name}=http://127.0.0.1:{m.peer_port}" for m in self.members)
+        for m in self.members:
+            client = m.url
+            peer = f"http://127.0.0.1:{m.peer_port}"
+            argv = ["etcd", "--name", m.name, "--data-dir", m.data_dir,
+                    "--listen-client-urls", client, "--advertise-client-urls", client,
+                    "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                    "--initial-cluster", initial, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", f"pgha-test-{self.members[0].client_port}",
+                    "--heartbeat-interval", "50", "--election-timeout", "500",
+                    "--logger", "zap", "--log-outputs", "stderr"]
+            m.process = Process(argv, os.path.join(self.workdir, f"{m.name}.log"))
+        for m in self.members:
+            wait_until(m.healthy, timeout, what=f"etcd member {m.endpoint} healthy")
+        return self
+
+    def stop(self):
+        for m in self.members:
+            m.stop()
