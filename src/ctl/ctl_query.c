@@ -263,7 +263,10 @@ int ctl_run_query(Ctl *c, int argc, char **argv) {
                         if (*p == '\n')
                                 *p = ' ';
                 print_error_row(format, delimiter, msg);
-                fprintf(stderr, "Error: %s", PQerrorMessage(conn));
+                {
+                        const char *e = PQerrorMessage(conn);
+                        fprintf(stderr, "Error: %.*s\n", (int)strcspn(e, "\n"), e);
+                }
                 return -EIO;
         }
         if (PQresultStatus(res) == PGRES_COMMAND_OK)
