@@ -75,7 +75,13 @@ int ctl_conn_url_parse(const char *url, char **ret_host, unsigned *ret_port, cha
 
 bool ctl_role_valid(const char *role) {
         static const char *const roles[] = {
-                "leader", "primary", "standby-leader", "replica", "standby", "any", "master",
+                "leader",
+                "primary",
+                "standby-leader",
+                "replica",
+                "standby",
+                "any",
+                "master",
         };
         for (size_t i = 0; role && i < ELEMENTSOF(roles); i++)
                 if (streq(role, roles[i]))
@@ -109,7 +115,7 @@ static bool value_is_true(const cJSON *v) {
         if (cJSON_IsString(v)) {
                 const char *s = v->valuestring;
                 return strcasecmp(s, "true") == 0 || strcasecmp(s, "on") == 0 || strcasecmp(s, "yes") == 0 ||
-                       streq(s, "1");
+                        streq(s, "1");
         }
         return false;
 }
@@ -137,9 +143,10 @@ static bool is_standby_cluster(const DcsCluster *c) {
         if (!c->config || c->config_revision <= 0)
                 return false;
         s = cJSON_GetObjectItemCaseSensitive(c->config, "standby_cluster");
-        return cJSON_IsObject(s) && (truthy(cJSON_GetObjectItemCaseSensitive(s, "host")) ||
-                                     truthy(cJSON_GetObjectItemCaseSensitive(s, "port")) ||
-                                     truthy(cJSON_GetObjectItemCaseSensitive(s, "restore_command")));
+        return cJSON_IsObject(s) &&
+                (truthy(cJSON_GetObjectItemCaseSensitive(s, "host")) ||
+                 truthy(cJSON_GetObjectItemCaseSensitive(s, "port")) ||
+                 truthy(cJSON_GetObjectItemCaseSensitive(s, "restore_command")));
 }
 
 /* One member as cluster_as_json() describes it. */
@@ -360,9 +367,16 @@ int ctl_cluster_table(const DcsCluster *c, const CtlListOptions *o, CtlTable **r
                                         items[col++] = cJSON_CreateString("");
                                         continue;
                                 }
-                                if (ctl_value_to_string(sched, &s) < 0 || (ver && ctl_value_to_string(ver, &vs) < 0))
+                                if (ctl_value_to_string(sched, &s) < 0 ||
+                                    (ver && ctl_value_to_string(ver, &vs) < 0))
                                         r = -ENOMEM;
-                                else if (asprintf(&text, "%s%s%s", s, vs ? " if version < " : "", strempty(vs)) < 0)
+                                else if (
+                                        asprintf(
+                                                &text,
+                                                "%s%s%s",
+                                                s,
+                                                vs ? " if version < " : "",
+                                                strempty(vs)) < 0)
                                         text = NULL;
                                 items[col++] = cJSON_CreateString(strempty(text));
                         } else {
@@ -445,13 +459,13 @@ int ctl_history_print(const DcsCluster *c, CtlFormat format, FILE *f) {
                 return r;
         ctl_table_set_align(t, "TL", CTL_ALIGN_RIGHT);
         ctl_table_set_align(t, "LSN", CTL_ALIGN_RIGHT);
-        cJSON_ArrayForEach(line, c->history) {
+        cJSON_ArrayForEach (line, c->history) {
                 cJSON *items[ELEMENTSOF(columns)] = {};
                 size_t i = 0;
                 const cJSON *e;
                 if (!cJSON_IsArray(line))
                         continue;
-                cJSON_ArrayForEach(e, line) {
+                cJSON_ArrayForEach (e, line) {
                         if (i >= ELEMENTSOF(columns))
                                 break;
                         items[i++] = cJSON_Duplicate(e, true);
@@ -468,8 +482,12 @@ int ctl_format_pg_version(int64_t version, char **ret) {
         int r;
 
         if (version < 100000)
-                r = asprintf(&s, "%" PRIi64 ".%" PRIi64 ".%" PRIi64, version / 10000, version / 100 % 100,
-                             version % 100);
+                r = asprintf(
+                        &s,
+                        "%" PRIi64 ".%" PRIi64 ".%" PRIi64,
+                        version / 10000,
+                        version / 100 % 100,
+                        version % 100);
         else
                 r = asprintf(&s, "%" PRIi64 ".%" PRIi64, version / 10000, version % 100);
         if (r < 0)

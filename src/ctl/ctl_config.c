@@ -55,18 +55,20 @@ static int set_path_value(cJSON *config, char **path, size_t n, cJSON *value, bo
 
         if (in_parameters && n > 1) {
                 /* GUC names may contain dots: below postgresql.parameters the rest is one key. */
-                size_t len = 0;
+                size_t len = 0, at = 0;
                 for (size_t i = 0; i < n; i++)
                         len += strlen(path[i]) + 1;
                 joined = malloc(len);
                 if (!joined)
                         return -ENOMEM;
-                joined[0] = '\0';
                 for (size_t i = 0; i < n; i++) {
+                        size_t l = strlen(path[i]);
                         if (i > 0)
-                                strcat(joined, ".");
-                        strcat(joined, path[i]);
+                                joined[at++] = '.';
+                        memcpy(joined + at, path[i], l);
+                        at += l;
                 }
+                joined[at] = '\0';
                 return set_path_value(config, &joined, 1, value, false);
         }
 
@@ -135,8 +137,8 @@ int ctl_config_set_pair(cJSON *config, const char *pair, char **ret_error) {
         }
         r = ctl_yaml_parse(pair, eq + 1, &value, &error);
         if (r < 0) {
-                if (ret_error && asprintf(ret_error, "Invalid value in parameter setting %s: %s", pair,
-                                          strna(error)) < 0)
+                if (ret_error &&
+                    asprintf(ret_error, "Invalid value in parameter setting %s: %s", pair, strna(error)) < 0)
                         *ret_error = NULL;
                 return r;
         }
@@ -198,11 +200,12 @@ bool ctl_config_patch(cJSON *config, const cJSON *patch) {
 
         if (!cJSON_IsObject(config) || !cJSON_IsObject(patch))
                 return false;
-        cJSON_ArrayForEach(e, patch) {
+        cJSON_ArrayForEach (e, patch) {
                 cJSON *cur = cJSON_GetObjectItemCaseSensitive(config, e->string);
                 if (cJSON_IsNull(e)) {
                         if (cur) {
-                                /* Patroni counts the removal as a change only if the old value was not None. */
+                                /* Patroni counts the removal as a change only if the old value was not None.
+                                 */
                                 changed = changed || !cJSON_IsNull(cur);
                                 cJSON_DeleteItemFromObjectCaseSensitive(config, e->string);
                         }
@@ -326,8 +329,9 @@ int ctl_unified_diff(const char *before, const char *after, FILE *f) {
                 return -ENOMEM;
         for (size_t ii = a.n; ii-- > 0;)
                 for (size_t jj = b.n; jj-- > 0;)
-                        lcs[ii * w + jj] = streq(a.l[ii], b.l[jj]) ? lcs[(ii + 1) * w + jj + 1] + 1
-                                                                   : MAX(lcs[(ii + 1) * w + jj], lcs[ii * w + jj + 1]);
+                        lcs[ii * w + jj] = streq(a.l[ii], b.l[jj])
+                                ? lcs[(ii + 1) * w + jj + 1] + 1
+                                : MAX(lcs[(ii + 1) * w + jj], lcs[ii * w + jj + 1]);
         while (i < a.n || j < b.n) {
                 if (i < a.n && j < b.n && streq(a.l[i], b.l[j])) {
                         size_t si = i, sj = j;
@@ -360,7 +364,8 @@ int ctl_unified_diff(const char *before, const char *after, FILE *f) {
         for (size_t k = 0; k < n_ops; k++) {
                 Opcode o = ops[k];
                 if (o.tag == 'e' && o.i2 - o.i1 > 2 * ctx) {
-                        group[n_group++] = (Opcode){'e', o.i1, MIN(o.i2, o.i1 + ctx), o.j1, MIN(o.j2, o.j1 + ctx)};
+                        group[n_group++] =
+                                (Opcode){'e', o.i1, MIN(o.i2, o.i1 + ctx), o.j1, MIN(o.j2, o.j1 + ctx)};
                         put_group(f, &a, &b, group, n_group, &started);
                         n_group = 0;
                         o.i1 = MAX(o.i1, o.i2 - ctx);

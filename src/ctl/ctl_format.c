@@ -415,10 +415,11 @@ static void json_put_string(const char *s, FILE *f) {
                                 cp = ((c & 0x1F) << 6) | (p[1] & 0x3F), len = 2;
                         else if ((c & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80)
                                 cp = ((c & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F), len = 3;
-                        else if ((c & 0xF8) == 0xF0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
-                                 (p[3] & 0xC0) == 0x80)
+                        else if (
+                                (c & 0xF8) == 0xF0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+                                (p[3] & 0xC0) == 0x80)
                                 cp = ((c & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) |
-                                     (p[3] & 0x3F),
+                                        (p[3] & 0x3F),
                                 len = 4;
                         if (cp >= 0x10000) {
                                 cp -= 0x10000;
@@ -450,7 +451,7 @@ int ctl_json_dump(const cJSON *v, FILE *f) {
         else if (cJSON_IsArray(v)) {
                 const cJSON *e;
                 fputc('[', f);
-                cJSON_ArrayForEach(e, v) {
+                cJSON_ArrayForEach (e, v) {
                         fputs(first ? "" : ", ", f);
                         first = false;
                         ctl_json_dump(e, f);
@@ -459,7 +460,7 @@ int ctl_json_dump(const cJSON *v, FILE *f) {
         } else if (cJSON_IsObject(v)) {
                 const cJSON *e;
                 fputc('{', f);
-                cJSON_ArrayForEach(e, v) {
+                cJSON_ArrayForEach (e, v) {
                         fputs(first ? "" : ", ", f);
                         first = false;
                         json_put_string(e->string, f);
@@ -652,7 +653,7 @@ static const cJSON **sorted_members(const cJSON *o, size_t *ret_n) {
         items = new0(const cJSON *, (size_t)cJSON_GetArraySize(o));
         if (!items)
                 return NULL;
-        cJSON_ArrayForEach(e, o)
+        cJSON_ArrayForEach (e, o)
                 items[n++] = e;
         qsort(items, n, sizeof(*items), compare_keys);
         *ret_n = n;
@@ -665,7 +666,7 @@ static int yaml_put_flow(const cJSON *v, FILE *f) {
         if (cJSON_IsArray(v)) {
                 const cJSON *e;
                 fputc('[', f);
-                cJSON_ArrayForEach(e, v) {
+                cJSON_ArrayForEach (e, v) {
                         fputs(first ? "" : ", ", f);
                         first = false;
                         yaml_put_flow(e, f);
@@ -732,7 +733,7 @@ static int yaml_put_block(const cJSON *v, unsigned indent, FILE *f) {
                 }
         } else if (cJSON_IsArray(v)) {
                 const cJSON *e;
-                cJSON_ArrayForEach(e, v) {
+                cJSON_ArrayForEach (e, v) {
                         _cleanup_free_ char *sub = NULL;
                         fprintf(f, "%*s-", (int)indent, "");
                         if (!yaml_is_collection(e) || cJSON_GetArraySize(e) == 0) {

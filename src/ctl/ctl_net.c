@@ -58,7 +58,7 @@ static const char *config_string(const Ctl *c, const char *section, const char *
 static bool json_truthy(const cJSON *v) {
         if (cJSON_IsString(v))
                 return strcasecmp(v->valuestring, "true") == 0 || strcasecmp(v->valuestring, "on") == 0 ||
-                       strcasecmp(v->valuestring, "yes") == 0 || streq(v->valuestring, "1");
+                        strcasecmp(v->valuestring, "yes") == 0 || streq(v->valuestring, "1");
         return cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble != 0);
 }
 
@@ -97,7 +97,8 @@ static int apply_dcs_url(Ctl *c) {
         cJSON_DeleteItemFromObjectCaseSensitive(c->config, "etcd");
         cJSON_DeleteItemFromObjectCaseSensitive(c->config, "etcd3");
         section = cJSON_CreateObject();
-        if (!section || json_add_item(c->config, "etcd3", section) < 0 || json_add_string(section, "host", hostport) < 0)
+        if (!section || json_add_item(c->config, "etcd3", section) < 0 ||
+            json_add_string(section, "host", hostport) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -127,9 +128,10 @@ int ctl_load_config(Ctl *c) {
 
         if (access(path, R_OK) < 0) {
                 if (explicit)
-                        return ctl_fail("Provided config file %s not existing or no read rights. Check the "
-                                        "-c/--config-file parameter",
-                                        path);
+                        return ctl_fail(
+                                "Provided config file %s not existing or no read rights. Check the "
+                                "-c/--config-file parameter",
+                                path);
         } else {
                 r = read_full_file(path, 4 * 1024 * 1024, &text, NULL);
                 if (r < 0)
@@ -179,16 +181,24 @@ int ctl_load_config(Ctl *c) {
                 else if (cJSON_IsObject(a)) {
                         const cJSON *u = cJSON_GetObjectItemCaseSensitive(a, "username");
                         const cJSON *p = cJSON_GetObjectItemCaseSensitive(a, "password");
-                        if (cJSON_IsString(u) && asprintf(&c->auth, "%s:%s", u->valuestring,
-                                                          cJSON_IsString(p) ? p->valuestring : "") < 0)
+                        if (cJSON_IsString(u) &&
+                            asprintf(
+                                    &c->auth,
+                                    "%s:%s",
+                                    u->valuestring,
+                                    cJSON_IsString(p) ? p->valuestring : "") < 0)
                                 c->auth = NULL;
                 }
         }
-        c->cacert = strdup_or_null(config_string(c, "ctl", "cacert") ?: config_string(c, "restapi", "cafile"));
-        c->cert = strdup_or_null(config_string(c, "ctl", "certfile") ?: config_string(c, "restapi", "certfile"));
-        c->key = strdup_or_null(config_string(c, "ctl", "keyfile") ?: config_string(c, "restapi", "keyfile"));
-        c->key_password = strdup_or_null(config_string(c, "ctl", "keyfile_password")
-                                                 ?: config_string(c, "restapi", "keyfile_password"));
+        c->cacert =
+                strdup_or_null(config_string(c, "ctl", "cacert") ?: config_string(c, "restapi", "cafile"));
+        c->cert = strdup_or_null(
+                config_string(c, "ctl", "certfile") ?: config_string(c, "restapi", "certfile"));
+        c->key =
+                strdup_or_null(config_string(c, "ctl", "keyfile") ?: config_string(c, "restapi", "keyfile"));
+        c->key_password = strdup_or_null(
+                config_string(c, "ctl", "keyfile_password")
+                        ?: config_string(c, "restapi", "keyfile_password"));
         return 0;
 }
 
@@ -248,9 +258,12 @@ static int etcd_endpoints(Ctl *c, const cJSON *sec, char ***ret, size_t *ret_n, 
         else if (cJSON_IsArray(hosts)) {
                 const cJSON *e;
                 r = 0;
-                cJSON_ArrayForEach(e, hosts) if (cJSON_IsString(e) && r >= 0) r = strv_push(&l, &n, e->valuestring);
+                cJSON_ArrayForEach (e, hosts)
+                        if (cJSON_IsString(e) && r >= 0)
+                                r = strv_push(&l, &n, e->valuestring);
         } else if (cJSON_IsString(hosts) || cJSON_IsString(host)) {
-                _cleanup_free_ char *copy = strdup(cJSON_IsString(hosts) ? hosts->valuestring : host->valuestring);
+                _cleanup_free_ char *copy =
+                        strdup(cJSON_IsString(hosts) ? hosts->valuestring : host->valuestring);
                 char *save = NULL;
                 if (!copy)
                         return -ENOMEM;
@@ -271,8 +284,9 @@ static int etcd_endpoints(Ctl *c, const cJSON *sec, char ***ret, size_t *ret_n, 
         if (r < 0)
                 return r;
         if (n == 0)
-                return ctl_fail("No etcd endpoint configured: give -c with an etcd3 section (hosts), "
-                                "PATRONI_ETCD3_HOSTS or --dcs-url");
+                return ctl_fail(
+                        "No etcd endpoint configured: give -c with an etcd3 section (hosts), "
+                        "PATRONI_ETCD3_HOSTS or --dcs-url");
         *ret = TAKE_PTR(l);
         *ret_n = n;
         return 0;
@@ -296,8 +310,9 @@ static int ctl_open(Ctl *c, const char *cluster) {
         if (!cJSON_IsObject(sec))
                 sec = ctl_config_get(c, NULL, "etcd");
         if (!cJSON_IsObject(sec))
-                return ctl_fail("No etcd endpoint configured: give -c with an etcd3 section (hosts), "
-                                "PATRONI_ETCD3_HOSTS or --dcs-url");
+                return ctl_fail(
+                        "No etcd endpoint configured: give -c with an etcd3 section (hosts), "
+                        "PATRONI_ETCD3_HOSTS or --dcs-url");
         if (!c->event) {
                 r = sd_event_new(&c->event);
                 if (r < 0)
@@ -311,12 +326,12 @@ static int ctl_open(Ctl *c, const char *cluster) {
                         return r;
                 eo.endpoints = endpoints;
                 s = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(sec, "protocol"))
-                            ? cJSON_GetObjectItemCaseSensitive(sec, "protocol")->valuestring
-                            : NULL;
+                        ? cJSON_GetObjectItemCaseSensitive(sec, "protocol")->valuestring
+                        : NULL;
                 eo.protocol = s;
-#define SEC_STRING(k)                                                                                     \
-        (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(sec, k))                                        \
-                 ? cJSON_GetObjectItemCaseSensitive(sec, k)->valuestring                                 \
+#define SEC_STRING(k)                                                    \
+        (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(sec, k))        \
+                 ? cJSON_GetObjectItemCaseSensitive(sec, k)->valuestring \
                  : NULL)
                 eo.username = SEC_STRING("username") ?: SEC_STRING("user");
                 eo.password = SEC_STRING("password");
@@ -406,8 +421,8 @@ static void on_write(Dcs *d, int error, const char *message, const DcsWriteResul
 
 static bool cluster_is_empty(const DcsCluster *c) {
         return !c->has_initialize && !c->config && !c->leader && c->n_members == 0 && !c->has_status &&
-               !c->history && !c->has_sync && !c->has_failover && c->failover_revision == 0 && !c->failsafe &&
-               !c->has_optime_leader;
+                !c->history && !c->has_sync && !c->has_failover && c->failover_revision == 0 &&
+                !c->failsafe && !c->has_optime_leader;
 }
 
 int ctl_get_cluster(Ctl *c, const char *cluster, DcsCluster **ret) {
@@ -425,14 +440,21 @@ int ctl_get_cluster(Ctl *c, const char *cluster, DcsCluster **ret) {
                 return ctl_fail("etcd is not reachable at %s: %s", strna(c->endpoints_text),
                                 r < 0 ? strerror(-r) : p.message ?: strerror(-p.error));
         if (cluster_is_empty(p.cluster))
-                return ctl_fail("Cluster '%s' does not exist: no keys under %s in etcd at %s", cluster,
-                                dcs_prefix(c->dcs), strna(c->endpoints_text));
+                return ctl_fail(
+                        "Cluster '%s' does not exist: no keys under %s in etcd at %s",
+                        cluster,
+                        dcs_prefix(c->dcs),
+                        strna(c->endpoints_text));
         *ret = TAKE_PTR(p.cluster);
         return 0;
 }
 
-static int ctl_write(Ctl *c, int (*start)(Dcs *, const cJSON *, int64_t, DcsWriteCallback, void *),
-                     const cJSON *value, int64_t mod_revision, const char *what) {
+static int ctl_write(
+        Ctl *c,
+        int (*start)(Dcs *, const cJSON *, int64_t, DcsWriteCallback, void *),
+        const cJSON *value,
+        int64_t mod_revision,
+        const char *what) {
         _cleanup_(pending_done) Pending p = {};
         int r;
 
@@ -572,8 +594,13 @@ int ctl_rest(
         curl_slist_free_all(headers);
         if (cc != CURLE_OK) {
                 free(b.data);
-                if (ret_error && asprintf(ret_error, "%s %s: %s", method, url,
-                                          errbuf[0] ? errbuf : curl_easy_strerror(cc)) < 0)
+                if (ret_error &&
+                    asprintf(
+                            ret_error,
+                            "%s %s: %s",
+                            method,
+                            url,
+                            errbuf[0] ? errbuf : curl_easy_strerror(cc)) < 0)
                         *ret_error = NULL;
                 return cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
         }
@@ -691,7 +718,7 @@ int ctl_parse_scheduled(const char *s, char **ret) {
                                                 digits[k++] = *p;
                                         p++;
                                 }
-                                usec = atoi(digits);
+                                usec = (int)strtol(digits, NULL, 10);
                         }
                 }
                 if (h > 23 || m > 59 || sec > 59)

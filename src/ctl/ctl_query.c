@@ -132,7 +132,9 @@ int ctl_run_query(Ctl *c, int argc, char **argv) {
                 case ARG_FORMAT:
                         format = ctl_format_from_string(optarg);
                         if ((int)format < 0)
-                                return ctl_fail("Invalid value for '--format': '%s' (pretty, tsv, json, yaml)", optarg);
+                                return ctl_fail(
+                                        "Invalid value for '--format': '%s' (pretty, tsv, json, yaml)",
+                                        optarg);
                         break;
                 case 'f':
                         file = optarg;
@@ -165,7 +167,8 @@ int ctl_run_query(Ctl *c, int argc, char **argv) {
                         break;
                 case ARG_GROUP:
                         if (!streq(optarg, "0"))
-                                return ctl_fail("Citus groups are not supported by pghactl (--group %s)", optarg);
+                                return ctl_fail(
+                                        "Citus groups are not supported by pghactl (--group %s)", optarg);
                         break;
                 default:
                         return ctl_fail("query: no such option: %s (or it needs a value)", argv[optind - 1]);
@@ -215,8 +218,15 @@ int ctl_run_query(Ctl *c, int argc, char **argv) {
         if (asprintf(&port_s, "%u", port) < 0)
                 return -ENOMEM;
         {
-                const char *keys[] = {"host", "port", "user", "password", "dbname", "fallback_application_name",
-                                      "connect_timeout", NULL};
+                const char *keys[] = {
+                        "host",
+                        "port",
+                        "user",
+                        "password",
+                        "dbname",
+                        "fallback_application_name",
+                        "connect_timeout",
+                        NULL};
                 const char *values[ELEMENTSOF(keys)];
                 size_t k = 0;
                 values[k++] = host;
@@ -243,8 +253,9 @@ int ctl_run_query(Ctl *c, int argc, char **argv) {
         if (!streq(role, "any") && !streq(role, "leader")) {
                 _cleanup_(PQclearp) PGresult *rec = PQexec(conn, "SELECT pg_catalog.pg_is_in_recovery()");
                 bool in_recovery = rec && PQresultStatus(rec) == PGRES_TUPLES_OK && PQntuples(rec) == 1 &&
-                                   streq(PQgetvalue(rec, 0, 0), "t");
-                bool want_recovery = streq(role, "replica") || streq(role, "standby") || streq(role, "standby-leader");
+                        streq(PQgetvalue(rec, 0, 0), "t");
+                bool want_recovery =
+                        streq(role, "replica") || streq(role, "standby") || streq(role, "standby-leader");
                 if (in_recovery != want_recovery) {
                         _cleanup_free_ char *msg = NULL;
                         if (asprintf(&msg, "No connection to role=%s is available", role) < 0)

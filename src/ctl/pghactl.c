@@ -112,7 +112,8 @@ static void on_sigint(int sig) {
 }
 
 static void sleep_usec(usec_t t) {
-        struct timespec ts = {.tv_sec = (time_t)(t / USEC_PER_SEC), .tv_nsec = (long)(t % USEC_PER_SEC) * 1000};
+        struct timespec ts = {
+                .tv_sec = (time_t)(t / USEC_PER_SEC), .tv_nsec = (long)(t % USEC_PER_SEC) * 1000};
         while (!interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
 }
@@ -121,7 +122,8 @@ static int parse_watch(const char *arg, double *ret) {
         char *end;
         double d = strtod(arg, &end);
         if (*end || end == arg || d <= 0 || d > 86400)
-                return ctl_fail("Invalid value for '-w' / '--watch': '%s' is not a positive number of seconds", arg);
+                return ctl_fail(
+                        "Invalid value for '-w' / '--watch': '%s' is not a positive number of seconds", arg);
         *ret = d;
         return 0;
 }
@@ -155,8 +157,10 @@ static int list_like(Ctl *c, int argc, char **argv, bool topology) {
                 case 'f':
                         o.format = ctl_format_from_string(optarg);
                         if ((int)o.format < 0)
-                                return ctl_fail("Invalid value for '--format' / '-f': '%s' (pretty, tsv, json, yaml)",
-                                                optarg);
+                                return ctl_fail(
+                                        "Invalid value for '--format' / '-f': '%s' (pretty, tsv, json, "
+                                        "yaml)",
+                                        optarg);
                         break;
                 case 'W':
                         if (watch == 0)
@@ -290,8 +294,10 @@ static int verb_history(Ctl *c, int argc, char **argv) {
                 case 'f':
                         format = ctl_format_from_string(optarg);
                         if ((int)format < 0)
-                                return ctl_fail("Invalid value for '--format' / '-f': '%s' (pretty, tsv, json, yaml)",
-                                                optarg);
+                                return ctl_fail(
+                                        "Invalid value for '--format' / '-f': '%s' (pretty, tsv, json, "
+                                        "yaml)",
+                                        optarg);
                         break;
                 case ARG_GROUP:
                         r = bad_group(optarg);
@@ -409,7 +415,9 @@ static int verb_version(Ctl *c, int argc, char **argv) {
                         continue;
                 r = ctl_rest(c, m, "GET", NULL, NULL, 0, &status, &body, &error);
                 if (r < 0 || json_parse_string(body, &j) < 0) {
-                        printf("%s: failed to get version: %s\n", m->name, r < 0 ? strna(error) : "invalid reply");
+                        printf("%s: failed to get version: %s\n",
+                               m->name,
+                               r < 0 ? strna(error) : "invalid reply");
                         continue;
                 }
                 ver = json_get(json_get(j, "patroni"), "version");
@@ -417,8 +425,11 @@ static int verb_version(Ctl *c, int argc, char **argv) {
                 if (cJSON_IsNumber(sv) && sv->valuedouble > 0 &&
                     ctl_format_pg_version((int64_t)sv->valuedouble, &pg) < 0)
                         return -ENOMEM;
-                printf("%s: Patroni %s%s%s\n", m->name, cJSON_IsString(ver) ? ver->valuestring : "None",
-                       pg ? " PostgreSQL " : "", strempty(pg));
+                printf("%s: Patroni %s%s%s\n",
+                       m->name,
+                       cJSON_IsString(ver) ? ver->valuestring : "None",
+                       pg ? " PostgreSQL " : "",
+                       strempty(pg));
         }
         return 0;
 }
@@ -554,9 +565,10 @@ static int parse_member_args(int argc, char **argv, const char *verb, bool with_
                 switch (opt) {
                 case 'r':
                         if (!ctl_role_valid(optarg))
-                                return ctl_fail("Invalid value for '--role' / '-r': '%s' (leader, primary, "
-                                                "standby-leader, replica, standby, any, master)",
-                                                optarg);
+                                return ctl_fail(
+                                        "Invalid value for '--role' / '-r': '%s' (leader, primary, "
+                                        "standby-leader, replica, standby, any, master)",
+                                        optarg);
                         a->role = optarg;
                         break;
                 case ARG_FORCE:
@@ -596,7 +608,8 @@ static int parse_member_args(int argc, char **argv, const char *verb, bool with_
         return 0;
 }
 
-static void print_response(const char *prefix, const char *action, const DcsMember *m, long status, const char *body) {
+static void
+print_response(const char *prefix, const char *action, const DcsMember *m, long status, const char *body) {
         printf("%s: %s for member %s, status code=%ld, (%s)\n", prefix, action, m->name, status, body);
 }
 
@@ -621,7 +634,8 @@ static int verb_reload(Ctl *c, int argc, char **argv) {
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
                 return r;
-        r = get_members(cluster, name, argv + optind, (size_t)(argc - optind), a.role, a.force, "reload", true, &s);
+        r = get_members(
+                cluster, name, argv + optind, (size_t)(argc - optind), a.role, a.force, "reload", true, &s);
         if (r < 0)
                 return r;
         loop_wait = json_get(cluster->config, "loop_wait");
@@ -638,8 +652,10 @@ static int verb_reload(Ctl *c, int argc, char **argv) {
                 else if (status == 202) {
                         if (ctl_value_to_string(loop_wait, &lw) < 0)
                                 return -ENOMEM;
-                        printf("Reload request received for member %s and will be processed within %s seconds\n",
-                               s.m[i]->name, lw);
+                        printf("Reload request received for member %s and will be processed within %s "
+                               "seconds\n",
+                               s.m[i]->name,
+                               lw);
                 } else {
                         print_response("Failed", "reload", s.m[i], status, body);
                         ret = -EIO;
@@ -683,7 +699,16 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
                 return r;
-        r = get_members(cluster, name, argv + optind, (size_t)(argc - optind), a.role, a.force, "restart", false, &s);
+        r = get_members(
+                cluster,
+                name,
+                argv + optind,
+                (size_t)(argc - optind),
+                a.role,
+                a.force,
+                "restart",
+                false,
+                &s);
         if (r < 0)
                 return r;
 
@@ -704,9 +729,10 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
         }
         r = ctl_parse_scheduled(scheduled, &scheduled_at);
         if (r < 0)
-                return ctl_fail("Unable to parse scheduled timestamp (%s). It should be in an unambiguous format "
-                                "(e.g. ISO 8601)",
-                                scheduled);
+                return ctl_fail(
+                        "Unable to parse scheduled timestamp (%s). It should be in an unambiguous format "
+                        "(e.g. ISO 8601)",
+                        scheduled);
         if (!a.force && s.n > 0) {
                 _cleanup_free_ char *q = NULL, *list = NULL;
                 size_t size = 0;
@@ -718,8 +744,11 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
                 if (fclose(f) != 0)
                         return -ENOMEM;
                 if (scheduled_at)
-                        r = asprintf(&q, "Are you sure you want to schedule restart of members %s at %s?", list,
-                                     scheduled_at);
+                        r = asprintf(
+                                &q,
+                                "Are you sure you want to schedule restart of members %s at %s?",
+                                list,
+                                scheduled_at);
                 else
                         r = asprintf(&q, "Are you sure you want to restart members %s?", list);
                 if (r < 0)
@@ -739,7 +768,10 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
         if (a.pg_version)
                 version = strdup(a.pg_version);
         else if (!a.force) {
-                r = ctl_prompt("Restart if the PostgreSQL version is less than provided (e.g. 9.5.2) ", "", &version);
+                r = ctl_prompt(
+                        "Restart if the PostgreSQL version is less than provided (e.g. 9.5.2) ",
+                        "",
+                        &version);
                 if (r < 0)
                         return aborted(r);
         }
@@ -751,7 +783,8 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
                 return -ENOMEM;
         if (!isempty(version)) {
                 if (!pg_version_valid(version))
-                        return ctl_fail("Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: %s", version);
+                        return ctl_fail(
+                                "Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: %s", version);
                 if (json_add_string(content, "postgres_version", version) < 0)
                         return -ENOMEM;
         }
@@ -839,8 +872,16 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
                 return r;
-        r = get_members(cluster, name, argv + optind, (size_t)(argc - optind), "replica", a.force, "reinitialize",
-                        true, &s);
+        r = get_members(
+                cluster,
+                name,
+                argv + optind,
+                (size_t)(argc - optind),
+                "replica",
+                a.force,
+                "reinitialize",
+                true,
+                &s);
         if (r < 0)
                 return r;
         waiting = new0(const DcsMember *, s.n);
@@ -922,9 +963,11 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
                                         i++;
                         }
                         clock_gettime(CLOCK_MONOTONIC, &now);
-                        if (n_waiting > 0 && (usec_t)(now.tv_sec - start.tv_sec) * USEC_PER_SEC > REINIT_WAIT_MAX) {
-                                ret = ctl_fail("Reinitialize did not complete within %llu seconds",
-                                               (unsigned long long)(REINIT_WAIT_MAX / USEC_PER_SEC));
+                        if (n_waiting > 0 &&
+                            (usec_t)(now.tv_sec - start.tv_sec) * USEC_PER_SEC > REINIT_WAIT_MAX) {
+                                ret = ctl_fail(
+                                        "Reinitialize did not complete within %llu seconds",
+                                        (unsigned long long)(REINIT_WAIT_MAX / USEC_PER_SEC));
                                 break;
                         }
                 }
@@ -940,12 +983,18 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
 
 static bool member_nofailover(const DcsMember *m) {
         const cJSON *v = json_get(m->tags, "nofailover");
-        return cJSON_IsTrue(v) || (cJSON_IsString(v) && (streq(v->valuestring, "true") || streq(v->valuestring, "on")));
+        return cJSON_IsTrue(v) ||
+                (cJSON_IsString(v) && (streq(v->valuestring, "true") || streq(v->valuestring, "on")));
 }
 
 static int do_failover_or_switchover(
-        Ctl *c, const char *action, const char *name, const char *leader_arg, const char *candidate_arg,
-        bool force, const char *scheduled_arg) {
+        Ctl *c,
+        const char *action,
+        const char *name,
+        const char *leader_arg,
+        const char *candidate_arg,
+        bool force,
+        const char *scheduled_arg) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_free_ char *leader = NULL, *candidate = NULL, *scheduled = NULL, *scheduled_at = NULL;
         _cleanup_free_ char *body = NULL, *error = NULL, *list = NULL;
@@ -973,8 +1022,8 @@ static int do_failover_or_switchover(
                 leader = cluster->leader ? strdup(cluster->leader) : NULL;
         else {
                 const cJSON *sc = json_get(cluster->config, "standby_cluster");
-                bool standby = cJSON_IsObject(sc) && (json_get(sc, "host") || json_get(sc, "port") ||
-                                                      json_get(sc, "restore_command"));
+                bool standby = cJSON_IsObject(sc) &&
+                        (json_get(sc, "host") || json_get(sc, "port") || json_get(sc, "restore_command"));
                 r = ctl_prompt(standby ? "Standby Leader" : "Primary", cluster->leader, &leader);
                 if (r < 0)
                         return aborted(r);
@@ -1020,8 +1069,11 @@ static int do_failover_or_switchover(
         if (candidate) {
                 const DcsMember *m = dcs_cluster_find_member(cluster, candidate);
                 if (!m || member_nofailover(m))
-                        return ctl_fail("Member %s does not exist in cluster %s%s", candidate, name,
-                                        m ? " (or has the nofailover tag)" : "");
+                        return ctl_fail(
+                                "Member %s does not exist in cluster %s%s",
+                                candidate,
+                                name,
+                                m ? " (or has the nofailover tag)" : "");
         }
 
         if (is_switchover) {
@@ -1042,9 +1094,10 @@ static int do_failover_or_switchover(
                 }
                 r = ctl_parse_scheduled(scheduled, &scheduled_at);
                 if (r < 0)
-                        return ctl_fail("Unable to parse scheduled timestamp (%s). It should be in an unambiguous "
-                                        "format (e.g. ISO 8601)",
-                                        scheduled);
+                        return ctl_fail(
+                                "Unable to parse scheduled timestamp (%s). It should be in an unambiguous "
+                                "format (e.g. ISO 8601)",
+                                scheduled);
                 if (scheduled_at && ctl_is_paused(cluster))
                         return ctl_fail("Can't schedule switchover in the paused state");
         }
@@ -1054,10 +1107,20 @@ static int do_failover_or_switchover(
                 if (leader && asprintf(&demote, ", demoting current leader %s", leader) < 0)
                         return -ENOMEM;
                 if (scheduled_at)
-                        r = asprintf(&q, "Are you sure you want to schedule %s of cluster %s at %s%s?", action, name,
-                                     scheduled_at, strempty(demote));
+                        r = asprintf(
+                                &q,
+                                "Are you sure you want to schedule %s of cluster %s at %s%s?",
+                                action,
+                                name,
+                                scheduled_at,
+                                strempty(demote));
                 else
-                        r = asprintf(&q, "Are you sure you want to %s cluster %s%s?", action, name, strempty(demote));
+                        r = asprintf(
+                                &q,
+                                "Are you sure you want to %s cluster %s%s?",
+                                action,
+                                name,
+                                strempty(demote));
                 if (r < 0)
                         return -ENOMEM;
                 r = ctl_confirm(q);
@@ -1068,19 +1131,27 @@ static int do_failover_or_switchover(
         }
 
         value = cJSON_CreateObject();
-        if (!value || json_add_item(value, "leader", leader ? cJSON_CreateString(leader) : cJSON_CreateNull()) < 0 ||
-            json_add_item(value, "candidate", candidate ? cJSON_CreateString(candidate) : cJSON_CreateNull()) < 0 ||
-            json_add_item(value, "scheduled_at",
-                          scheduled_at ? cJSON_CreateString(scheduled_at) : cJSON_CreateNull()) < 0)
+        if (!value ||
+            json_add_item(value, "leader", leader ? cJSON_CreateString(leader) : cJSON_CreateNull()) < 0 ||
+            json_add_item(
+                    value, "candidate", candidate ? cJSON_CreateString(candidate) : cJSON_CreateNull()) <
+                    0 ||
+            json_add_item(
+                    value,
+                    "scheduled_at",
+                    scheduled_at ? cJSON_CreateString(scheduled_at) : cJSON_CreateNull()) < 0)
                 return -ENOMEM;
 
         target = cluster->leader ? dcs_cluster_find_member(cluster, cluster->leader) : NULL;
         if (!target && candidate)
                 target = dcs_cluster_find_member(cluster, candidate);
-        r = target ? ctl_rest(c, target, "POST", action, value, 60 * USEC_PER_SEC, &status, &body, &error) : -ENOENT;
-        if (r >= 0 && status == 501 && is_switchover && body && strstr(body, "Server does not support this operation")) {
+        r = target ? ctl_rest(c, target, "POST", action, value, 60 * USEC_PER_SEC, &status, &body, &error)
+                   : -ENOENT;
+        if (r >= 0 && status == 501 && is_switchover && body &&
+            strstr(body, "Server does not support this operation")) {
                 body = mfree(body);
-                r = ctl_rest(c, target, "POST", "failover", value, 60 * USEC_PER_SEC, &status, &body, &error);
+                r = ctl_rest(
+                        c, target, "POST", "failover", value, 60 * USEC_PER_SEC, &status, &body, &error);
         }
         if (r >= 0) {
                 _cleanup_free_ char *ts = ctl_timestamp(6);
@@ -1122,7 +1193,8 @@ static int switchover_like(Ctl *c, int argc, char **argv, bool failover) {
                 {"group", required_argument, NULL, ARG_GROUP},
                 {},
         };
-        const char *leader = NULL, *candidate = NULL, *scheduled = NULL, *name, *verb = failover ? "failover" : "switchover";
+        const char *leader = NULL, *candidate = NULL, *scheduled = NULL, *name,
+                   *verb = failover ? "failover" : "switchover";
         bool force = false;
         int opt, r;
 
@@ -1157,8 +1229,14 @@ static int switchover_like(Ctl *c, int argc, char **argv, bool failover) {
         if (optind < argc)
                 return ctl_fail("%s: unexpected argument '%s'", verb, argv[optind]);
         /* patronictl 3.0.2: failover with --leader is a switchover */
-        return do_failover_or_switchover(c, failover && !leader ? "failover" : "switchover", name, leader, candidate,
-                                         force, scheduled);
+        return do_failover_or_switchover(
+                c,
+                failover && !leader ? "failover" : "switchover",
+                name,
+                leader,
+                candidate,
+                force,
+                scheduled);
 }
 
 static int verb_switchover(Ctl *c, int argc, char **argv) {
@@ -1188,13 +1266,22 @@ static int verb_flush(Ctl *c, int argc, char **argv) {
                 return ctl_fail("Missing argument 'TARGET' (restart or switchover)");
         target = argv[--argc];
         if (!streq(target, "restart") && !streq(target, "switchover"))
-                return ctl_fail("Invalid value for 'TARGET': '%s' is not one of 'restart', 'switchover'", target);
+                return ctl_fail(
+                        "Invalid value for 'TARGET': '%s' is not one of 'restart', 'switchover'", target);
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
                 return r;
         if (streq(target, "restart")) {
-                r = get_members(cluster, name, argv + optind, (size_t)(argc - optind), a.role, a.force, "flush", true,
-                                &s);
+                r = get_members(
+                        cluster,
+                        name,
+                        argv + optind,
+                        (size_t)(argc - optind),
+                        a.role,
+                        a.force,
+                        "flush",
+                        true,
+                        &s);
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < s.n; i++) {
@@ -1299,7 +1386,10 @@ static int pause_like(Ctl *c, int argc, char **argv, bool paused) {
                                 continue;
                         }
                         if (status != 200) {
-                                printf("Failed: %s cluster management status code=%ld, (%s)\n", verb, status, reply);
+                                printf("Failed: %s cluster management status code=%ld, (%s)\n",
+                                       verb,
+                                       status,
+                                       reply);
                                 return -EIO;
                         }
                         if (wait) {
@@ -1307,7 +1397,8 @@ static int pause_like(Ctl *c, int argc, char **argv, bool paused) {
                                 double loop_wait = cJSON_IsNumber(lw) ? lw->valuedouble : 10;
                                 struct timespec start, now;
                                 bool all = false;
-                                printf("'%s' request sent, waiting until it is recognized by all nodes\n", verb);
+                                printf("'%s' request sent, waiting until it is recognized by all nodes\n",
+                                       verb);
                                 fflush(stdout);
                                 clock_gettime(CLOCK_MONOTONIC, &start);
                                 for (;;) {
@@ -1317,17 +1408,20 @@ static int pause_like(Ctl *c, int argc, char **argv, bool paused) {
                                                 return r;
                                         all = true;
                                         for (size_t k = 0; k < now_c->n_members; k++)
-                                                if (dcs_cluster_find_member(cluster, now_c->members[k].name) &&
+                                                if (dcs_cluster_find_member(
+                                                            cluster, now_c->members[k].name) &&
                                                     now_c->members[k].pause != paused)
                                                         all = false;
                                         clock_gettime(CLOCK_MONOTONIC, &now);
                                         if (all || (double)(now.tv_sec - start.tv_sec) >= loop_wait + 1) {
                                                 if (!all) {
-                                                        printf("Members didn't recognized pause state after %g seconds:",
+                                                        printf("Members didn't recognized pause state after "
+                                                               "%g seconds:",
                                                                loop_wait);
                                                         for (size_t k = 0; k < now_c->n_members; k++)
                                                                 if (now_c->members[k].pause != paused)
-                                                                        printf(" %s", now_c->members[k].name);
+                                                                        printf(" %s",
+                                                                               now_c->members[k].name);
                                                         printf("\n");
                                                         return -ETIMEDOUT;
                                                 }
@@ -1382,7 +1476,8 @@ static int apply_yaml_file(cJSON *data, const char *path) {
 
         r = read_input(path, &text);
         if (r < 0)
-                return ctl_fail("Cannot read %s: %s", streq(path, "-") ? "standard input" : path, strerror(-r));
+                return ctl_fail(
+                        "Cannot read %s: %s", streq(path, "-") ? "standard input" : path, strerror(-r));
         r = ctl_yaml_parse(streq(path, "-") ? "<stdin>" : path, text, &patch, &error);
         if (r < 0)
                 return ctl_fail("Invalid YAML, the configuration was not changed: %s", strna(error));
@@ -1408,13 +1503,15 @@ static int invoke_editor(const char *before, const char *name, char **ret_after,
                 if (!copy)
                         return -ENOMEM;
                 for (const char *e = "editor"; !found && e; e = streq(e, "editor") ? "vi" : NULL)
-                        for (char *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+                        for (char *d = strtok_r(copy, ":", &save); d && !found;
+                             d = strtok_r(NULL, ":", &save)) {
                                 _cleanup_free_ char *p = NULL;
                                 if (asprintf(&p, "%s/%s", d, e) >= 0 && access(p, X_OK) == 0)
                                         found = TAKE_PTR(p);
                         }
                 if (!found)
-                        return ctl_fail("EDITOR environment variable is not set. editor or vi are not available");
+                        return ctl_fail(
+                                "EDITOR environment variable is not set. editor or vi are not available");
                 editor = found;
         }
         if (asprintf(&tmp, "%s/%s-config-XXXXXX.yaml", isempty(tmpdir) ? "/tmp" : tmpdir, name) < 0)
@@ -1446,7 +1543,9 @@ static int invoke_editor(const char *before, const char *name, char **ret_after,
                 }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 unlink(tmp);
-                return ctl_fail("Editor exited with return code %d", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                return ctl_fail(
+                        "Editor exited with return code %d",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
         }
         r = read_full_file(tmp, 4 * 1024 * 1024, &after, NULL);
         unlink(tmp);
@@ -1672,12 +1771,16 @@ int main(int argc, char **argv) {
         int opt, r;
 
         /* Quiet unless asked: the etcd client's retries are not the operator's business. */
-        for (const char *const *v = (const char *const[]){"LOGLEVEL", "PATRONI_LOGLEVEL", "PATRONI_LOG_LEVEL", NULL}; *v;
+        for (const char *const *v =
+                     (const char *const[]){"LOGLEVEL", "PATRONI_LOGLEVEL", "PATRONI_LOG_LEVEL", NULL};
+             *v;
              v++)
                 if (getenv(*v))
                         level = getenv(*v);
         log_set_force_stderr(true);
-        log_set_max_level(level && log_level_from_string(level) >= 0 ? log_level_from_string(level) : 2 /* LOG_CRIT */);
+        log_set_max_level(
+                level && log_level_from_string(level) >= 0 ? log_level_from_string(level)
+                                                           : 2 /* LOG_CRIT */);
 
         opterr = 0;
         while ((opt = getopt_long(argc, argv, "+c:d:kh", options, NULL)) >= 0)
