@@ -499,8 +499,8 @@ TEST(cluster_host_without_port_and_roles) {
                 "/service/demo/config",
                 "{\"standby_cluster\":{\"host\":\"x\"}}",
                 "/service/demo/members/a",
-                "{\"conn_url\":\"postgres://10.0.0.1:5432/"
-                "postgres\",\"role\":\"standby_leader\",\"state\":\"running\"}",
+                ("{\"conn_url\":\"postgres://10.0.0.1:5432/postgres\","
+                 "\"role\":\"standby_leader\",\"state\":\"running\"}"),
                 "/service/demo/members/b",
                 "{\"conn_url\":\"postgres://10.0.0.2/postgres\",\"role\":\"replica\",\"state\":\"running\"}",
         };
