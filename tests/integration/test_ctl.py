@@ -196,6 +196,31 @@ def test_environment_configuration(cluster):
     assert r.returncode == 0 and "loop_wait: 1" in r.stdout, r.stderr
 
 
+def test_ctl_only_config_file(cluster, tmp_path):
+    """A patronictl.yaml with only scope and an etcd3 section (no postgresql, no restapi) is enough,
+    found through PATRONICTL_CONFIG_FILE."""
+    f = tmp_path / "patronictl.yaml"
+    f.write_text(f"scope: demo\netcd3:\n  hosts: {cluster.etcd.endpoint}\n")
+    r = run(pghactl_argv() + ["list"], env=clean_env({"PATRONICTL_CONFIG_FILE": str(f)}))
+    assert r.returncode == 0 and "+ Cluster: demo " in r.stdout, r.stderr
+    r = run(pghactl_argv() + ["-c", str(f), "version", "demo"])
+    assert r.returncode == 0 and r.stdout.count(" PostgreSQL 15.") == len(cluster.nodes), r.stdout + r.stderr
+
+
+def test_patronictl_and_pghactl_on_one_cluster(cluster, ctl):
+    """The real patronictl manages the cluster and pghactl sees the result, and the other way round."""
+    leader, replica = healthy(cluster)
+    ctl.patronictl("switchover", "--leader", leader.name, "--candidate", replica.name, "--force")
+    assert cluster.wait_for_leader(60, exclude=(leader.name,)).name == replica.name
+    healthy(cluster)
+    rows = json.loads(ctl.ok("list", "-f", "json"))
+    assert next(r for r in rows if r["Member"] == replica.name)["Role"] == "Leader"
+    ctl.patronictl("edit-config", "-s", "maximum_lag_on_failover=1048577", "--force")
+    assert "maximum_lag_on_failover: 1048577\n" in ctl.ok("show-config")
+    ctl.ok("edit-config", "-s", "maximum_lag_on_failover=1048576", "--force")
+    assert "maximum_lag_on_failover: 1048576\n" in ctl.patronictl("show-config")
+
+
 # ---- edit-config: the config key in etcd and PostgreSQL itself ----
 
 def leader_setting(cluster, name):
