@@ -144,6 +144,7 @@ int dcs_get_cluster(Dcs *d, DcsClusterCallback cb, void *userdata) _warn_unused_
 /* Lease */
 int dcs_lease_start(Dcs *d, DcsLeaseCallback cb, void *userdata) _warn_unused_result_;
 void dcs_lease_stop(Dcs *d);
+void dcs_set_ttl(Dcs *d, unsigned ttl);
 int64_t dcs_lease_id(const Dcs *d);
 usec_t dcs_lease_valid_until(const Dcs *d);
 usec_t dcs_lease_last_renewal(const Dcs *d);

@@ -46,6 +46,7 @@ struct Dcs {
         char *name;
         unsigned ttl;
         usec_t keepalive_interval;
+        bool keepalive_explicit; /* set in DcsOptions: not derived from ttl */
         int64_t priority;
         DcsOp *ops;
 
@@ -73,6 +74,7 @@ static const char *const dcs_wake_reason_table[_DCS_WAKE_REASON_MAX] = {
         [DCS_WAKE_RESYNC] = "resync",
 };
 
+/* dcs_wake_reason_to_string - "ready", "leader", ... for logs; NULL when out of range. */
 const char *dcs_wake_reason_to_string(DcsWakeReason r) {
         return r >= 0 && r < _DCS_WAKE_REASON_MAX ? dcs_wake_reason_table[r] : NULL;
 }
@@ -1061,6 +1063,25 @@ void dcs_lease_stop(Dcs *d) {
         d->lease_call = NULL;
 }
 
+/* dcs_set_ttl - a new ttl from the dynamic config: as Patroni, the current lease is dropped (not
+ * revoked) and a new one with the new TTL is granted at once if the keep-alive runs; the lease
+ * callback hears about it. The keep-alive interval follows (ttl/3) unless it was set explicitly. */
+void dcs_set_ttl(Dcs *d, unsigned ttl) {
+        if (ttl == 0 || ttl == d->ttl)
+                return;
+        d->ttl = ttl;
+        if (!d->keepalive_explicit)
+                d->keepalive_interval = MAX((usec_t)ttl * USEC_PER_SEC / 3, 100 * USEC_PER_MSEC);
+        if (d->lease_id == 0 && !d->lease_call && sd_event_source_get_enabled(d->lease_timer, NULL) <= 0)
+                return; /* the lease was never started */
+        etcd_call_cancel(d->lease_call);
+        d->lease_call = NULL;
+        d->lease_id = 0;
+        d->lease_last_renewal = 0;
+        dcs_lease_schedule(d, 0);
+}
+
+/* dcs_lease_id - our current lease (0 while none). */
 int64_t dcs_lease_id(const Dcs *d) {
         return d->lease_id;
 }
@@ -1073,6 +1094,7 @@ usec_t dcs_lease_valid_until(const Dcs *d) {
         return d->lease_last_renewal + (usec_t)d->ttl * USEC_PER_SEC;
 }
 
+/* dcs_lease_last_renewal - CLOCK_MONOTONIC start of the last successful grant/keep-alive. */
 usec_t dcs_lease_last_renewal(const Dcs *d) {
         return d->lease_last_renewal;
 }
@@ -1157,6 +1179,7 @@ int dcs_watch_start(
         return dcs_watch_create(d, start_revision);
 }
 
+/* dcs_watch_stop - stops the watch; the wake callback will not run again. */
 void dcs_watch_stop(Dcs *d) {
         d->watch = etcd_watch_free(d->watch);
 }
@@ -1195,6 +1218,7 @@ int dcs_new(sd_event *event, EtcdClient *etcd, const DcsOptions *o, Dcs **ret) {
         d->event = sd_event_ref(event);
         d->etcd = etcd;
         d->ttl = o->ttl ?: 30;
+        d->keepalive_explicit = o->keepalive_interval > 0;
         d->keepalive_interval =
                 o->keepalive_interval ?: MAX((usec_t)d->ttl * USEC_PER_SEC / 3, 100 * USEC_PER_MSEC);
         d->priority = o->priority;

@@ -39,6 +39,7 @@ struct EtcdCall {
         bool no_auth;    /* the authenticate call itself */
         bool auth_retried;
         bool waiting_auth; /* parked until a token arrives */
+        bool auth_batch;   /* parked before the authentication reply being handled */
         EtcdCall *prev, *next;
 };
 
@@ -219,6 +220,7 @@ int etcd_kv_parse(const cJSON *kv, EtcdKv *ret) {
         return 0;
 }
 
+/* etcd_kv_done - frees the strings of kv (not kv itself). */
 void etcd_kv_done(EtcdKv *kv) {
         if (!kv)
                 return;
@@ -226,6 +228,7 @@ void etcd_kv_done(EtcdKv *kv) {
         kv->value = mfree(kv->value);
 }
 
+/* etcd_kvs_free - frees an array of n kvs. */
 void etcd_kvs_free(EtcdKv *kvs, size_t n) {
         for (size_t i = 0; kvs && i < n; i++)
                 etcd_kv_done(&kvs[i]);
@@ -347,6 +350,7 @@ int etcd_keepalive_parse(const cJSON *reply, int64_t *ret_ttl) {
         return 0;
 }
 
+/* etcd_watch_message_done - frees the events of m. */
 void etcd_watch_message_done(EtcdWatchMessage *m) {
         if (!m)
                 return;
@@ -502,6 +506,7 @@ int etcd_stream_feed(
         return 0;
 }
 
+/* etcd_stream_done - drops buffered bytes and resets the splitter for a new stream. */
 void etcd_stream_done(EtcdStreamSplitter *s) {
         s->buf = mfree(s->buf);
         s->size = s->allocated = s->scanned = 0;
@@ -527,6 +532,33 @@ static char *endpoint_to_url(const char *e, const char *protocol) {
         while (n > 0 && u[n - 1] == '/')
                 u[--n] = 0;
         return u;
+}
+
+/* Moves "user:password@" out of a URL (Patroni accepts credentials in etcd3.url): the URL loses them,
+ * *ret_user and *ret_password get them unless already set. */
+static int endpoint_take_userinfo(char *url, char **ret_user, char **ret_password) {
+        char *authority = strstr(url, "://"), *at, *end, *colon;
+
+        if (!authority)
+                return 0;
+        authority += 3;
+        end = authority + strcspn(authority, "/?#");
+        at = memchr(authority, '@', (size_t)(end - authority));
+        if (!at)
+                return 0;
+        colon = memchr(authority, ':', (size_t)(at - authority));
+        if (!*ret_user) {
+                *ret_user = strndup(authority, (size_t)((colon ?: at) - authority));
+                if (!*ret_user)
+                        return -ENOMEM;
+                if (colon && !*ret_password) {
+                        *ret_password = strndup(colon + 1, (size_t)(at - colon - 1));
+                        if (!*ret_password)
+                                return -ENOMEM;
+                }
+        }
+        memmove(authority, at + 1, strlen(at + 1) + 1);
+        return 1;
 }
 
 static void strv_free_n(char **v, size_t n) {
@@ -776,13 +808,16 @@ on_authenticated(EtcdClient *c, int error, const char *message, const cJSON *rep
         if (error < 0)
                 log_debug("etcd authentication failed: %s", strna(message));
 
-        /* Resume (or fail) every call parked for a token. */
+        /* Resume (or fail) every call parked for a token. Callbacks may park new calls (for a new
+         * authentication attempt): only those parked before this reply are handled here. */
+        for (EtcdCall *call = c->calls; call; call = call->next)
+                call->auth_batch = call->waiting_auth;
         for (bool again = true; again;) {
                 again = false;
                 for (EtcdCall *call = c->calls; call; call = call->next) {
-                        if (!call->waiting_auth)
+                        if (!call->auth_batch)
                                 continue;
-                        call->waiting_auth = false;
+                        call->auth_batch = call->waiting_auth = false;
                         if (error < 0 || etcd_call_send(call) < 0) {
                                 _cleanup_free_ char *m = NULL;
 
@@ -932,6 +967,9 @@ int etcd_client_new(sd_event *event, const EtcdClientOptions *o, EtcdClient **re
             free_and_strdup(&c->password, o->password) < 0 || free_and_strdup(&c->cacert, o->cacert) < 0 ||
             free_and_strdup(&c->cert, o->cert) < 0 || free_and_strdup(&c->key, o->key) < 0)
                 return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (endpoint_take_userinfo(c->endpoints[i], &c->username, &c->password) < 0)
+                        return -ENOMEM;
         r = http_client_new(event, o->priority, &c->http);
         if (r < 0)
                 return r;
@@ -983,6 +1021,7 @@ const char *etcd_client_endpoint(const EtcdClient *c) {
         return c && c->n_endpoints > 0 ? c->endpoints[c->current % c->n_endpoints] : NULL;
 }
 
+/* etcd_client_n_endpoints - number of endpoints currently known. */
 size_t etcd_client_n_endpoints(const EtcdClient *c) {
         return c ? c->n_endpoints : 0;
 }

@@ -410,6 +410,9 @@ int http_client_start(HttpClient *c, const HttpRequestOptions *o, HttpRequest **
             curl_easy_setopt(e, CURLOPT_PRIVATE, req) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->error) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PROXY, "") !=
+                    CURLE_OK || /* never an http_proxy from the environment */
+            curl_easy_setopt(e, CURLOPT_USERAGENT, "pgha/" PGHA_VERSION) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_write_cb) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, req) != CURLE_OK ||
@@ -496,6 +499,7 @@ size_t http_client_active(const HttpClient *c) {
         return c ? c->n_active : 0;
 }
 
+/* http_request_url - the URL of req (for log lines). */
 const char *http_request_url(const HttpRequest *req) {
         return req ? req->url : NULL;
 }

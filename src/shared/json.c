@@ -203,10 +203,12 @@ int json_add_item(cJSON *obj, const char *key, cJSON *item) {
         return 0;
 }
 
+/* json_add_string - adds a string member (copied). */
 int json_add_string(cJSON *obj, const char *key, const char *value) {
         return json_add_item(obj, key, cJSON_CreateString(value));
 }
 
+/* json_add_bool - adds a boolean member. */
 int json_add_bool(cJSON *obj, const char *key, bool value) {
         return json_add_item(obj, key, cJSON_CreateBool(value));
 }
@@ -223,6 +225,7 @@ cJSON *json_int64_new(int64_t value) {
         return cJSON_CreateRaw(buf);
 }
 
+/* json_add_int64 - adds an integer member printed exactly (see json_int64_new()). */
 int json_add_int64(cJSON *obj, const char *key, int64_t value) {
         return json_add_item(obj, key, json_int64_new(value));
 }

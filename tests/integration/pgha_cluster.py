@@ -10,16 +10,89 @@ same generated YAML. Plus the two invariant checkers every HA test runs througho
 import contextlib
 import json
 import os
+import select
 import signal
 import threading
 import time
 
 import psycopg2
+import psycopg2.extensions
 import yaml
 
 import pgha_testlib as lib
 
 SHORT_TIMINGS = {"ttl": 6, "loop_wait": 1, "retry_timeout": 2}
+
+
+def _wait_ready(conn, deadline):
+    """Drives an asynchronous psycopg2 connection until its pending step completes, or raises
+    TimeoutError at deadline. Blocking libpq calls cannot time out against a frozen server (its kernel
+    still accepts and acknowledges our bytes), so every harness query goes through this."""
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("PostgreSQL did not answer in time")
+        if state == psycopg2.extensions.POLL_READ:
+            select.select([conn.fileno()], [], [], remaining)
+        elif state == psycopg2.extensions.POLL_WRITE:
+            select.select([], [conn.fileno()], [], remaining)
+
+
+class TimedCursor:
+    def __init__(self, conn):
+        self._conn = conn
+        self._cur = conn.raw.cursor()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._cur.close()
+
+    def execute(self, sql, args=None):
+        try:
+            self._cur.execute(sql, args)
+            _wait_ready(self._conn.raw, time.monotonic() + self._conn.timeout)
+        except TimeoutError:
+            self._conn.close()  # the connection is unusable once a query is abandoned midway
+            raise
+
+    @property
+    def description(self):
+        return self._cur.description
+
+    def fetchone(self):
+        return self._cur.fetchone()
+
+    def fetchall(self):
+        return self._cur.fetchall()
+
+
+class TimedConnection:
+    """An autocommit connection whose connect and every statement give up after `timeout` seconds, even
+    when the server is frozen with SIGSTOP."""
+
+    def __init__(self, timeout, **params):
+        self.timeout = timeout
+        self.raw = psycopg2.connect(async_=1, **params)
+        try:
+            _wait_ready(self.raw, time.monotonic() + timeout)
+        except BaseException:
+            self.raw.close()
+            raise
+
+    @property
+    def closed(self):
+        return bool(self.raw.closed)
+
+    def cursor(self):
+        return TimedCursor(self)
+
+    def close(self):
+        self.raw.close()
 
 
 def node_config(name, scope, etcd_hosts, pg_port, api_port, workdir, timings=None, dcs_extra=None,
@@ -140,12 +213,26 @@ class Node:
         except (OSError, ValueError):
             return None
 
-    def signal_all(self, sig):
-        """Sends sig to the daemon and its postmaster (both started by this test)."""
-        pids = [self.process.pid] if self.daemon_alive() else []
+    def postgres_pids(self):
+        """The postmaster and all its descendants (backends, walsenders, ...), postmaster first."""
         pm = self.postmaster_pid()
-        if pm:
-            pids.append(pm)
+        if not pm:
+            return []
+        pids, todo = [], [pm]
+        while todo:
+            pid = todo.pop(0)
+            pids.append(pid)
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+        return pids
+
+    def signal_all(self, sig):
+        """Sends sig to the daemon and every PostgreSQL process of this node (all started by this
+        test), as a host freeze or crash would hit them all."""
+        pids = [self.process.pid] if self.daemon_alive() else []
+        pids += self.postgres_pids()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -176,10 +263,9 @@ class Node:
         return status, reply
 
     def connect(self, timeout=2):
-        conn = psycopg2.connect(host="127.0.0.1", port=self.pg_port, user="postgres", dbname="postgres",
-                                connect_timeout=timeout, options="-c statement_timeout=2000")
-        conn.autocommit = True
-        return conn
+        """A TimedConnection (autocommit; connect and each statement time out after `timeout` s)."""
+        return TimedConnection(timeout, host="127.0.0.1", port=self.pg_port, user="postgres",
+                               dbname="postgres", connect_timeout=max(1, int(timeout)))
 
     def query(self, sql, args=None):
         with contextlib.closing(self.connect()) as conn, conn.cursor() as cur:
@@ -232,8 +318,12 @@ class Cluster:
         return lib.wait_until(check, timeout, interval=0.05, what="a writable leader")
 
     def wait_for_streaming(self, leader, count, timeout=60):
+        """Waits until `count` members (not a pg_basebackup's walsender) stream from leader."""
+        names = [n.name for n in self.nodes]
+
         def check():
-            rows = leader.query("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")
+            rows = leader.query("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'"
+                                " AND application_name = ANY(%s)", (names,))
             return len(rows) >= count and rows
         return lib.wait_until(check, timeout, interval=0.2, what=f"{count} streaming replicas")
 

@@ -208,6 +208,55 @@ def remove_tree(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+class NotifySocket:
+    """A systemd-style notification socket (AF_UNIX datagrams) to hand to a daemon as NOTIFY_SOCKET, so a
+    test sees READY=1, RELOADING=1, STOPPING=1, STATUS= and WATCHDOG=1 exactly as systemd would. The
+    socket lives in a directory the postgres user can reach and is writable by everyone."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o777)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def env(self, base=None):
+        """base (default os.environ) plus NOTIFY_SOCKET pointing here."""
+        return dict(base if base is not None else os.environ, NOTIFY_SOCKET=self.path)
+
+    def poll(self):
+        """Every message received so far (each a dict of its KEY=value lines), oldest first."""
+        while self.sock is not None:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                break
+            fields = {}
+            for line in data.decode(errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                fields[key] = value
+            self.messages.append(fields)
+        return self.messages
+
+    def seen(self, key, value=None):
+        """The first message carrying key (with that value, if given), or None."""
+        for m in self.poll():
+            if key in m and (value is None or m[key] == value):
+                return m
+        return None
+
+    def close(self):
+        """Stops listening; the messages received until now stay available to poll() and seen()."""
+        if self.sock is None:
+            return
+        self.poll()
+        self.sock.close()
+        self.sock = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
 class PgTestServer:
     """A bare PostgreSQL 15 server for module tests (no pghad): its own data directory, socket directory
     (unix_socket_directories) and free port, run as the postgres user. start() goes through pg_ctl;
@@ -322,7 +371,6 @@ class PgTestServer:
                 self.child.kill()
                 self.child.wait(10)
             self.child = None
-
 
 # ---- etcd helpers (added by the etcd module's tests) ----
 

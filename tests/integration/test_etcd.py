@@ -73,9 +73,13 @@ def test_leader_lock_race_100_rounds(etcd):
 
 def test_leader_key_expires_with_unrenewed_lease(etcd):
     ttl = 3
-    acquired, gone = tool("--endpoints", etcd.endpoint, "--scope", scope(), "--ttl", str(ttl),
-                          "lease-expiry", timeout=30)
-    assert acquired["acquired"] and acquired["valid_for_ms"] == ttl * 1000
+    acquired, held, stopped, gone = tool("--endpoints", etcd.endpoint, "--scope", scope(), "--ttl",
+                                         str(ttl), "lease-expiry", timeout=30)
+    assert acquired["acquired"]
+    # For 2 x ttl nothing but the lease's own keep-alive timer ran: the lock is still ours.
+    assert held["held"] and held["lease_matches"], held
+    assert held["renewed_for_ms"] >= ttl * 1000, held
+    assert stopped["valid_for_ms"] == ttl * 1000
     # etcd revokes expired leases on its own ~500 ms ticker: the key is gone after ttl, not before.
     assert ttl * 1000 <= gone["gone_after_ms"] <= ttl * 1000 + 1500, gone
 
@@ -192,9 +196,17 @@ def test_watch_detects_stalled_member(workdir):
     try:
         sc = scope()
         key = f"/service/{sc}/leader"
-        first, second = cluster.members[0], cluster.members[1]
+        # Watch through a follower (listed first) and write through another member, so freezing the
+        # watched member needs no raft election.
+        def is_leader(m):
+            st = m.v3("maintenance/status", {})
+            return st["header"]["member_id"] == st["leader"]
+        followers = [m for m in cluster.members if not is_leader(m)]
+        first = followers[0]
+        second = [m for m in cluster.members if m is not first][0]
+        others = [m.endpoint for m in cluster.members if m is not first]
         second.v3("kv/put", {"key": lib.b64(key), "value": lib.b64("node9")})
-        w = Running("--endpoints", ",".join(cluster.endpoints), "--use-proxies", "--scope", sc,
+        w = Running("--endpoints", ",".join([first.endpoint] + others), "--use-proxies", "--scope", sc,
                     "--stall-ms", "1000", "--timeout-ms", "1000", "watch-wait")
         try:
             lib.wait_until(lambda: w.find("wake"), 10, what="watch ready")
@@ -212,3 +224,17 @@ def test_watch_detects_stalled_member(workdir):
             w.kill()
     finally:
         cluster.stop()
+
+
+def test_guarded_writes(etcd):
+    """Create-only, CAS and value-guarded writes of every key, each expected to win or lose."""
+    (res,) = tool("--endpoints", etcd.endpoint, "--scope", scope(), "cas-check")
+    failed = [s for s in res["steps"] if not s["ok"]]
+    assert not failed and res["failures"] == 0, failed
+    assert len(res["steps"]) == 18
+    view = res["view"]
+    assert view["config"] == {"ttl": 20}        # the CAS with the current revision won, the stale one lost
+    assert view["initialize"] == "7712574132163962109"
+    assert view["leader"] is None               # released by its holder, not by the other node
+    assert view["has_sync"] is False            # deleted under CAS
+    assert view["failover_revision"] > 0 and view["has_failover"] is False

@@ -74,6 +74,8 @@ static EtcdClient *make_client(void) {
                         .username = arg_user,
                         .password = arg_password,
                         .cacert = arg_cacert,
+                        .cert = arg_cert,
+                        .key = arg_key,
                         .request_timeout = arg_timeout,
                         .use_proxies = arg_use_proxies,
                         .priority = -5,
@@ -249,20 +251,59 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static sd_event_source *hold_timer;
+static usec_t hold_first_renewal;
+
+static void start_expiry(Dcs *d) {
+        /* Stop renewing; the key must vanish ttl seconds after the last renewal started. */
+        dcs_lease_stop(d);
+        expiry_renewal = dcs_lease_last_renewal(d);
+        printf("{\"stopped\":true,\"valid_for_ms\":%" PRIu64 "}\n",
+               (dcs_lease_valid_until(d) - expiry_renewal) / USEC_PER_MSEC);
+        fflush(stdout);
+        (void)sd_event_add_time_relative(
+                event, &poll_timer, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC, 1, on_poll, NULL);
+}
+
+static void on_held_cluster(Dcs *d, int error, const char *message, DcsCluster *cluster, void *userdata) {
+        if (error < 0) {
+                fail("get_cluster", error, message);
+                return;
+        }
+        /* After 2 x ttl with only the keep-alive timer running, the lock must still be ours. */
+        printf("{\"held\":%s,\"leader\":\"%s\",\"lease_matches\":%s,\"renewed_for_ms\":%" PRIu64 "}\n",
+               streq_ptr(cluster->leader, arg_name) ? "true" : "false",
+               strna(cluster->leader),
+               cluster->leader_lease == dcs_lease_id(d) ? "true" : "false",
+               (dcs_lease_last_renewal(d) - hold_first_renewal) / USEC_PER_MSEC);
+        fflush(stdout);
+        dcs_cluster_free(cluster);
+        start_expiry(d);
+}
+
+static int on_hold_done(sd_event_source *s, uint64_t usec, void *userdata) {
+        if (dcs_get_cluster(expiry_dcs, on_held_cluster, NULL) < 0)
+                fail("get_cluster", -EIO, NULL);
+        return 0;
+}
+
 static void
 on_expiry_acquired(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *userdata) {
         if (error < 0 || !res->succeeded) {
                 fail("acquire", error ?: -EBUSY, message);
                 return;
         }
-        /* Stop renewing; the key must vanish ttl seconds after the last renewal started. */
-        dcs_lease_stop(d);
-        expiry_renewal = dcs_lease_last_renewal(d);
-        printf("{\"acquired\":true,\"valid_for_ms\":%" PRIu64 "}\n",
-               (dcs_lease_valid_until(d) - expiry_renewal) / USEC_PER_MSEC);
+        printf("{\"acquired\":true}\n");
         fflush(stdout);
+        hold_first_renewal = dcs_lease_last_renewal(d);
         (void)sd_event_add_time_relative(
-                event, &poll_timer, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC, 1, on_poll, NULL);
+                event,
+                &hold_timer,
+                CLOCK_MONOTONIC,
+                2 * (usec_t)arg_ttl * USEC_PER_SEC,
+                1,
+                on_hold_done,
+                NULL);
 }
 
 static void on_expiry_lease(Dcs *d, int error, int64_t lease, void *userdata) {
@@ -278,6 +319,7 @@ static int cmd_lease_expiry(void) {
                 return 2;
         sd_event_loop(event);
         sd_event_source_disable_unref(poll_timer);
+        sd_event_source_disable_unref(hold_timer);
         dcs_free(expiry_dcs);
         etcd_client_free(c);
         return exit_code;
@@ -378,7 +420,11 @@ on_load_reply(EtcdClient *c, int error, const char *message, const cJSON *reply,
         if (error < 0) {
                 n_failed++;
                 ok_after_failure = 0;
-                fprintf(stderr, "request failed after %.0f ms: %s\n", (double)took / 1000, strna(message));
+                if (n_failed <= 50) /* keep stderr bounded */
+                        fprintf(stderr,
+                                "request failed after %.0f ms: %s\n",
+                                (double)took / 1000,
+                                strna(message));
         } else {
                 n_ok++;
                 ok_after_failure++;
@@ -499,7 +545,11 @@ static void on_write_lease(Dcs *d, int error, int64_t lease, void *userdata) {
         char *standby[] = {"node2", NULL};
         int r;
 
-        if (error < 0 || lease == 0 || ++leases_ready < 2)
+        if (error < 0) {
+                fail("lease", error, NULL);
+                return;
+        }
+        if (lease == 0 || ++leases_ready < 2)
                 return;
         r = json_parse_string(
                 "{\"ttl\":30,\"loop_wait\":10,\"retry_timeout\":10,\"maximum_lag_on_failover\":1048576,"
@@ -572,6 +622,213 @@ static int cmd_read_cluster(void) {
         sd_event_loop(event);
         dcs_free(d);
         etcd_client_free(c);
+        return exit_code;
+}
+
+/* ==== cas-check: every guarded write against real etcd, in order ==== */
+
+static Dcs *cas1, *cas2;
+static DcsCluster *cas_view;
+static unsigned cas_step, cas_failures, cas_leases;
+static int cas_expect; /* 1: must succeed, 0: compare must fail, -1: read step */
+static const char *cas_expect_leader;
+static int64_t cas_old_lease;
+static cJSON *cas_log;
+
+static void cas_next(void);
+
+static void cas_record(const char *what, bool ok, const char *detail) {
+        cJSON *o = cJSON_CreateObject();
+
+        (void)json_add_string(o, "step", what);
+        (void)json_add_bool(o, "ok", ok);
+        if (detail)
+                (void)json_add_string(o, "detail", detail);
+        cJSON_AddItemToArray(cas_log, o);
+        if (!ok)
+                cas_failures++;
+}
+
+static void on_cas_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *userdata) {
+        const char *what = userdata;
+        bool ok = error >= 0 && res->succeeded == (cas_expect == 1);
+
+        if (ok && cas_expect_leader)
+                ok = streq_ptr(res->leader, cas_expect_leader);
+        cas_record(what, ok, error < 0 ? message : res->leader);
+        cas_next();
+}
+
+static void on_cas_read(Dcs *d, int error, const char *message, DcsCluster *cluster, void *userdata) {
+        if (error < 0) {
+                cas_record("read", false, message);
+                cas_next();
+                return;
+        }
+        dcs_cluster_free(cas_view);
+        cas_view = cluster;
+        cas_next();
+}
+
+static cJSON *json_of(const char *text) {
+        cJSON *j = NULL;
+
+        if (json_parse_string(text, &j) < 0)
+                return NULL;
+        return j;
+}
+
+#define CAS(expect, leader, call)             \
+        do {                                  \
+                cas_expect = (expect);        \
+                cas_expect_leader = (leader); \
+                r = (call);                   \
+        } while (0)
+
+static void cas_next(void) {
+        _cleanup_(cJSON_Deletep) cJSON *j = NULL;
+        char *standby[] = {"node2", NULL};
+        int r = 0;
+
+        switch (cas_step++) {
+        case 0:
+                CAS(1, NULL, dcs_initialize_race(cas1, on_cas_write, "initialize race (first)"));
+                break;
+        case 1:
+                CAS(0, NULL, dcs_initialize_race(cas2, on_cas_write, "initialize race (second loses)"));
+                break;
+        case 2:
+                CAS(1,
+                    NULL,
+                    dcs_initialize_set(cas1, "7712574132163962109", on_cas_write, "initialize set"));
+                break;
+        case 3:
+                j = json_of("{\"ttl\":30}");
+                CAS(1, NULL, dcs_set_config(cas1, j, 0, on_cas_write, "config plain put"));
+                break;
+        case 4:
+        case 8:
+        case 14:
+        case 17:
+        case 20:
+                r = dcs_get_cluster(cas1, on_cas_read, NULL);
+                break;
+        case 5:
+                j = json_of("{\"ttl\":20}");
+                CAS(1,
+                    NULL,
+                    dcs_set_config(cas2, j, cas_view->config_revision, on_cas_write, "config CAS current"));
+                break;
+        case 6:
+                j = json_of("{\"ttl\":10}");
+                CAS(0,
+                    NULL,
+                    dcs_set_config(cas1, j, cas_view->config_revision, on_cas_write, "config CAS stale"));
+                break;
+        case 7:
+                CAS(1, "node1", dcs_leader_acquire(cas1, on_cas_write, "acquire (free)"));
+                break;
+        case 9:
+                CAS(0, "node1", dcs_leader_acquire(cas2, on_cas_write, "acquire (held)"));
+                break;
+        case 10:
+                CAS(0, "node1", dcs_leader_renew(cas2, on_cas_write, "renew by non-holder"));
+                break;
+        case 11:
+                CAS(0, NULL, dcs_leader_delete(cas2, on_cas_write, "delete by non-holder"));
+                break;
+        case 12:
+                CAS(1, "node1", dcs_leader_renew(cas1, on_cas_write, "renew by holder"));
+                break;
+        case 13:
+                CAS(1, NULL, dcs_write_sync(cas1, "node1", standby, 0, on_cas_write, "sync plain put"));
+                break;
+        case 15:
+                CAS(1,
+                    NULL,
+                    dcs_write_sync(
+                            cas1,
+                            "node1",
+                            standby,
+                            cas_view->sync_revision,
+                            on_cas_write,
+                            "sync CAS current"));
+                break;
+        case 16:
+                CAS(0,
+                    NULL,
+                    dcs_write_sync(
+                            cas1, "node1", NULL, cas_view->sync_revision, on_cas_write, "sync CAS stale"));
+                break;
+        case 18:
+                CAS(1,
+                    NULL,
+                    dcs_delete_sync(cas1, cas_view->sync_revision, on_cas_write, "sync delete CAS"));
+                break;
+        case 19:
+                CAS(1, NULL, dcs_write_failover(cas1, NULL, 0, on_cas_write, "failover {}"));
+                break;
+        case 21:
+                CAS(1, NULL, dcs_leader_delete(cas1, on_cas_write, "delete by holder"));
+                break;
+        case 22:
+                r = dcs_get_cluster(cas1, on_cas_read, NULL);
+                break;
+        case 23:
+                /* A new ttl drops the lease and grants one with the new TTL (on_cas_lease continues). */
+                cas_old_lease = dcs_lease_id(cas1);
+                dcs_set_ttl(cas1, 7);
+                return;
+        default: {
+                _cleanup_(cJSON_Deletep) cJSON *view = NULL;
+                _cleanup_free_ char *log = NULL, *text = NULL;
+
+                if (dcs_cluster_to_json(cas_view, &view) < 0 || json_print_compact(view, &text) < 0 ||
+                    json_print_compact(cas_log, &log) < 0) {
+                        fail("json", -ENOMEM, NULL);
+                        return;
+                }
+                printf("{\"failures\":%u,\"steps\":%s,\"view\":%s}\n", cas_failures, log, text);
+                sd_event_exit(event, 0);
+                return;
+        }
+        }
+        if (r < 0)
+                fail("start step", r, NULL);
+}
+
+static void on_cas_lease(Dcs *d, int error, int64_t lease, void *userdata) {
+        if (error < 0) {
+                fail("lease", error, NULL);
+                return;
+        }
+        if (lease == 0)
+                return;
+        if (++cas_leases == 2)
+                cas_next();
+        else if (cas_leases > 2 && d == cas1) {
+                bool ok = lease != cas_old_lease &&
+                        dcs_lease_valid_until(d) - dcs_lease_last_renewal(d) == 7 * USEC_PER_SEC;
+
+                cas_record("ttl change re-grants the lease", ok, NULL);
+                cas_next();
+        }
+}
+
+static int cmd_cas_check(void) {
+        EtcdClient *c = make_client();
+
+        cas_log = cJSON_CreateArray();
+        cas1 = make_dcs(c, "node1");
+        cas2 = make_dcs(c, "node2");
+        if (dcs_lease_start(cas1, on_cas_lease, NULL) < 0 || dcs_lease_start(cas2, on_cas_lease, NULL) < 0)
+                return 2;
+        sd_event_loop(event);
+        dcs_cluster_free(cas_view);
+        dcs_free(cas1);
+        dcs_free(cas2);
+        etcd_client_free(c);
+        cJSON_Delete(cas_log);
         return exit_code;
 }
 
@@ -697,6 +954,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_load(arg_concurrency);
         else if (streq(cmd, "write-cluster"))
                 r = cmd_write_cluster();
+        else if (streq(cmd, "cas-check"))
+                r = cmd_cas_check();
         else if (streq(cmd, "read-cluster-json"))
                 r = cmd_read_cluster();
         else {

@@ -293,6 +293,7 @@ typedef struct Fake {
         const char *reply; /* full HTTP response; NULL: never answer */
         size_t reply_size;
         unsigned requests;
+        char last[4096]; /* start of the last request received */
         int conns[16];
         sd_event_source *conn_sources[16];
         unsigned n_conns;
@@ -309,6 +310,8 @@ static int on_fake_conn(sd_event_source *s, int fd, uint32_t revents, void *user
         }
         /* Test requests are small: one read holds the whole request. */
         f->requests++;
+        memcpy(f->last, buf, MIN((size_t)n, sizeof(f->last) - 1));
+        f->last[MIN((size_t)n, sizeof(f->last) - 1)] = 0;
         if (f->reply) {
                 size_t off = 0;
 
@@ -646,6 +649,135 @@ TEST(watch_stream_cut_mid_message_reconnects) {
         ASSERT_EQ(etcd_watch_revision(w), 8);
         w = etcd_watch_free(w);
         ASSERT_EQ(etcd_client_active(c), 0);
+        c = etcd_client_free(c);
+        fake_stop(&f);
+}
+
+typedef struct Reissue {
+        EtcdClient *client;
+        unsigned calls;
+        unsigned left;
+        int last_error;
+        char *last_message;
+} Reissue;
+
+static void on_reissue(EtcdClient *c, int error, const char *message, const cJSON *reply, void *userdata) {
+        Reissue *r = userdata;
+
+        r->calls++;
+        r->last_error = error;
+        free(r->last_message);
+        r->last_message = message ? strdup(message) : NULL;
+        if (r->left > 0) {
+                r->left--;
+                ASSERT_OK(etcd_range(c, "k", NULL, on_reissue, r, NULL));
+        }
+}
+
+TEST(auth_failure_with_callbacks_that_retry) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        char ep[32]; /* "127.0.0.1:65535" */
+        char *eps[] = {ep, NULL};
+        Reissue r = {.left = 5};
+        bool never = false;
+        Fake f;
+
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(
+                &f,
+                e,
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"
+                "{\"error\":\"etcdserver: authentication failed, invalid user ID or password\",\"code\":3}");
+        (void)snprintf(ep, sizeof(ep), "127.0.0.1:%d", f.port);
+        ASSERT_OK(etcd_client_new(
+                e,
+                &(EtcdClientOptions){
+                        .endpoints = eps,
+                        .username = "root",
+                        .password = "bad",
+                        .request_timeout = USEC_PER_SEC,
+                        .use_proxies = true,
+                },
+                &c));
+        ASSERT_OK(etcd_range(c, "k", NULL, on_reissue, &r, NULL));
+        ASSERT_OK(etcd_range(c, "k", NULL, on_reissue, &r, NULL));
+        run_until(e, &never, 300 * USEC_PER_MSEC);
+        /* Every call failed with the authentication error; a call issued from a callback waited for its
+         * own authentication attempt instead of inheriting the old failure in a loop. */
+        ASSERT_EQ(r.calls, 7);
+        ASSERT_EQ(r.last_error, -EINVAL);
+        ASSERT_TRUE(strstr(r.last_message, "authentication failed") != NULL);
+        ASSERT_EQ(f.requests, 4); /* batches share one attempt each: 2+2+2+1 calls */
+        ASSERT_EQ(etcd_client_active(c), 0);
+        free(r.last_message);
+        c = etcd_client_free(c);
+        fake_stop(&f);
+}
+
+typedef struct FreeInside {
+        EtcdWatch *w;
+        unsigned calls;
+        int error;
+} FreeInside;
+
+static void on_watch_free_inside(EtcdWatch *w, int error, const EtcdWatchMessage *m, void *userdata) {
+        FreeInside *f = userdata;
+
+        f->calls++;
+        f->error = error;
+        f->w = etcd_watch_free(w); /* from inside its own callback */
+}
+
+TEST(watch_compacted_and_freed_from_its_callback) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        FreeInside fi = {};
+        bool never = false;
+        Fake f;
+
+        ASSERT_OK(sd_event_new(&e));
+        /* Two messages in one chunk: the callback frees the watch on the first; the second must not
+         * be delivered. */
+        fake_start(
+                &f,
+                e,
+                "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                "{\"result\":{\"header\":{\"revision\":\"9\"},\"canceled\":true,\"compact_revision\":\"5\"}}"
+                "{\"result\":{\"header\":{\"revision\":\"9\"},\"created\":true}}");
+        c = client_for(e, f.port, 0, 1 * USEC_PER_SEC);
+        ASSERT_OK(etcd_watch_new(c, "x", NULL, 3, 0, on_watch_free_inside, &fi, &fi.w));
+        run_until(e, &never, 300 * USEC_PER_MSEC);
+        ASSERT_EQ(fi.calls, 1);
+        ASSERT_EQ(fi.error, -ESTALE);
+        ASSERT_NULL(fi.w);
+        ASSERT_EQ(etcd_client_active(c), 0);
+        c = etcd_client_free(c);
+        fake_stop(&f);
+}
+
+TEST(credentials_in_url_become_authentication) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        char ep[64]; /* "http://root:secret@127.0.0.1:65535" */
+        char *eps[] = {ep, NULL};
+        Result r = {};
+        Fake f;
+
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(
+                &f,
+                e,
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n{\"code\":3,\"message\":\"x\"}");
+        (void)snprintf(ep, sizeof(ep), "http://root:secret@127.0.0.1:%d", f.port);
+        ASSERT_OK(etcd_client_new(e, &(EtcdClientOptions){.endpoints = eps, .use_proxies = true}, &c));
+        ASSERT_FALSE(strstr(etcd_client_endpoint(c), "secret"));
+        ASSERT_OK(etcd_range(c, "k", NULL, on_result, &r, NULL));
+        run_until(e, &r.done, 2 * USEC_PER_SEC);
+        ASSERT_TRUE(strstr(f.last, "POST /v3/auth/authenticate ") == f.last);
+        ASSERT_TRUE(strstr(f.last, "{\"name\":\"root\",\"password\":\"secret\"}") != NULL);
+        ASSERT_NULL(strstr(f.last, "Authorization: Basic"));
+        result_done(&r);
         c = etcd_client_free(c);
         fake_stop(&f);
 }
