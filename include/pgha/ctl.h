@@ -131,3 +131,7 @@ int ctl_history_print(const DcsCluster *c, CtlFormat format, FILE *f);
 int ctl_format_pg_version(int64_t version, char **ret) _warn_unused_result_;
 /* ctl_is_paused - the dynamic config has a true "pause". */
 bool ctl_is_paused(const DcsCluster *c);
+/* ctl_parse_scheduled - dateutil-like parse of an ISO 8601 timestamp (local time zone when none is
+ * given) into Python's isoformat() (microseconds only when not zero); "now" or NULL → *ret = NULL.
+ * -EINVAL when it cannot be read. */
+int ctl_parse_scheduled(const char *s, char **ret) _warn_unused_result_;

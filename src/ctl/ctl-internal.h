@@ -76,8 +76,4 @@ int ctl_prompt(const char *text, const char *def, char **ret) _warn_unused_resul
 int ctl_confirm(const char *text) _warn_unused_result_;
 /* patronictl's timestamp(precision): local "%Y-%m-%d %H:%M:%S.%f" cut to precision digits (0: none). */
 char *ctl_timestamp(unsigned precision);
-/* ctl_parse_scheduled - dateutil-like parse of an ISO 8601 timestamp (local time zone when none is
- * given) into its isoformat(); "now" or NULL → *ret = NULL. -EINVAL when it cannot be read. */
-int ctl_parse_scheduled(const char *s, char **ret) _warn_unused_result_;
-
 int ctl_run_query(Ctl *c, int argc, char **argv);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "pgha/ctl.h"
 #include "pgha/dcs.h"
@@ -437,7 +438,11 @@ int ctl_cluster_print(const DcsCluster *c, const CtlListOptions *o, FILE *f) {
                 if (ctl_is_paused(c))
                         fprintf(f, "Maintenance mode: on%s", c->failover_scheduled_at ? "\n " : "");
                 if (c->failover_scheduled_at) {
-                        fprintf(f, "Switchover scheduled at: %s", c->failover_scheduled_at);
+                        /* as Patroni shows it: parsed, then isoformat() */
+                        _cleanup_free_ char *at = NULL;
+                        if (ctl_parse_scheduled(c->failover_scheduled_at, &at) < 0 || !at)
+                                at = strdup(c->failover_scheduled_at);
+                        fprintf(f, "Switchover scheduled at: %s", strna(at));
                         if (!isempty(c->failover_leader))
                                 fprintf(f, "\n%24s: %s", "from", c->failover_leader);
                         if (!isempty(c->failover_member))
@@ -493,5 +498,100 @@ int ctl_format_pg_version(int64_t version, char **ret) {
         if (r < 0)
                 return -ENOMEM;
         *ret = s;
+        return 0;
+}
+
+int ctl_parse_scheduled(const char *s, char **ret) {
+        struct tm tm = {};
+        const char *p;
+        long offset = 0;
+        int usec = -1, n = 0;
+        bool has_tz = false;
+        char sign;
+
+        if (!s || streq(s, "now")) {
+                *ret = NULL;
+                return 0;
+        }
+        p = s + strspn(s, " ");
+        if (sscanf(p, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3)
+                return -EINVAL;
+        p += n;
+        if (*p == 'T' || *p == 't' || *p == ' ') {
+                int h, m, sec = 0;
+                p++;
+                n = 0;
+                if (sscanf(p, "%2d:%2d%n", &h, &m, &n) != 2)
+                        return -EINVAL;
+                p += n;
+                if (*p == ':') {
+                        n = 0;
+                        if (sscanf(p + 1, "%2d%n", &sec, &n) != 1)
+                                return -EINVAL;
+                        p += 1 + n;
+                        if (*p == '.' || *p == ',') {
+                                char digits[7] = "000000";
+                                size_t k = 0;
+                                p++;
+                                while (*p >= '0' && *p <= '9') {
+                                        if (k < 6)
+                                                digits[k++] = *p;
+                                        p++;
+                                }
+                                usec = (int)strtol(digits, NULL, 10);
+                        }
+                }
+                if (h > 23 || m > 59 || sec > 59)
+                        return -EINVAL;
+                tm.tm_hour = h, tm.tm_min = m, tm.tm_sec = sec;
+        }
+        p += strspn(p, " ");
+        if (*p == 'Z' || *p == 'z') {
+                has_tz = true;
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                int oh = 0, om = 0;
+                sign = *p++;
+                n = 0;
+                if (sscanf(p, "%2d%n", &oh, &n) != 1)
+                        return -EINVAL;
+                p += n;
+                if (*p == ':')
+                        p++;
+                n = 0;
+                if (*p >= '0' && *p <= '9' && sscanf(p, "%2d%n", &om, &n) == 1)
+                        p += n;
+                if (oh > 23 || om > 59)
+                        return -EINVAL;
+                offset = (sign == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+                has_tz = true;
+        }
+        p += strspn(p, " ");
+        if (*p)
+                return -EINVAL;
+        if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+                return -EINVAL;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        if (!has_tz) {
+                struct tm copy = tm;
+                time_t t;
+                copy.tm_isdst = -1;
+                t = mktime(&copy);
+                if (t == (time_t)-1)
+                        return -EINVAL;
+                offset = copy.tm_gmtoff;
+                tm = copy;
+        }
+        {
+                char date[64], usecs[16] = "", tz[48];
+                long a = labs(offset);
+                strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+                if (usec > 0)
+                        snprintf(usecs, sizeof(usecs), ".%06d", usec);
+                snprintf(tz, sizeof(tz), "%c%02ld:%02ld", offset < 0 ? '-' : '+', a / 3600, a % 3600 / 60);
+                if (asprintf(ret, "%s%s%s", date, usecs, tz) < 0)
+                        return -ENOMEM;
+        }
         return 0;
 }

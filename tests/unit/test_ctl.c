@@ -570,7 +570,7 @@ TEST(pg_version_format) {
 }
 
 TEST(parse_scheduled) {
-        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL;
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL, *f = NULL;
 
         ASSERT_OK(setenv("TZ", "UTC", 1));
         tzset();
@@ -582,6 +582,9 @@ TEST(parse_scheduled) {
         ASSERT_STREQ(c, "2030-01-02T03:04:05.250000-01:30");
         ASSERT_OK(ctl_parse_scheduled("2030-06-01T12:00", &d)); /* local time zone */
         ASSERT_STREQ(d, "2030-06-01T12:00:00+00:00");
+        ASSERT_OK(
+                ctl_parse_scheduled("2030-01-02T03:04:05.000000+00:00", &f)); /* isoformat drops zero usec */
+        ASSERT_STREQ(f, "2030-01-02T03:04:05+00:00");
         ASSERT_OK(ctl_parse_scheduled("now", &e));
         ASSERT_TRUE(e == NULL);
         ASSERT_ERROR(ctl_parse_scheduled("tomorrow", &e), EINVAL);
