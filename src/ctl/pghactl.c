@@ -29,6 +29,7 @@ typedef struct Verb {
         const char *name;
         int (*run)(Ctl *c, int argc, char **argv);
         const char *help;
+        const char *usage; /* arguments and options after the verb */
 } Verb;
 
 enum {
@@ -1722,23 +1723,62 @@ static int verb_query(Ctl *c, int argc, char **argv) {
 static int verb_help(Ctl *c, int argc, char **argv);
 
 static const Verb verbs[] = {
-        {"dsn", verb_dsn, "Generate a dsn for the provided member, defaults to a dsn of the leader"},
-        {"edit-config", verb_edit_config, "Edit cluster configuration"},
-        {"failover", verb_failover, "Failover to a replica"},
-        {"flush", verb_flush, "Discard scheduled events"},
-        {"help", verb_help, "Show this help"},
-        {"history", verb_history, "Show the history of failovers/switchovers"},
-        {"list", verb_list, "List the Patroni members for a given Patroni"},
-        {"pause", verb_pause, "Disable auto failover"},
-        {"query", verb_query, "Query a Patroni PostgreSQL member"},
-        {"reinit", verb_reinit, "Reinitialize cluster member"},
-        {"reload", verb_reload, "Reload cluster member configuration"},
-        {"restart", verb_restart, "Restart cluster member"},
-        {"resume", verb_resume, "Resume auto failover"},
-        {"show-config", verb_show_config, "Show cluster configuration"},
-        {"switchover", verb_switchover, "Switchover to a replica"},
-        {"topology", verb_topology, "Prints ASCII topology for given cluster"},
-        {"version", verb_version, "Output version of pghactl command or a running Patroni instance"},
+        {"dsn",
+         verb_dsn,
+         "Generate a dsn for the provided member, defaults to a dsn of the leader",
+         "[CLUSTER_NAME] [-r ROLE | -m MEMBER]"},
+        {"edit-config",
+         verb_edit_config,
+         "Edit cluster configuration",
+         "[CLUSTER_NAME] [-q] [-s KEY=VALUE]... [-p GUC=VALUE]... [--apply FILE|-] [--replace FILE|-] "
+         "[--force]"},
+        {"failover",
+         verb_failover,
+         "Failover to a replica",
+         "[CLUSTER_NAME] [--leader NAME] --candidate NAME [--force]"},
+        {"flush",
+         verb_flush,
+         "Discard scheduled events",
+         "CLUSTER_NAME [MEMBER_NAMES]... {restart|switchover} [-r ROLE] [--force]"},
+        {"help", verb_help, "Show this help", ""},
+        {"history", verb_history, "Show the history of failovers/switchovers", "[CLUSTER_NAME] [-f FORMAT]"},
+        {"list",
+         verb_list,
+         "List the Patroni members for a given Patroni",
+         "[CLUSTER_NAMES]... [-e] [-t] [-f pretty|tsv|json|yaml] [-W | -w SECONDS]"},
+        {"pause", verb_pause, "Disable auto failover", "[CLUSTER_NAME] [--wait]"},
+        {"query",
+         verb_query,
+         "Query a Patroni PostgreSQL member",
+         "[CLUSTER_NAME] (-c SQL | --file FILE) [-r ROLE | -m MEMBER] [-U USER] [--password] [-d DBNAME] "
+         "[--format FORMAT] [--delimiter D]"},
+        {"reinit",
+         verb_reinit,
+         "Reinitialize cluster member",
+         "CLUSTER_NAME [MEMBER_NAMES]... [--force] [--wait]"},
+        {"reload",
+         verb_reload,
+         "Reload cluster member configuration",
+         "CLUSTER_NAME [MEMBER_NAMES]... [-r ROLE] [--force]"},
+        {"restart",
+         verb_restart,
+         "Restart cluster member",
+         "CLUSTER_NAME [MEMBER_NAMES]... [-r ROLE] [--any] [--scheduled TS] [--pg-version V] [--pending] "
+         "[--timeout T] [--force]"},
+        {"resume", verb_resume, "Resume auto failover", "[CLUSTER_NAME] [--wait]"},
+        {"show-config", verb_show_config, "Show cluster configuration", "[CLUSTER_NAME]"},
+        {"switchover",
+         verb_switchover,
+         "Switchover to a replica",
+         "[CLUSTER_NAME] [--leader NAME] [--candidate NAME] [--scheduled TS] [--force]"},
+        {"topology",
+         verb_topology,
+         "Prints ASCII topology for given cluster",
+         "[CLUSTER_NAMES]... [-W | -w SECONDS]"},
+        {"version",
+         verb_version,
+         "Output version of pghactl command or a running Patroni instance",
+         "[CLUSTER_NAME [MEMBER_NAMES]...]"},
 };
 
 static int verb_help(Ctl *c, int argc, char **argv) {
@@ -1818,6 +1858,15 @@ int main(int argc, char **argv) {
         }
         if (verb->run == verb_help)
                 return verb_help(&c, argc, argv), 0;
+        for (int i = optind + 1; i < argc; i++)
+                if (streq(argv[i], "--help")) {
+                        printf("Usage: pghactl [OPTIONS] %s %s\n\n  %s\n\nSee docs/pghactl.md for every "
+                               "option.\n",
+                               verb->name,
+                               verb->usage,
+                               verb->help);
+                        return 0;
+                }
         /* version without a cluster needs no configuration */
         r = ctl_load_config(&c);
         if (r < 0) {

@@ -86,7 +86,9 @@ def etcd_put(cluster, key, value):
 @pytest.fixture(scope="module")
 def cluster():
     workdir = lib.make_postgres_dir()
-    c = pc.Cluster(workdir, n=2, daemon=DAEMON)
+    # REST writes need basic auth: pghactl must send restapi.authentication as patronictl does
+    c = pc.Cluster(workdir, n=2, daemon=DAEMON,
+                   local_extra={"restapi": {"authentication": {"username": "admin", "password": "s3cret"}}})
     try:
         c.start()
         leader = c.wait_for_leader(90)
@@ -205,6 +207,16 @@ def test_ctl_only_config_file(cluster, tmp_path):
     assert r.returncode == 0 and "+ Cluster: demo " in r.stdout, r.stderr
     r = run(pghactl_argv() + ["-c", str(f), "version", "demo"])
     assert r.returncode == 0 and r.stdout.count(" PostgreSQL 15.") == len(cluster.nodes), r.stdout + r.stderr
+    # without credentials the REST API refuses the change, and nothing is paused
+    r = run(pghactl_argv() + ["-c", str(f), "pause"])
+    assert r.returncode == 1 and r.stdout.startswith("Failed: pause cluster management status code=401"), r.stdout
+    assert "pause" not in json.loads(etcd_get(cluster, "config")[0])
+    # PATRONI_RESTAPI_USERNAME/PASSWORD supply them, as for patronictl
+    env = clean_env({"PATRONI_RESTAPI_USERNAME": "admin", "PATRONI_RESTAPI_PASSWORD": "s3cret"})
+    r = run(pghactl_argv() + ["-c", str(f), "pause"], env=env)
+    assert r.returncode == 0 and r.stdout == "Success: cluster management is paused\n", r.stdout + r.stderr
+    r = run(pghactl_argv() + ["-c", str(f), "resume", "--wait"], env=env)
+    assert r.returncode == 0 and r.stdout.endswith("Success: cluster management is resumed\n"), r.stdout + r.stderr
 
 
 def test_patronictl_and_pghactl_on_one_cluster(cluster, ctl):
@@ -519,6 +531,7 @@ def test_errors(cluster, ctl):
     ctl.fails("list", "-f", "xml", message="Invalid value for '--format' / '-f': 'xml' (pretty, tsv, json, yaml)")
     ctl.fails("reload", message="Missing argument 'CLUSTER_NAME'")
     ctl.fails("frobnicate", message="No such command 'frobnicate'. See 'pghactl help'.")
+    assert ctl.ok("switchover", "--help").startswith("Usage: pghactl [OPTIONS] switchover [CLUSTER_NAME] ")
     r = run(pghactl_argv() + ["-c", "/nonexistent.yml", "list"])
     assert r.returncode == 1 and r.stderr == ("Error: Provided config file /nonexistent.yml not existing or no read "
                                               "rights. Check the -c/--config-file parameter\n")
