@@ -56,6 +56,9 @@ int ctl_set_config(Ctl *c, const cJSON *config, int64_t mod_revision) _warn_unus
 /* ctl_write_failover - the fallback when no member's REST API answers: writes the failover key. */
 int ctl_write_failover(Ctl *c, const cJSON *failover, int64_t mod_revision) _warn_unused_result_;
 
+/* ctl_delete_cluster - deletes every key under the prefix of the cluster last read (`remove`). */
+int ctl_delete_cluster(Ctl *c) _warn_unused_result_;
+
 /* ctl_rest - one blocking HTTP request to a member's REST API: the api_url with its path replaced by
  * /endpoint (NULL: the api_url as is). body is sent as JSON when not NULL. On a transport failure
  * returns < 0 and a message in *ret_error. */

@@ -476,6 +476,36 @@ int ctl_write_failover(Ctl *c, const cJSON *failover, int64_t mod_revision) {
         return ctl_write(c, dcs_write_failover, failover, mod_revision, "the failover key");
 }
 
+static void
+on_etcd_reply(EtcdClient *e, int error, const char *message, const cJSON *reply, void *userdata) {
+        Pending *p = userdata;
+
+        p->done = true;
+        p->error = error;
+        p->message = message ? strdup(message) : NULL;
+        p->succeeded = error >= 0;
+}
+
+int ctl_delete_cluster(Ctl *c) {
+        _cleanup_(pending_done) Pending p = {};
+        _cleanup_free_ char *end = NULL;
+        int r;
+
+        if (!c->dcs)
+                return -ENOTCONN;
+        end = etcd_prefix_range_end(dcs_prefix(c->dcs));
+        if (!end)
+                return -ENOMEM;
+        r = etcd_delete(c->etcd, dcs_prefix(c->dcs), end, on_etcd_reply, &p, NULL);
+        if (r < 0)
+                return ctl_fail("Cannot delete %s from etcd: %s", dcs_prefix(c->dcs), strerror(-r));
+        r = ctl_wait(c, &p.done, CTL_ETCD_TIMEOUT + 5 * USEC_PER_SEC);
+        if (r < 0 || p.error < 0)
+                return ctl_fail("Deleting %s from etcd at %s failed: %s", dcs_prefix(c->dcs), strna(c->endpoints_text),
+                                r < 0 ? strerror(-r) : p.message ?: strerror(-p.error));
+        return 0;
+}
+
 /* ==== REST (blocking libcurl) ==== */
 
 typedef struct Buffer {

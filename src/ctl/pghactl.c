@@ -1716,6 +1716,66 @@ static int verb_edit_config(Ctl *c, int argc, char **argv) {
 
 /* ==== remove ==== */
 
+static int verb_remove(Ctl *c, int argc, char **argv) {
+        static const char *const aware = "Yes I am aware";
+        _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
+        _cleanup_free_ char *a1 = NULL, *a2 = NULL, *a3 = NULL, *q = NULL;
+        const char *name;
+        int opt, r;
+
+        getopt_reset();
+        while ((opt = getopt_long(argc, argv, "+f:", no_options, NULL)) >= 0)
+                switch (opt) {
+                case 'f':
+                        if ((int)ctl_format_from_string(optarg) < 0)
+                                return ctl_fail("Invalid value for '--format' / '-f': '%s'", optarg);
+                        break;
+                case ARG_GROUP:
+                        r = bad_group(optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                default:
+                        return bad_option(argc, argv, "remove");
+                }
+        if (optind >= argc)
+                return ctl_fail("Missing argument 'CLUSTER_NAME'");
+        name = argv[optind];
+        r = ctl_get_cluster(c, name, &cluster);
+        if (r < 0)
+                return r;
+        r = print_members(cluster, name);
+        if (r < 0)
+                return r;
+        r = ctl_prompt("Please confirm the cluster name to remove", NULL, &a1);
+        if (r < 0)
+                return aborted(r);
+        if (!streq(a1, name))
+                return ctl_fail("Cluster names specified do not match");
+        if (asprintf(
+                    &q,
+                    "You are about to remove all information in DCS for %s, please type: \"%s\"",
+                    name,
+                    aware) < 0)
+                return -ENOMEM;
+        r = ctl_prompt(q, NULL, &a2);
+        if (r < 0)
+                return aborted(r);
+        if (!streq(a2, aware))
+                return ctl_fail("You did not exactly type \"%s\"", aware);
+        if (!isempty(cluster->leader)) {
+                r = ctl_prompt(
+                        "This cluster currently is healthy. Please specify the leader name to continue",
+                        NULL,
+                        &a3);
+                if (r < 0)
+                        return aborted(r);
+                if (!streq(a3, cluster->leader))
+                        return ctl_fail("You did not specify the current leader of the cluster");
+        }
+        return ctl_delete_cluster(c);
+}
+
 static int verb_query(Ctl *c, int argc, char **argv) {
         return ctl_run_query(c, argc, argv);
 }
@@ -1765,6 +1825,7 @@ static const Verb verbs[] = {
          "Restart cluster member",
          "CLUSTER_NAME [MEMBER_NAMES]... [-r ROLE] [--any] [--scheduled TS] [--pg-version V] [--pending] "
          "[--timeout T] [--force]"},
+        {"remove", verb_remove, "Remove cluster from DCS", "CLUSTER_NAME"},
         {"resume", verb_resume, "Resume auto failover", "[CLUSTER_NAME] [--wait]"},
         {"show-config", verb_show_config, "Show cluster configuration", "[CLUSTER_NAME]"},
         {"switchover",

@@ -542,3 +542,25 @@ def test_errors(cluster, ctl):
     ctl.fails("switchover", "ghost", "--force", message="This cluster has no leader")
     ctl.fails("dsn", "ghost", message="Can not find a suitable member")
     assert cluster.leader_key() == leader.name
+
+
+def test_remove_deletes_the_cluster_keys(cluster, ctl):
+    """remove asks three times (name, the exact sentence, the leader) and then deletes the prefix; a wrong
+    answer deletes nothing. A scratch cluster is used, never the running one."""
+    member = json.dumps({"conn_url": "postgres://127.0.0.1:5999/postgres", "api_url": "http://127.0.0.1:1/patroni",
+                         "state": "running", "role": "master"})
+    for key, value in (("members/z1", member), ("leader", "z1"), ("config", '{"ttl": 30}'), ("initialize", "1")):
+        etcd_put(cluster, f"/service/scratch/{key}", value)
+    ctl.fails("remove", "scratch", input="other\n", message="Cluster names specified do not match")
+    ctl.fails("remove", "scratch", input="scratch\nyes\n", message='You did not exactly type "Yes I am aware"')
+    ctl.fails("remove", "scratch", input="scratch\nYes I am aware\nz2\n",
+              message="You did not specify the current leader of the cluster")
+    assert etcd_get(cluster, "leader", scope="scratch")[0] == "z1"
+    r = ctl("remove", "scratch", input="scratch\nYes I am aware\nz1\n")
+    assert r.returncode == 0, r.stderr
+    assert "Please confirm the cluster name to remove: " in r.stdout
+    assert 'You are about to remove all information in DCS for scratch, please type: "Yes I am aware": ' in r.stdout
+    assert "This cluster currently is healthy. Please specify the leader name to continue: " in r.stdout
+    for key in ("members/z1", "leader", "config", "initialize"):
+        assert etcd_get(cluster, key, scope="scratch") == (None, 0)
+    assert cluster.leader_key() is not None  # the real cluster is untouched
