@@ -564,3 +564,23 @@ def test_remove_deletes_the_cluster_keys(cluster, ctl):
     for key in ("members/z1", "leader", "config", "initialize"):
         assert etcd_get(cluster, key, scope="scratch") == (None, 0)
     assert cluster.leader_key() is not None  # the real cluster is untouched
+
+
+def test_restart_and_reinit_prompts(cluster, ctl):
+    leader, replica = healthy(cluster)
+    started = replica.query("SELECT pg_postmaster_start_time()")[0][0]
+    r = ctl("restart", "demo", replica.name, input="\ny\n\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "When should the restart take place (e.g. " in r.stdout and ")  [now]: " in r.stdout
+    assert f"Are you sure you want to restart members {replica.name}? [y/N]: " in r.stdout
+    assert "Restart if the PostgreSQL version is less than provided (e.g. 9.5.2)  []: " in r.stdout
+    assert r.stdout.endswith(f"Success: restart on member {replica.name}\n")
+    lib.wait_until(lambda: replica.query("SELECT pg_postmaster_start_time()")[0][0] > started, 60, interval=0.3,
+                   what="a new postmaster")
+    r = ctl("reinit", "demo", input=f"{replica.name}\nn\n")
+    assert r.returncode == 1 and r.stderr == "Error: Aborted reinitialize\n", r.stderr
+    assert f"Which member do you want to reinitialize [{replica.name}]? []: " in r.stdout
+    assert f"Are you sure you want to reinitialize members {replica.name}? [y/N]: " in r.stdout
+    r = ctl("restart", "demo", input="")
+    assert r.returncode == 1 and r.stderr == "Aborted!\n"
+    healthy(cluster)
