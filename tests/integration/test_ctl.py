@@ -584,3 +584,24 @@ def test_restart_and_reinit_prompts(cluster, ctl):
     r = ctl("restart", "demo", input="")
     assert r.returncode == 1 and r.stderr == "Aborted!\n"
     healthy(cluster)
+
+
+def test_switchover_falls_back_to_the_failover_key(cluster, ctl):
+    """When the leader's REST API cannot be reached, the request is written to etcd directly, as
+    patronictl does; flush switchover then clears it the same way. A scratch cluster is used."""
+    dead = f"http://127.0.0.1:{lib.free_port()}/patroni"
+    for name, role in (("f1", "master"), ("f2", "replica")):
+        etcd_put(cluster, f"/service/fallback/members/{name}",
+                 json.dumps({"conn_url": "postgres://127.0.0.1:5999/postgres", "api_url": dead, "state": "running",
+                             "role": role}))
+    etcd_put(cluster, "/service/fallback/leader", "f1")
+    out = ctl.ok("switchover", "fallback", "--candidate", "f2", "--force")
+    assert " Could not switchover using Patroni api, falling back to DCS\n" in out
+    assert json.loads(etcd_get(cluster, "failover", scope="fallback")[0]) == {"leader": "f1", "member": "f2"}
+    when = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+    ctl.ok("switchover", "fallback", "--candidate", "f2", "--scheduled", when, "--force")
+    assert json.loads(etcd_get(cluster, "failover", scope="fallback")[0])["scheduled_at"] == when
+    out = ctl.ok("flush", "fallback", "switchover", "--force")
+    assert out.endswith(" Could not find any accessible member of cluster fallback\n")
+    assert json.loads(etcd_get(cluster, "failover", scope="fallback")[0]) == {}
+    ctl.ok("remove", "fallback", input="fallback\nYes I am aware\nf1\n")
