@@ -1,7 +1,8 @@
 """pgha demo: etcd and three pghad nodes (each with its PostgreSQL 15) on 127.0.0.1, run as the postgres
-user with files under /tmp. Shows the cluster, kills the leader with SIGKILL, shows the new leader and
+user with files under /tmp. Shows the cluster with `pghactl list`, kills the leader with SIGKILL, shows the new leader and
 the old one rejoining as a replica, then stops everything it started."""
 import os
+import subprocess
 import sys
 import time
 
@@ -11,15 +12,11 @@ import pgha_testlib as lib  # noqa: E402
 
 
 def show(node, title):
-    """Prints GET /cluster of node as a table."""
-    print(f"\n== {title} (GET {node.api_url}/cluster)")
-    status, body = node.api("/cluster")
-    print(f"{'Member':8} {'Host':17} {'Role':8} {'State':10} {'TL':>3} {'Lag in MB':>9}")
-    for m in body.get("members", []):
-        host = f"{m.get('host', '')}:{m.get('port', '')}"
-        lag = m.get("lag", "")
-        lag = f"{lag / 1048576:.0f}" if isinstance(lag, int) else str(lag)
-        print(f"{m['name']:8} {host:17} {m['role']:8} {m['state']:10} {m.get('timeline', ''):>3} {lag:>9}")
+    """Prints `pghactl -c <node's config> list`, exactly what an operator types."""
+    argv = [lib.binary("pghactl"), "-c", node.config_path, "list"]
+    print(f"\n== {title}: pghactl -c {os.path.relpath(node.config_path, node.cluster.workdir)} list")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    print((out.stdout or out.stderr).rstrip())
 
 
 def settled(cluster, leader):

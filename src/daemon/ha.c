@@ -150,6 +150,7 @@ struct Ha {
         /* slots */
         char *slots_done;
         bool slots_running;
+        bool pg_reload_pending; /* the dynamic config changed in etcd: rewrite postgresql.conf, reload */
 
         /* shutdown */
         ManagerDoneFunc done;
@@ -161,6 +162,7 @@ static void ha_act_done(Ha *h);
 static void job_advance(Ha *h);
 static void snapshot_update(Ha *h);
 static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs);
+static bool pg_reload_config(Ha *h);
 
 static usec_t now_mono(Ha *h) {
         usec_t t = 0;
@@ -838,6 +840,10 @@ static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
                         log_debug("Failed to cache the dynamic configuration");
         pg_settings_rebuild(h);
         watchdog_apply(h);
+        /* A change made through edit-config or PATCH /config reaches PostgreSQL without a restart, as
+         * in Patroni: the next tick without a job rewrites postgresql.conf and reloads. */
+        if (from_dcs)
+                h->pg_reload_pending = true;
         if (ttl_changed && h->dcs)
                 log_info("Dynamic configuration: ttl=%i loop_wait=%i", h->dyn.ttl, h->dyn.loop_wait);
         return 1;
@@ -1689,6 +1695,11 @@ static void tick_start(Ha *h) {
         h->snap.next_run = h->now + loop_wait_usec(h);
         if (!h->job)
                 pg_settings_rebuild(h);
+        if (!h->job && h->pg_reload_pending) {
+                const PgStatus *ps = pgstatus(h);
+                if (!ps || !ps->running || pg_reload_config(h))
+                        h->pg_reload_pending = false;
+        }
         h->pending = 1;
         if (dcs_get_cluster(h->dcs, on_cluster, h) >= 0)
                 h->pending++;
@@ -2108,14 +2119,14 @@ static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *use
         return 0;
 }
 
-static int on_reload(Manager *m, const Config *old, const Config *new_config, void *userdata) {
-        Ha *h = userdata;
+/* Rewrites postgresql.conf from the current settings and reloads a running PostgreSQL (as a replica
+ * with its recovery settings), as the job of this node. Returns whether the reload was started; without
+ * a free job slot or a running server nothing happens. */
+static bool pg_reload_config(Ha *h) {
         _cleanup_(pg_params_done) PgParams rec = {};
         const PgStatus *st = pgstatus(h);
 
         pg_settings_rebuild(h);
-        watchdog_apply(h);
-        (void)snapshot_set_tags_from_config(&h->snap, new_config->tags);
         if (!h->job && st && st->running) {
                 bool replica = !st->query_ok || st->in_recovery;
                 char target[HA_NAME_MAX] = "";
@@ -2126,7 +2137,17 @@ static int on_reload(Manager *m, const Config *old, const Config *new_config, vo
                 job_begin(h, HA_JOB_RESTART, STEP_NONE, target);
                 if (pgctl_reload(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job) < 0)
                         h->job_kind = HA_JOB_NONE;
+                return h->job != NULL;
         }
+        return false;
+}
+
+static int on_reload(Manager *m, const Config *old, const Config *new_config, void *userdata) {
+        Ha *h = userdata;
+
+        watchdog_apply(h);
+        (void)snapshot_set_tags_from_config(&h->snap, new_config->tags);
+        (void)pg_reload_config(h);
         ha_tick_schedule(h, 0);
         return 0;
 }
