@@ -104,6 +104,47 @@ static int aborted(int r) {
         return r;
 }
 
+/* The time of a `what` ("restart", "switchover"): --scheduled as given, else (unless --force) asked with
+ * patronictl's prompt, which shows an example an hour from now ("now" is the default; patronictl's
+ * switchover prompt has a stray space before ")", kept for identical output), then parsed. *ret_text gets
+ * what was given or typed, *ret_at the parsed time (NULL for "now"). Prints patronictl's error and returns
+ * a negative errno on failure. */
+static int ask_scheduled(const char *what, const char *given, bool force, char **ret_text, char **ret_at) {
+        _cleanup_free_ char *scheduled = NULL;
+        int r;
+
+        if (given) {
+                scheduled = strdup(given);
+                if (!scheduled)
+                        return -ENOMEM;
+        } else if (!force) {
+                _cleanup_free_ char *text = NULL;
+                char next[32];
+                time_t t = time(NULL) + 3600;
+                struct tm tm;
+                localtime_r(&t, &tm);
+                strftime(next, sizeof(next), "%Y-%m-%dT%H:%M", &tm);
+                if (asprintf(
+                            &text,
+                            "When should the %s take place (e.g. %s%s) ",
+                            what,
+                            next,
+                            streq(what, "switchover") ? " " : "") < 0)
+                        return -ENOMEM;
+                r = ctl_prompt(text, "now", &scheduled);
+                if (r < 0)
+                        return aborted(r);
+        }
+        r = ctl_parse_scheduled(scheduled, ret_at);
+        if (r < 0)
+                return ctl_fail(
+                        "Unable to parse scheduled timestamp (%s). It should be in an unambiguous format "
+                        "(e.g. ISO 8601)",
+                        scheduled);
+        *ret_text = TAKE_PTR(scheduled);
+        return 0;
+}
+
 /* ==== list / topology ==== */
 
 static volatile sig_atomic_t interrupted = 0;
@@ -713,27 +754,9 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        if (a.scheduled)
-                scheduled = strdup(a.scheduled);
-        else if (!a.force) {
-                _cleanup_free_ char *text = NULL;
-                char next[32];
-                time_t t = time(NULL) + 3600;
-                struct tm tm;
-                localtime_r(&t, &tm);
-                strftime(next, sizeof(next), "%Y-%m-%dT%H:%M", &tm);
-                if (asprintf(&text, "When should the restart take place (e.g. %s) ", next) < 0)
-                        return -ENOMEM;
-                r = ctl_prompt(text, "now", &scheduled);
-                if (r < 0)
-                        return aborted(r);
-        }
-        r = ctl_parse_scheduled(scheduled, &scheduled_at);
+        r = ask_scheduled("restart", a.scheduled, a.force, &scheduled, &scheduled_at);
         if (r < 0)
-                return ctl_fail(
-                        "Unable to parse scheduled timestamp (%s). It should be in an unambiguous format "
-                        "(e.g. ISO 8601)",
-                        scheduled);
+                return r;
         if (!a.force && s.n > 0) {
                 _cleanup_free_ char *q = NULL, *list = NULL;
                 size_t size = 0;
@@ -1078,27 +1101,9 @@ static int do_failover_or_switchover(
         }
 
         if (is_switchover) {
-                if (scheduled_arg)
-                        scheduled = strdup(scheduled_arg);
-                else if (!force) {
-                        _cleanup_free_ char *text = NULL;
-                        char next[32];
-                        time_t t = time(NULL) + 3600;
-                        struct tm tm;
-                        localtime_r(&t, &tm);
-                        strftime(next, sizeof(next), "%Y-%m-%dT%H:%M", &tm);
-                        if (asprintf(&text, "When should the switchover take place (e.g. %s ) ", next) < 0)
-                                return -ENOMEM;
-                        r = ctl_prompt(text, "now", &scheduled);
-                        if (r < 0)
-                                return aborted(r);
-                }
-                r = ctl_parse_scheduled(scheduled, &scheduled_at);
+                r = ask_scheduled("switchover", scheduled_arg, force, &scheduled, &scheduled_at);
                 if (r < 0)
-                        return ctl_fail(
-                                "Unable to parse scheduled timestamp (%s). It should be in an unambiguous "
-                                "format (e.g. ISO 8601)",
-                                scheduled);
+                        return r;
                 if (scheduled_at && ctl_is_paused(cluster))
                         return ctl_fail("Can't schedule switchover in the paused state");
         }
