@@ -138,12 +138,6 @@ static const char *const ha_flag_table[] = {
         "release-lock",
 };
 
-static const char *table_to_string(const char *const *table, size_t n, int i) {
-        if (i < 0 || (size_t)i >= n)
-                return NULL;
-        return table[i];
-}
-
 static int table_from_string(const char *const *table, size_t n, const char *s) {
         if (!s)
                 return -EINVAL;
@@ -153,9 +147,7 @@ static int table_from_string(const char *const *table, size_t n, const char *s) 
         return -EINVAL;
 }
 
-const char *ha_role_to_string(HaRole r) {
-        return table_to_string(ha_role_table, ELEMENTSOF(ha_role_table), r);
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(ha_role, HaRole);
 
 HaRole ha_role_from_string(const char *s) {
         /* Patroni 4.x writes "primary", and "promoted" is the short step after a promotion. */
@@ -164,17 +156,11 @@ HaRole ha_role_from_string(const char *s) {
         return table_from_string(ha_role_table, ELEMENTSOF(ha_role_table), s);
 }
 
-const char *ha_action_to_string(HaAction a) {
-        return table_to_string(ha_action_table, ELEMENTSOF(ha_action_table), a);
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(ha_action, HaAction);
 
-HaAction ha_action_from_string(const char *s) {
-        return table_from_string(ha_action_table, ELEMENTSOF(ha_action_table), s);
-}
+DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(ha_action, HaAction);
 
-const char *ha_pg_state_to_string(HaPgState s) {
-        return table_to_string(ha_pg_state_table, ELEMENTSOF(ha_pg_state_table), s);
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(ha_pg_state, HaPgState);
 
 HaPgState ha_pg_state_from_string(const char *s) {
         /* Member-key states (§1.1.1) that are not one of ours. */
@@ -185,17 +171,11 @@ HaPgState ha_pg_state_from_string(const char *s) {
         return table_from_string(ha_pg_state_table, ELEMENTSOF(ha_pg_state_table), s);
 }
 
-const char *ha_job_to_string(HaJob j) {
-        return table_to_string(ha_job_table, ELEMENTSOF(ha_job_table), j);
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(ha_job, HaJob);
 
-HaJob ha_job_from_string(const char *s) {
-        return table_from_string(ha_job_table, ELEMENTSOF(ha_job_table), s);
-}
+DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(ha_job, HaJob);
 
-const char *ha_switchover_to_string(HaSwitchover s) {
-        return table_to_string(ha_switchover_table, ELEMENTSOF(ha_switchover_table), s);
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(ha_switchover, HaSwitchover);
 
 const char *ha_flag_to_string(unsigned single_flag) {
         for (size_t i = 0; i < ELEMENTSOF(ha_flag_table); i++)
