@@ -629,11 +629,9 @@ static void on_job(PgCtlJob *job, int r, const char *error, void *userdata) {
 
         h->job = pgctl_job_free(h->job);
         if (r < 0) {
-                log_error("%s failed: %s", ha_job_to_string(h->job_kind), strna(error));
+                /* pgctl_job_finish() logged the error already */
                 if (h->job_step == STEP_STOP && h->job_release)
                         log_error("PostgreSQL shutdown failed, leader key not removed.");
-                if (h->job_step == STEP_BOOTSTRAP)
-                        h->bootstrap_won = h->bootstrap_won; /* kept: bootstrap-cancel runs next */
                 if (h->job_step == STEP_CHECKPOINT) {
                         h->checkpoint_pending = false;
                         job_finish(h, 0);

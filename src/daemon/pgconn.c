@@ -18,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -190,8 +191,16 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 /* Watches PQsocket() for events, re-creating the source when libpq switched sockets. With renew the
  * source is always re-created: while connecting, libpq may close its socket and open the next one under
  * the same descriptor number (next address, SSL fallback), and epoll silently forgets a closed
- * descriptor, so an unchanged number proves nothing. */
+ * descriptor, so an unchanged number proves nothing.
+ *
+ * epoll watches our own duplicate of libpq's socket, owned by the source: libpq closes its socket by
+ * itself (server gone, EOF), and a registration whose descriptor was closed first cannot be removed any
+ * more — it lives on while a child between fork() and exec() holds a copy of the socket, and reports
+ * events for a source already freed (sd-event aborts), or its number is reused and the removal hits
+ * another source's registration. With the duplicate, removing the source always removes exactly its
+ * registration, then closes the duplicate. */
 static int conn_watch_full(PgConn *c, uint32_t events, bool renew) {
+        _cleanup_close_ int watch_fd = -EBADF;
         int fd = PQsocket(c->pg), r;
 
         if (fd < 0)
@@ -203,9 +212,18 @@ static int conn_watch_full(PgConn *c, uint32_t events, bool renew) {
                 return sd_event_source_set_enabled(c->io, SD_EVENT_ON);
         }
         conn_release_io(c);
-        r = sd_event_add_io(c->event, &c->io, fd, events, on_conn_io, c);
+        watch_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (watch_fd < 0)
+                return -errno;
+        r = sd_event_add_io(c->event, &c->io, watch_fd, events, on_conn_io, c);
         if (r < 0)
                 return r;
+        r = sd_event_source_set_io_fd_own(c->io, true);
+        if (r < 0) {
+                c->io = sd_event_source_disable_unref(c->io);
+                return r;
+        }
+        TAKE_FD(watch_fd);
         c->fd = fd;
         (void)sd_event_source_set_description(c->io, c->description);
         return 0;

@@ -554,12 +554,51 @@ char *pgctl_read_pg_version(const PgSettings *s) {
  */
 
 static void start_poll(PgCtlJob *j);
+static void start_spawn_probe(PgCtlJob *j);
+
+/* The message of a log line after its severity ("FATAL:  "), without log_line_prefix's timestamp and
+ * PID; NULL when the line has none of the severities. */
+static const char *log_line_message(const char *line, const char *const *severities) {
+        for (const char *const *sev = severities; *sev; sev++) {
+                const char *p = strstr(line, *sev);
+                if (p)
+                        return p + strlen(*sev) + strspn(p + strlen(*sev), " ");
+        }
+        return NULL;
+}
+
+/* Why postgres exited during start-up, from its log text: the last FATAL or PANIC message; for
+ * "configuration file ... contains errors" the message naming the parameter, logged just before, says
+ * more and is put first. Modifies text. */
+static char *startup_reason_from_text(char *text) {
+        static const char *const fatal[] = {"FATAL:", "PANIC:", NULL},
+                                 *const detail_sev[] = {"LOG:", "ERROR:", NULL};
+        const char *best = NULL, *detail = NULL, *candidate = NULL, *msg;
+        char *reason = NULL;
+
+        for (char *line = text; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                        *nl = '\0';
+                if ((msg = log_line_message(line, fatal))) {
+                        best = msg;
+                        detail = candidate;
+                        candidate = NULL;
+                } else if ((msg = log_line_message(line, detail_sev)) && strstr(msg, "parameter"))
+                        candidate = msg;
+                line = nl ? nl + 1 : NULL;
+        }
+        if (!best)
+                return NULL;
+        if (asprintf(&reason, "%s%s%s", strempty(detail), detail ? "; " : "", best) < 0)
+                return NULL;
+        return reason;
+}
 
 char *pgctl_postmaster_log_reason(const PgSettings *s) {
         _cleanup_free_ char *text = NULL;
         struct stat st;
         int fd;
-        char *best = NULL;
 
         if (!s->postmaster_log)
                 return NULL;
@@ -572,34 +611,7 @@ char *pgctl_postmaster_log_reason(const PgSettings *s) {
         if (text && read(fd, text, PGCTL_LOG_TAIL) < 0)
                 text[0] = '\0';
         safe_close(fd);
-        if (!text)
-                return NULL;
-        /* The last FATAL/PANIC line explains an exit during start-up; for "configuration file ...
-         * contains errors" the LOG line naming the parameter, logged just before, says more. */
-        _cleanup_free_ char *detail = NULL, *candidate = NULL;
-        for (char *line = text; line && *line;) {
-                char *nl = strchr(line, '\n');
-                if (nl)
-                        *nl = '\0';
-                if (strstr(line, "FATAL:") || strstr(line, "PANIC:")) {
-                        free(best);
-                        best = strdup(line);
-                        free(detail);
-                        detail = TAKE_PTR(candidate);
-                } else if (strstr(line, "parameter") && (strstr(line, "LOG:") || strstr(line, "ERROR:"))) {
-                        free(candidate);
-                        candidate = strdup(line);
-                }
-                line = nl ? nl + 1 : NULL;
-        }
-        if (best && detail) {
-                char *both = NULL;
-                if (asprintf(&both, "%s; %s", detail, best) >= 0) {
-                        free(best);
-                        best = both;
-                }
-        }
-        return best;
+        return text ? startup_reason_from_text(text) : NULL;
 }
 
 static void start_succeeded(PgCtlJob *j) {
@@ -620,6 +632,39 @@ static void start_on_isready(PgCtlJob *j, const ProcResult *r) {
         JOB_TRY(j, pgctl_job_after(j, PGCTL_POLL_USEC, start_poll), "could not arm timer");
 }
 
+/* postgres exited during start-up and its stderr went to our own log, out of reach: run it again with
+ * the same options and -C, which reads and checks the configuration as the start did and exits. A
+ * configuration error (the usual cause) is named from its output; anything else is only in PostgreSQL's
+ * own log. */
+static void start_on_probe(PgCtlJob *j, const ProcResult *r) {
+        _cleanup_free_ char *text = NULL, *why = NULL;
+
+        if (!proc_result_ok(r) && (text = strdup(r->err_size > 0 ? r->err : r->out)))
+                why = startup_reason_from_text(text);
+        if (why)
+                return pgctl_job_finish(
+                        j, -ESRCH, "postgres (PID %d) exited during start-up: %s", (int)j->pid, why);
+        pgctl_job_finish(
+                j,
+                -ESRCH,
+                "postgres (PID %d) exited during start-up; its configuration checks out, PostgreSQL's log "
+                "names the cause",
+                (int)j->pid);
+}
+
+static void start_spawn_probe(PgCtlJob *j) {
+        _cleanup_(proc_strv_freep) char **argv = NULL;
+
+        /* The configured settings: the values raised from pg_controldata only matter to a real start. */
+        JOB_TRY(j, pgconf_postmaster_argv(j->settings, &argv), "out of memory");
+        JOB_TRY(j,
+                proc_strv_push(&argv, "-C") < 0 || proc_strv_push(&argv, "data_directory") < 0 ? -ENOMEM : 0,
+                "out of memory");
+        JOB_TRY(j,
+                pgctl_job_spawn(j, argv, NULL, PGCTL_TOOL_TIMEOUT, start_on_probe),
+                "could not run postgres -C to find why it exited");
+}
+
 static void start_poll(PgCtlJob *j) {
         const PgSettings *s = j->settings;
         _cleanup_(proc_strv_freep) char **argv = NULL;
@@ -627,13 +672,10 @@ static void start_poll(PgCtlJob *j) {
 
         if (!pgctl_pid_alive(j->pid)) {
                 _cleanup_free_ char *why = pgctl_postmaster_log_reason(s);
-                return pgctl_job_finish(
-                        j,
-                        -ESRCH,
-                        "postgres (PID %d) exited during start-up%s%s",
-                        (int)j->pid,
-                        why ? ": " : "",
-                        strempty(why));
+                if (why)
+                        return pgctl_job_finish(
+                                j, -ESRCH, "postgres (PID %d) exited during start-up: %s", (int)j->pid, why);
+                return start_spawn_probe(j);
         }
         if (pgctl_job_past_deadline(j))
                 return pgctl_job_finish(

@@ -1,4 +1,5 @@
 """pytest fixtures shared by every integration test: a postgres-owned work directory and a real etcd."""
+import glob
 import os
 import sys
 
@@ -7,15 +8,58 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import pgha_testlib as lib  # noqa: E402
 
+# How much of each log a failed test prints: enough to see a daemon's decisions before the failure,
+# small enough that a CI page stays readable. etcd's JSON lines rarely matter and are long.
+FAILURE_LOG_LINES = 80
+FAILURE_ETCD_LOG_LINES = 10
 
-@pytest.fixture
-def workdir():
-    path = lib.make_postgres_dir()
-    yield path
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remembers each phase's outcome on the item so fixtures can tell whether their test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def test_failed(request):
+    return any(getattr(request.node, f"report_{phase}", None) is not None
+               and getattr(request.node, f"report_{phase}").failed for phase in ("setup", "call"))
+
+
+def print_log_tails(request, path):
+    """A failed test's work directory is deleted afterwards; its daemon and etcd logs are the only
+    record of what happened on a CI machine, so print their tails before they go. Teardown output is
+    not part of the failure report, so this writes past pytest's capture."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print_files_tail(glob.glob(os.path.join(path, "**", "*.log"), recursive=True))
+
+
+def print_files_tail(paths):
+    for log in sorted(paths):
+        with open(log, "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+        count = FAILURE_ETCD_LOG_LINES if os.path.basename(log).startswith("etcd") else FAILURE_LOG_LINES
+        print(f"\n===== last {min(len(lines), count)} lines of {log} =====")
+        print("\n".join(lines[-count:]))
+
+
+def finish_workdir(request, path, failed):
+    """Prints the logs of a failed test, then removes its work directory unless asked to keep it."""
+    if failed:
+        print_log_tails(request, path)
     if os.environ.get("PGHA_KEEP_TEST_DIRS"):
         print(f"kept {path}")
     else:
         lib.remove_tree(path)
+
+
+@pytest.fixture
+def workdir(request):
+    path = lib.make_postgres_dir()
+    yield path
+    finish_workdir(request, path, test_failed(request))
 
 
 @pytest.fixture

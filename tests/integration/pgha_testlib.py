@@ -36,12 +36,24 @@ def binary(name):
 _held_port_locks = []
 
 
+def ephemeral_port_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first, last = (int(v) for v in f.read().split())
+            return first, last
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
     """A loopback TCP port no other test run holds: an flock on a per-port file (kept for the life of
     this process) plus a bind probe for anything else listening there."""
     os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    # Below Linux's ephemeral range (32768-60999 by default): a port handed out here is bound only
+    # later, by PostgreSQL or a daemon, and an outgoing connection must not take it in between.
+    low, high = 10000, min(32000, ephemeral_port_range()[0] - 1)
     for _ in range(1000):
-        port = random.randint(20000, 45000)
+        port = random.randint(low, high)
         fd = os.open(os.path.join(PORT_LOCK_DIR, str(port)), os.O_CREAT | os.O_RDWR, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import conftest
 import pgha_cluster as pc
 import pgha_testlib as lib
 
@@ -84,8 +85,10 @@ def etcd_put(cluster, key, value):
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(request):
     workdir = lib.make_postgres_dir()
+    failures_before = request.session.testsfailed
+    started = False
     # REST writes need basic auth: pghactl must send restapi.authentication as patronictl does
     c = pc.Cluster(workdir, n=2, daemon=DAEMON,
                    local_extra={"restapi": {"authentication": {"username": "admin", "password": "s3cret"}}})
@@ -93,11 +96,12 @@ def cluster():
         c.start()
         leader = c.wait_for_leader(90)
         c.wait_for_streaming(leader, 1, 90)
+        started = True
         yield c
     finally:
         c.stop()
-        if not os.environ.get("PGHA_KEEP_TEST_DIRS"):
-            lib.remove_tree(workdir)
+        conftest.finish_workdir(request, workdir,
+                                not started or request.session.testsfailed > failures_before)
 
 
 @pytest.fixture

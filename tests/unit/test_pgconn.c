@@ -3,10 +3,14 @@
  * Unit tests for pgconn: LSN text, back-off arithmetic, typed result getters over hand-built PGresults,
  * and the connection state machine against sockets that refuse or never answer (no server needed).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "pgha/pgconn.h"
 #include "tests.h"
@@ -317,6 +321,88 @@ TEST(free_inside_callback) {
         ASSERT_EQ(first.calls, 1);
         ASSERT_NULL(c);
         ASSERT_EQ(second.calls, 0); /* freed with the connection, callback never runs */
+        rmdir(dir);
+}
+
+/* A server that completes the start-up handshake (AuthenticationOk, ReadyForQuery), then, on the first
+ * query, forks a child that holds a copy of every descriptor (as a child of pghad between fork() and
+ * exec() does) and hangs up. libpq closes its socket itself on the EOF; the loop must not be left with
+ * an epoll registration it cannot remove: one for a freed source aborts sd-event on its next wake-up. */
+typedef struct HangUpServer {
+        int listen_fd, conn_fd;
+        sd_event_source *listen_source, *conn_source;
+        char buf[512];
+        size_t len;
+        bool started;
+        pid_t holder;
+} HangUpServer;
+
+static int on_hangup_conn(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        static const char ready[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
+        HangUpServer *h = userdata;
+        ssize_t n = read(fd, h->buf + h->len, sizeof(h->buf) - h->len);
+
+        if (n <= 0)
+                return 0;
+        h->len += (size_t)n;
+        if (!h->started) {
+                /* the start-up packet: its int32 length comes first */
+                if (h->len < 4 ||
+                    h->len < ((size_t)(unsigned char)h->buf[2] << 8 | (unsigned char)h->buf[3]))
+                        return 0;
+                h->started = true;
+                h->len = 0;
+                ASSERT_TRUE(write(fd, ready, sizeof(ready)) == (ssize_t)sizeof(ready));
+                return 0;
+        }
+        h->holder = fork();
+        ASSERT_TRUE(h->holder >= 0);
+        if (h->holder == 0) {
+                safe_close(h->conn_fd); /* the client's socket only: the hang-up must reach it */
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that aborts */
+                for (;;)
+                        pause();
+        }
+        h->conn_source = sd_event_source_disable_unref(h->conn_source);
+        h->conn_fd = safe_close(h->conn_fd);
+        return 0;
+}
+
+static int on_hangup_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        HangUpServer *h = userdata;
+
+        h->conn_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        ASSERT_TRUE(h->conn_fd >= 0);
+        ASSERT_OK(sd_event_add_io(
+                sd_event_source_get_event(s), &h->conn_source, h->conn_fd, EPOLLIN, on_hangup_conn, h));
+        return 0;
+}
+
+TEST(server_hang_up_while_a_child_holds_the_socket) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(pgconn_freep) PgConn *c = NULL;
+        char dir[] = "/tmp/pgha-test-pgconn-XXXXXX", path[128];
+        HangUpServer h = {.conn_fd = -EBADF};
+        Outcome o = {};
+
+        ASSERT_NOT_NULL(mkdtemp(dir));
+        h.listen_fd = make_silent_server(dir, 5434);
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(sd_event_add_io(e, &h.listen_source, h.listen_fd, EPOLLIN, on_hangup_listen, &h));
+        ASSERT_OK(pgconn_new(e, &(PgConnParams){.host = dir, .port = 5434, .user = "postgres"}, &c));
+        ASSERT_OK(pgconn_query(c, "SELECT 1", 0, NULL, 5 * USEC_PER_SEC, on_done, &o, NULL));
+        run_until(e, &o.calls, 5 * USEC_PER_SEC);
+        ASSERT_EQ(o.calls, 1);
+        ASSERT_TRUE(o.error < 0);
+        ASSERT_TRUE(h.holder > 0);
+        /* the hung-up socket stays readable while the child holds it: keep the loop waking */
+        run_until(e, NULL, 300 * USEC_PER_MSEC);
+        ASSERT_OK(kill(h.holder, SIGKILL));
+        ASSERT_EQ(waitpid(h.holder, NULL, 0), h.holder);
+        sd_event_source_disable_unref(h.listen_source);
+        safe_close(h.listen_fd);
+        snprintf(path, sizeof(path), "%s/.s.PGSQL.5434", dir);
+        unlink(path);
         rmdir(dir);
 }
 
