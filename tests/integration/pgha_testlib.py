@@ -433,6 +433,15 @@ class EtcdCluster:
             wait_until(m.healthy, timeout, what=f"etcd member {m.endpoint} healthy")
         return self
 
+    def followers(self):
+        """The members that are not the raft leader, by each member's own /v3/maintenance/status."""
+        result = []
+        for m in self.members:
+            status = m.v3("maintenance/status", {})
+            if status["header"]["member_id"] != status["leader"]:
+                result.append(m)
+        return result
+
     def stop(self):
         for m in self.members:
             m.stop()
