@@ -274,8 +274,11 @@ def run_round(daemon, profile, scenarios, idle_seconds):
     workdir = lib.make_postgres_dir("pgha-bench-")
     rnd = Round(daemon, profile, workdir)
     try:
+        started = now()
         rnd.bootstrap()
+        print(f"    bootstrap: {now() - started:.0f} s", flush=True)
         for s in scenarios:
+            started = now()
             try:
                 if s == "memory":
                     rnd.memory(idle_seconds)
@@ -289,6 +292,8 @@ def run_round(daemon, profile, scenarios, idle_seconds):
                             n.stop()
                             n.start()
                     healthy_cluster(rnd.cluster)
+            print(f"    {s}: {now() - started:.0f} s{' (failed)' if f'{s}_error' in rnd.results else ''}",
+                  flush=True)
     except Exception as e:  # noqa: BLE001
         rnd.record("bootstrap_error", f"{type(e).__name__}: {e}"[:200])
     finally:
@@ -335,6 +340,14 @@ def median_of(rounds, key):
     return statistics.median(vals) if vals else None
 
 
+def error_cell(rounds, key):
+    errors = [r[key] for r in rounds if isinstance(r.get(key), str)]
+    if not errors:
+        return "none"
+    text = "; ".join(sorted(set(errors)))[:160].replace("|", "/")
+    return f"{len(errors)} of {len(rounds)} rounds: {text}"
+
+
 def verdict(key, pgha, patroni):
     if key == "crash_failover_s" and pgha is not None and patroni is not None:
         return "met" if pgha <= patroni * 1.05 else "NOT met"
@@ -367,12 +380,13 @@ def render(results, args, started, finished):
                     if k not in keys:
                         keys.append(k)
         for k in keys:
+            if k.endswith("_error"):
+                # a failed scenario: in the column of the daemon it failed under, with how often
+                cells = [error_cell(results.get((d, profile), []), k) for d in ("pghad", "patroni")]
+                lines.append(f"| {k} | {cells[0]} | {cells[1]} | | | |")
+                continue
             a = median_of(results.get(("pghad", profile), []), k)
             b = median_of(results.get(("patroni", profile), []), k)
-            errors = [r[k] for d in args.daemons for r in results.get((d, profile), []) if isinstance(r.get(k), str)]
-            if errors:
-                lines.append(f"| {k} | {'; '.join(sorted(set(errors)))[:160]} | | | | |")
-                continue
             ratio = fmt(a / b) if a is not None and b not in (None, 0) else "—"
             target = TARGETS.get(k, (None, None, ""))[2]
             if k == "crash_failover_s":

@@ -91,6 +91,7 @@ struct Ha {
 
         /* tick */
         bool tick_running, tick_again, ready_released, stopping;
+        bool probe_saw_running; /* the last probe found the postmaster running */
         unsigned pending;
         bool waiting_probe;
         usec_t now, last_tick, tilt_until, wake_at;
@@ -1675,6 +1676,14 @@ static void on_probe(PgMon *m, const PgStatus *status, void *userdata) {
                 h->waiting_probe = false;
                 gather_step_done(h);
         }
+
+        /* PostgreSQL died under us (no job of ours stops it): decide now, not at the next loop_wait. A
+         * crashed primary still holding the lock is back up a whole period sooner. */
+        if (h->probe_saw_running && !status->running && !h->job) {
+                log_debug("PostgreSQL stopped running, running the HA loop now");
+                ha_tick_schedule(h, 0);
+        }
+        h->probe_saw_running = status->running;
 }
 
 static void tick_start(Ha *h) {

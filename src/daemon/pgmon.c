@@ -11,9 +11,12 @@
  * time it was taken; a failed or skipped query clears the query facts and records since when the
  * server has not been answering, instead of leaving the previous answer in place.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -431,6 +434,8 @@ struct PgMon {
         PgStatus status;
         unsigned probes_done;
         PostmasterState logged_state; /* last state logged, to log changes once */
+        sd_event_source *exit_watch;  /* pidfd of the running postmaster: readable once it exits */
+        pid_t watched_pid;
 };
 
 static usec_t jittered(usec_t interval) {
@@ -526,6 +531,51 @@ static void pgmon_check_process(PgMon *m, usec_t now) {
         }
 }
 
+static int on_postmaster_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static void pgmon_unwatch_exit(PgMon *m) {
+        m->exit_watch = sd_event_source_disable_unref(m->exit_watch);
+        m->watched_pid = 0;
+}
+
+/* Watches the running postmaster through a pidfd, so its death is probed at once instead of at the next
+ * period (a crashed primary's recovery starts up to a whole loop_wait earlier). Best effort: without
+ * pidfds (kernels before 5.3) the periodic probe still notices. Never with a fake /proc root (tests),
+ * whose PIDs are not real processes. */
+static void pgmon_watch_exit(PgMon *m, pid_t pid) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (m->proc_root || pid <= 0 || (m->exit_watch && m->watched_pid == pid))
+                return;
+        pgmon_unwatch_exit(m);
+        fd = pidfd_open(pid, 0);
+        if (fd < 0) {
+                log_debug_errno(errno, "Failed to open a pidfd for postmaster %d, ignoring: %m", (int)pid);
+                return;
+        }
+        r = sd_event_add_io(m->event, &m->exit_watch, fd, EPOLLIN, on_postmaster_exit, m);
+        if (r >= 0)
+                r = sd_event_source_set_io_fd_own(m->exit_watch, true);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to watch postmaster %d, ignoring: %m", (int)pid);
+                pgmon_unwatch_exit(m);
+                return;
+        }
+        TAKE_FD(fd);
+        m->watched_pid = pid;
+        (void)sd_event_source_set_description(m->exit_watch, "pg-postmaster-exit");
+}
+
+static int on_postmaster_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        PgMon *m = userdata;
+
+        log_debug("postmaster %d exited, probing now", (int)m->watched_pid);
+        pgmon_unwatch_exit(m);
+        (void)pgmon_probe_now(m);
+        return 0;
+}
+
 static void pgmon_probe(PgMon *m) {
         PgStatus *s = &m->status;
         usec_t now = 0;
@@ -537,6 +587,10 @@ static void pgmon_probe(PgMon *m) {
         }
         (void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         pgmon_check_process(m, now);
+        if (s->running)
+                pgmon_watch_exit(m, s->postmaster_pid);
+        else
+                pgmon_unwatch_exit(m);
 
         if (!s->running) {
                 /* no server to ask: drop the connection so a restarted one is reached without back-off */
@@ -628,6 +682,7 @@ PgMon *pgmon_free(PgMon *m) {
                 return NULL;
         m->timer = sd_event_source_disable_unref(m->timer);
         m->kick = sd_event_source_disable_unref(m->kick);
+        pgmon_unwatch_exit(m);
         m->conn = pgconn_free(m->conn); /* drops the in-flight query without its callback */
         m->query = NULL;
         pgstatus_done(&m->status);
