@@ -1,0 +1,290 @@
+"""Synchronous replication end to end (patroni-compat.md §2.10): etcd + 3 real PostgreSQL 15 nodes under
+pghad (ttl 6, loop_wait 1, retry_timeout 2).
+
+The safety rules each test holds:
+* no acknowledged commit is lost by a failover (AckWriter, then missing_on(new leader));
+* only a member the `sync` key names may take over while synchronous_mode is on;
+* the `sync` key never names a standby that the primary's live synchronous_standby_names does not list
+  (SyncChecker polls both throughout);
+* strict mode blocks commits rather than acknowledging them unprotected.
+"""
+import contextlib
+import json
+import os
+import threading
+import time
+
+import pytest
+
+import pgha_cluster as pc
+import pgha_testlib as lib
+
+DAEMON = os.environ.get("PGHA_TEST_DAEMON", "pghad")
+TTL = pc.SHORT_TIMINGS["ttl"]
+LOOP_WAIT = pc.SHORT_TIMINGS["loop_wait"]
+
+
+@pytest.fixture
+def cluster_factory(workdir):
+    made = []
+
+    def make(**kwargs):
+        c = pc.Cluster(workdir, daemon=DAEMON, **kwargs)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+class SyncChecker(threading.Thread):
+    """Records every moment the `sync` key names a standby that the primary's live
+    synchronous_standby_names did not list, neither just before nor just after reading the key."""
+
+    def __init__(self, cluster, interval=0.05):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.interval = interval
+        self.violations = []
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def _ssn_names(self, node):
+        with contextlib.suppress(Exception):
+            with contextlib.closing(node.connect(timeout=1)) as conn, conn.cursor() as cur:
+                cur.execute("SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery()")
+                value, in_recovery = cur.fetchone()
+                if not in_recovery:
+                    return value
+        return None
+
+    def run(self):
+        while not self._stop_event.is_set():
+            with contextlib.suppress(Exception):
+                self._sample()
+            self._stop_event.wait(self.interval)
+
+    def _sample(self):
+        before_key = sync_key(self.cluster)
+        if not before_key or not before_key.get("leader"):
+            return
+        primary = self.cluster.node(before_key["leader"])
+        ssn_before = self._ssn_names(primary)
+        key = sync_key(self.cluster)
+        ssn_after = self._ssn_names(primary)
+        if not key or key.get("leader") != primary.name or ssn_before is None or ssn_after is None:
+            return
+        self.samples += 1
+        for name in standbys(key):
+            if not listed(ssn_before, name) and not listed(ssn_after, name):
+                self.violations.append((time.time(), key, ssn_before, ssn_after))
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(10)
+
+
+def listed(ssn, name):
+    """Whether a synchronous_standby_names value lists name (our own formats: a, N (a,b), *)."""
+    inner = ssn.split("(", 1)[1].rstrip(")") if "(" in ssn else ssn
+    return name in [n.strip().strip('"') for n in inner.split(",")]
+
+
+def sync_key(c):
+    raw = c.key_value("sync")
+    return json.loads(raw) if raw else None
+
+
+def standbys(key):
+    return [s for s in (key.get("sync_standby") or "").split(",") if s] if key else []
+
+
+def ssn(node):
+    return node.query("SHOW synchronous_standby_names")[0][0]
+
+
+@pytest.fixture
+def sync_checker():
+    holder = {}
+
+    def start(c):
+        holder["c"] = SyncChecker(c)
+        holder["c"].start()
+        return holder["c"]
+
+    yield start
+    if "c" in holder:
+        holder["c"].stop()
+        assert holder["c"].violations == [], f"sync named a standby PostgreSQL did not: {holder['c'].violations}"
+
+
+@pytest.fixture
+def checker():
+    holder = {}
+
+    def start(nodes):
+        holder["c"] = pc.PrimaryChecker(nodes)
+        holder["c"].start()
+        return holder["c"]
+
+    yield start
+    if "c" in holder:
+        holder["c"].stop()
+        assert holder["c"].violations == [], f"two writable primaries at once: {holder['c'].violations}"
+
+
+def running_cluster(cluster_factory, checker, dcs_extra, **kwargs):
+    c = cluster_factory(dcs_extra=dcs_extra, **kwargs).start()
+    leader = c.wait_for_leader(30)
+    c.wait_for_streaming(leader, len(c.nodes) - 1, 30)
+    checker(c.nodes)
+    return c, leader
+
+
+def wait_sync_standby(c, leader, timeout=20, count=1):
+    """Waits until `sync` = {leader, count standbys}; returns the standby names."""
+    def check():
+        key = sync_key(c)
+        return key and key.get("leader") == leader.name and len(standbys(key)) >= count and standbys(key)
+    return lib.wait_until(check, timeout, interval=0.1, what=f"sync key naming {count} standby(s) of {leader.name}")
+
+
+def start_writer(c, leader):
+    w = pc.AckWriter(c)
+    w.setup(leader)
+    w.start()
+    lib.wait_until(lambda: len(w.acked) >= 10, 10, what="first acknowledged writes")
+    return w
+
+
+def test_kill9_primary_repeatedly_loses_no_acknowledged_commit(cluster_factory, checker, sync_checker):
+    c, leader = running_cluster(cluster_factory, checker, {"synchronous_mode": True})
+    sync_checker(c)
+    w = start_writer(c, leader)
+    for _ in range(3):
+        named = wait_sync_standby(c, leader)
+        leader.kill9()
+        new = c.wait_for_leader(30, exclude=(leader.name,))
+        assert new.name in named, f"{new.name} took over although sync named only {named}"
+        assert w.missing_on(new) == [], "acknowledged commits lost by the failover"
+        lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
+        leader.start()
+        lib.wait_until(lambda: leader.api("/replica")[0] == 200, 60, what="old leader back as a replica")
+        leader = new
+    w.stop()
+    assert w.missing_on(leader) == []
+
+
+def test_only_a_sync_member_may_take_over(cluster_factory, checker, sync_checker):
+    """The primary and its synchronous standby crash together: the asynchronous one must not promote
+    (it may miss acknowledged commits); when the synchronous standby comes back it takes over."""
+    c, leader = running_cluster(cluster_factory, checker, {"synchronous_mode": True})
+    sync_checker(c)
+    w = start_writer(c, leader)
+    named = wait_sync_standby(c, leader)
+    sync_node = c.node(named[0])
+    other = next(n for n in c.nodes if n is not leader and n is not sync_node)
+    lib.wait_until(lambda: len(w.acked) >= 20, 10, what="some writes")
+    leader.kill9()
+    sync_node.kill9()
+    deadline = time.monotonic() + 2 * TTL + 3
+    while time.monotonic() < deadline:
+        assert not other.is_writable_primary(), f"{other.name} promoted although sync named {named}"
+        assert c.leader_key() != other.name, f"{other.name} took the leader key although sync named {named}"
+        time.sleep(0.2)
+    w.stop()
+    sync_node.start()
+    new = c.wait_for_leader(40)
+    assert new.name == sync_node.name
+    assert w.missing_on(new) == []
+
+
+def test_strict_mode_blocks_commits_without_standby(cluster_factory, checker, sync_checker):
+    c, leader = running_cluster(cluster_factory, checker,
+                                {"synchronous_mode": True, "synchronous_mode_strict": True})
+    sync_checker(c)
+    wait_sync_standby(c, leader)
+    replicas = [n for n in c.nodes if n is not leader]
+    w = start_writer(c, leader)
+    for r in replicas:
+        r.stop()
+    lib.wait_until(lambda: ssn(leader) == "*", 5 * LOOP_WAIT + 3, what="synchronous_standby_names = '*'")
+    assert standbys(sync_key(c)) == []
+    w.stop()
+    acked_before = len(w.acked)
+    for i in range(3):
+        with pytest.raises(Exception):
+            with contextlib.closing(leader.connect(timeout=2)) as conn, conn.cursor() as cur:
+                cur.execute("INSERT INTO pgha_acks VALUES (%s, 'blocked', now())", (i,))
+    # The writer sees the same: nothing acknowledged while no standby is there.
+    w2 = pc.AckWriter(c)
+    w2.start()
+    time.sleep(2)
+    assert w2.acked == [], "a commit was acknowledged in strict mode without a synchronous standby"
+    back = replicas[0]
+    back.start()
+    lib.wait_until(lambda: len(w2.acked) > 0, 60, what="commits resuming once a standby is back")
+    wait_sync_standby(c, leader)
+    lib.wait_until(lambda: len(w2.acked) > 10, 10, what="more commits")
+    w2.stop()
+    assert acked_before > 0
+    # Everything acknowledged survives the loss of the primary.
+    leader.kill9()
+    new = c.wait_for_leader(30, exclude=(leader.name,))
+    assert new.name == back.name
+    assert w.missing_on(new) == []
+    assert w2.missing_on(new) == []
+
+
+def test_node_count_nosync_tag_and_key_encoding(cluster_factory, checker, sync_checker):
+    c, leader = running_cluster(cluster_factory, checker,
+                                {"synchronous_mode": True, "synchronous_node_count": 2})
+    sync_checker(c)
+    replicas = sorted(n.name for n in c.nodes if n is not leader)
+    wait_sync_standby(c, leader, count=2)
+    # Patroni's exact encoding: compact JSON, names sorted and comma-joined.
+    assert c.key_value("sync") == json.dumps({"leader": leader.name, "sync_standby": ",".join(replicas)},
+                                             separators=(",", ":"))
+    value = ssn(leader)
+    assert value.startswith("2 (") and all(listed(value, r) for r in replicas), value
+    for r in replicas:
+        lib.wait_until(lambda: c.node(r).api("/sync")[0] == 200, 5, what=f"/sync 200 on {r}")
+        assert c.node(r).api("/async")[0] == 503
+    assert leader.api("/sync")[0] == 503
+    status, metrics = lib.http_get(c.node(replicas[0]).api_url + "/metrics")
+    assert b"patroni_sync_standby{scope=\"demo\"} 1" in metrics, metrics
+
+    # The nosync tag (a local setting, picked up by a reload) takes a member out.
+    out = c.node(replicas[1])
+    out.config["tags"]["nosync"] = True
+    out.write_config()
+    assert out.api("/reload", "POST")[0] in (200, 202)
+    lib.wait_until(lambda: standbys(sync_key(c)) == [replicas[0]], 10, what="sync without the nosync member")
+    lib.wait_until(lambda: ssn(leader) == replicas[0], 5, what="synchronous_standby_names without it")
+    lib.wait_until(lambda: out.api("/async")[0] == 200, 5, what="/async on the nosync member")
+    assert out.api("/sync")[0] == 503
+
+
+def test_runtime_toggle_through_patch_config(cluster_factory, checker, sync_checker):
+    c, leader = running_cluster(cluster_factory, checker, {})
+    sync_checker(c)
+    assert ssn(leader) == ""
+    assert sync_key(c) is None
+    pid = leader.postmaster_pid()
+
+    status, body = leader.api("/config", "PATCH", {"synchronous_mode": True})
+    assert status == 200, body
+    started = time.monotonic()
+    lib.wait_until(lambda: ssn(leader) != "", 10, interval=0.05, what="synchronous_standby_names set")
+    assert time.monotonic() - started <= 2 * LOOP_WAIT + 0.5, "slower than two ticks"
+    named = wait_sync_standby(c, leader, timeout=10)
+    assert listed(ssn(leader), named[0])
+
+    status, body = leader.api("/config", "PATCH", {"synchronous_mode": False})
+    assert status == 200, body
+    started = time.monotonic()
+    lib.wait_until(lambda: ssn(leader) == "", 10, interval=0.05, what="synchronous_standby_names cleared")
+    assert time.monotonic() - started <= 2 * LOOP_WAIT + 0.5, "slower than two ticks"
+    lib.wait_until(lambda: sync_key(c) is None, 5, what="sync key deleted")
+    assert leader.postmaster_pid() == pid, "PostgreSQL was restarted"
