@@ -48,15 +48,18 @@ class SyncChecker(threading.Thread):
         self.interval = interval
         self.violations = []
         self.samples = 0
+        self._named = set()
         self._stop_event = threading.Event()
 
     def _ssn_names(self, node):
+        """(live synchronous_standby_names, {application_name: sync_state}) of a primary, or None."""
         with contextlib.suppress(Exception):
             with contextlib.closing(node.connect(timeout=1)) as conn, conn.cursor() as cur:
-                cur.execute("SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery()")
-                value, in_recovery = cur.fetchone()
+                cur.execute("SELECT current_setting('synchronous_standby_names'), pg_is_in_recovery(),"
+                            " (SELECT json_object_agg(application_name, sync_state) FROM pg_stat_replication)")
+                value, in_recovery, states = cur.fetchone()
                 if not in_recovery:
-                    return value
+                    return value, states or {}
         return None
 
     def run(self):
@@ -77,8 +80,12 @@ class SyncChecker(threading.Thread):
             return
         self.samples += 1
         for name in standbys(key):
-            if not listed(ssn_before, name) and not listed(ssn_after, name):
+            if not listed(ssn_before[0], name) and not listed(ssn_after[0], name):
                 self.violations.append((time.time(), key, ssn_before, ssn_after))
+            # A name new in the key must be one PostgreSQL reports as sync (unless it just vanished).
+            if name not in self._named and ssn_after[1].get(name, "sync") != "sync":
+                self.violations.append((time.time(), "named before sync", key, ssn_after))
+        self._named = set(standbys(key))
 
     def stop(self):
         self._stop_event.set()
@@ -116,6 +123,7 @@ def sync_checker():
     yield start
     if "c" in holder:
         holder["c"].stop()
+        assert holder["c"].samples > 0, "the sync checker never saw a primary with a sync key"
         assert holder["c"].violations == [], f"sync named a standby PostgreSQL did not: {holder['c'].violations}"
 
 
