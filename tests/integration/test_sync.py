@@ -11,6 +11,7 @@ The safety rules each test holds:
 import contextlib
 import json
 import os
+import signal
 import threading
 import time
 
@@ -182,6 +183,40 @@ def test_kill9_primary_repeatedly_loses_no_acknowledged_commit(cluster_factory, 
         leader = new
     w.stop()
     assert w.missing_on(leader) == []
+
+
+def test_frozen_primary_loses_no_acknowledged_commit(cluster_factory, checker, sync_checker):
+    """The whole primary host frozen past ttl (SIGSTOP), then woken (SIGCONT): the synchronous standby
+    takes over, and the woken old primary acknowledges nothing to a client still connected to it (its
+    synchronous standby is gone) before it fences itself."""
+    c, leader = running_cluster(cluster_factory, checker, {"synchronous_mode": True})
+    sync_checker(c)
+    w = start_writer(c, leader)
+    named = wait_sync_standby(c, leader)
+    conn = leader.connect(timeout=1)
+    leader.signal_all(signal.SIGSTOP)
+    try:
+        new = c.wait_for_leader(30, exclude=(leader.name,))
+    finally:
+        leader.signal_all(signal.SIGCONT)
+    assert new.name in named, f"{new.name} took over although sync named only {named}"
+    woke, acked_after_wake = time.monotonic(), []
+    while time.monotonic() - woke < 3:
+        try:
+            if conn is None:
+                conn = leader.connect(timeout=1)
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO pgha_acks VALUES (-1 - %s, 'old', now())", (len(acked_after_wake),))
+            acked_after_wake.append(time.monotonic() - woke)
+        except Exception:  # noqa: BLE001 - blocked or refused writes are what we want
+            if conn:
+                conn.close()
+            conn = None
+    if conn:
+        conn.close()
+    w.stop()
+    assert acked_after_wake == [], f"the woken old primary acknowledged commits at {acked_after_wake}"
+    assert w.missing_on(new) == []
 
 
 def test_only_a_sync_member_may_take_over(cluster_factory, checker, sync_checker):
