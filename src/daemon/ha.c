@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -874,6 +875,13 @@ static void on_sync_deleted(Dcs *d, int error, const char *message, const DcsWri
                 log_info("Disabled synchronous replication");
 }
 
+static bool strv_contains_case(char *const *l, const char *name) {
+        for (; l && *l; l++)
+                if (strcasecmp(*l, name) == 0)
+                        return true;
+        return false;
+}
+
 static bool tag_true(const cJSON *tags, const char *name) {
         bool b = false;
         return tags && json_get_bool(tags, name, &b) >= 0 && b;
@@ -894,7 +902,7 @@ static void process_sync(Ha *h) {
         HaSyncInput in;
         HaSyncResult res;
         char buf1[512], buf2[512];
-        bool mine;
+        bool mine, stale = false;
 
         if (h->sync_busy || !c || !h->lock_held || !st || !st->query_ok || st->in_recovery)
                 return;
@@ -996,7 +1004,12 @@ static void process_sync(Ha *h) {
                 return;
         }
 
-        if (!ha_sync_same_set(res.picked, res.n_picked, current, n_current)) {
+        /* A name `sync` keeps although the live setting lost it (edited by hand, or a key left from an
+         * earlier period of synchronous mode) must leave `sync` at once, whatever is picked. */
+        for (size_t i = 0; i < n_current; i++)
+                if (!strv_contains_case(ssn_names, current[i]))
+                        stale = true;
+        if (stale || !ha_sync_same_set(res.picked, res.n_picked, current, n_current)) {
                 _cleanup_(proc_strv_freep) char **l = NULL;
 
                 for (size_t i = 0; i < n_current; i++)

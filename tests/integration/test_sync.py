@@ -8,6 +8,7 @@ The safety rules each test holds:
   (SyncChecker polls both throughout);
 * strict mode blocks commits rather than acknowledging them unprotected.
 """
+import base64
 import contextlib
 import json
 import os
@@ -102,6 +103,12 @@ def listed(ssn, name):
 def sync_key(c):
     raw = c.key_value("sync")
     return json.loads(raw) if raw else None
+
+
+def put_key(c, suffix, value):
+    key = f"/service/{c.scope}/{suffix}"
+    c.etcd.v3("kv/put", {"key": base64.b64encode(key.encode()).decode(),
+                         "value": base64.b64encode(value.encode()).decode()})
 
 
 def standbys(key):
@@ -311,7 +318,7 @@ def test_node_count_nosync_tag_and_key_encoding(cluster_factory, checker, sync_c
 
 def test_runtime_toggle_through_patch_config(cluster_factory, checker, sync_checker):
     c, leader = running_cluster(cluster_factory, checker, {})
-    sync_checker(c)
+    checker_thread = sync_checker(c)
     assert ssn(leader) == ""
     assert sync_key(c) is None
     pid = leader.postmaster_pid()
@@ -323,6 +330,28 @@ def test_runtime_toggle_through_patch_config(cluster_factory, checker, sync_chec
     assert time.monotonic() - started <= 2 * LOOP_WAIT + 0.5, "slower than two ticks"
     named = wait_sync_standby(c, leader, timeout=10)
     assert listed(ssn(leader), named[0])
+
+    # A sync key naming a standby the live setting does not list (written behind pghad's back) is
+    # corrected within two ticks; the checker would rightly flag the injected key, so it stops here.
+    lib.wait_until(lambda: checker_thread.samples > 0, 5, what="the sync checker sampling")
+    checker_thread.stop()
+    assert checker_thread.violations == []
+    other = next(n.name for n in c.nodes if n is not leader and n.name != named[0])
+    put_key(c, "sync", json.dumps({"leader": leader.name, "sync_standby": other}, separators=(",", ":")))
+    lib.wait_until(lambda: other not in standbys(sync_key(c)), 2 * LOOP_WAIT + 1, interval=0.05,
+                   what=f"{other} removed from the sync key")
+    assert not listed(ssn(leader), other)
+    wait_sync_standby(c, leader, timeout=5)
+
+    # PostgreSQL stops waiting for the standby behind pghad's back (ALTER SYSTEM overrides
+    # postgresql.conf): the key must stop naming it within two ticks, whatever the candidates are.
+    leader.query("ALTER SYSTEM SET synchronous_standby_names = ''")
+    leader.query("SELECT pg_reload_conf()")
+    lib.wait_until(lambda: standbys(sync_key(c)) == [], 2 * LOOP_WAIT + 1, interval=0.05,
+                   what="sync key without standbys once PostgreSQL waits for none")
+    leader.query("ALTER SYSTEM RESET synchronous_standby_names")
+    leader.query("SELECT pg_reload_conf()")
+    wait_sync_standby(c, leader, timeout=5)
 
     status, body = leader.api("/config", "PATCH", {"synchronous_mode": False})
     assert status == 200, body
