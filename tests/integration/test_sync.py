@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -316,7 +317,7 @@ def test_node_count_nosync_tag_and_key_encoding(cluster_factory, checker, sync_c
     assert out.api("/sync")[0] == 503
 
 
-def test_runtime_toggle_through_patch_config(cluster_factory, checker, sync_checker):
+def test_runtime_toggle_through_patch_config_and_edit_config(cluster_factory, checker, sync_checker):
     c, leader = running_cluster(cluster_factory, checker, {})
     checker_thread = sync_checker(c)
     assert ssn(leader) == ""
@@ -353,8 +354,11 @@ def test_runtime_toggle_through_patch_config(cluster_factory, checker, sync_chec
     leader.query("SELECT pg_reload_conf()")
     wait_sync_standby(c, leader, timeout=5)
 
-    status, body = leader.api("/config", "PATCH", {"synchronous_mode": False})
-    assert status == 200, body
+    # Off through pghactl edit-config (it writes the config key in etcd, as patronictl does).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONI") and k not in ("DCS_URL", "EDITOR")}
+    r = subprocess.run([lib.binary("pghactl"), "-c", leader.config_path, "edit-config", "-s",
+                        "synchronous_mode=false", "--force"], capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode == 0, r.stderr
     started = time.monotonic()
     lib.wait_until(lambda: ssn(leader) == "", 10, interval=0.05, what="synchronous_standby_names cleared")
     assert time.monotonic() - started <= 2 * LOOP_WAIT + 0.5, "slower than two ticks"
