@@ -2195,6 +2195,28 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
                         (void)rest_call_reply_text(call, 412, "leader name does not match");
                         return;
                 }
+                /* Synchronous mode: only a member `sync` names can take over (Patroni's checks). */
+                if (sync_mode_on(h) && in->candidate && !failover &&
+                    !dcs_cluster_is_sync_standby(c, in->candidate)) {
+                        (void)rest_call_reply_text(
+                                call, 412, "candidate name does not match with sync_standby");
+                        return;
+                }
+                if (sync_mode_on(h) && !in->candidate) {
+                        bool found = false;
+                        for (size_t i = 0; i < c->n_members; i++)
+                                if (dcs_cluster_is_sync_standby(c, c->members[i].name))
+                                        found = true;
+                        if (!found) {
+                                snprintf(
+                                        buf,
+                                        sizeof buf,
+                                        "%s is not possible: can not find sync_standby",
+                                        action);
+                                (void)rest_call_reply_text(call, 412, buf);
+                                return;
+                        }
+                }
                 if (in->candidate && !dcs_cluster_find_member(c, in->candidate)) {
                         (void)rest_call_reply_text(call, 412, "candidate does not exists");
                         return;

@@ -316,6 +316,21 @@ def test_node_count_nosync_tag_and_key_encoding(cluster_factory, checker, sync_c
     lib.wait_until(lambda: out.api("/async")[0] == 200, 5, what="/async on the nosync member")
     assert out.api("/sync")[0] == 503
 
+    # Switchover: only to a member sync names (Patroni's 412), and the winner claims the key.
+    status, body = leader.api("/switchover", "POST", {"leader": leader.name, "candidate": out.name})
+    assert (status, body) == (412, b"candidate name does not match with sync_standby"), (status, body)
+    w = start_writer(c, leader)
+    status, body = leader.api("/switchover", "POST", {"leader": leader.name, "candidate": replicas[0]},
+                              timeout=60)
+    assert status == 200, body
+    new = c.wait_for_leader(30, exclude=(leader.name,))
+    assert new.name == replicas[0]
+    lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
+    w.stop()
+    assert w.missing_on(new) == []
+    wait_sync_standby(c, new)
+    assert out.name not in standbys(sync_key(c)), "the nosync member became synchronous"
+
 
 def test_runtime_toggle_through_patch_config_and_edit_config(cluster_factory, checker, sync_checker):
     c, leader = running_cluster(cluster_factory, checker, {})
