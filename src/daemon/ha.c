@@ -163,6 +163,9 @@ struct Ha {
         bool sync_ready_pending; /* the live value changed: record the position at the next probe */
         bool sync_busy;          /* a write of the sync key is in flight */
         char *sync_then_ssn;     /* after that write succeeds, set synchronous_standby_names to this */
+        bool disable_sync;       /* shutting down: publish nosync until the leader releases us */
+        usec_t release_deadline;
+        sd_event_source *release_timer; /* "ha-sync-release" */
 
         /* shutdown */
         ManagerDoneFunc done;
@@ -381,6 +384,7 @@ static const char *member_role_string(Ha *h) {
 static int build_member_key(Ha *h, cJSON **ret) {
         const PgStatus *st = pgstatus(h);
         const char *state = pg_state_string(h);
+        _cleanup_(cJSON_Deletep) cJSON *tags = NULL;
         HaMemberKeyInfo i = {
                 .conn_url = h->conn_url,
                 .api_url = h->api_url,
@@ -393,6 +397,17 @@ static int build_member_key(Ha *h, cJSON **ret) {
                 .pause = h->dyn.pause,
         };
 
+        if (h->disable_sync) {
+                /* Going away: ask the leader to release us from synchronous duty (Patroni's
+                 * while_not_sync_standby). */
+                tags = h->snap.tags ? cJSON_Duplicate(h->snap.tags, true) : cJSON_CreateObject();
+                if (!tags)
+                        return -ENOMEM;
+                cJSON_DeleteItemFromObjectCaseSensitive(tags, "nosync");
+                if (!cJSON_AddTrueToObject(tags, "nosync"))
+                        return -ENOMEM;
+                i.tags = tags;
+        }
         if (st && st->running && st->query_ok && streq(state, "running") &&
             (h->job_kind == HA_JOB_NONE || h->job_kind == HA_JOB_PROMOTE)) {
                 i.has_xlog = true;
@@ -848,8 +863,11 @@ static void on_sync_written(Dcs *d, int error, const char *message, const DcsWri
                         log_info("Synchronous replication key updated by someone else.");
                 return;
         }
-        if (then && h->lock_held && sync_mode_on(h))
+        if (then && h->lock_held && sync_mode_on(h)) {
+                if (!streq_ptr(h->ssn_want, then))
+                        log_info("Assigning synchronous standby status to '%s'", then);
                 ssn_set(h, then);
+        }
 }
 
 static int sync_write(Ha *h, char *const *standbys, int64_t revision, const char *then_ssn) {
@@ -2460,6 +2478,81 @@ static void on_shutdown_stop(PgCtlJob *job, int r, const char *error, void *user
         shutdown_delete_member(h);
 }
 
+static void shutdown_stop_postgres(Ha *h, bool primary) {
+        h->job = pgctl_job_free(h->job);
+        h->job_kind = HA_JOB_NONE;
+        if (pgctl_stop(h->event, &h->pgs, PG_STOP_FAST, primary, on_shutdown_stop, h, &h->job) < 0)
+                on_shutdown_stop(NULL, 0, NULL, h);
+}
+
+/* Whether the leader of c counts name as its synchronous standby (Patroni's is_sync_standby). */
+static bool is_sync_standby(const DcsCluster *c, const char *name) {
+        return c && c->leader && c->sync_leader && streq(c->sync_leader, c->leader) &&
+                dcs_cluster_is_sync_standby(c, name);
+}
+
+static void release_wait_done(Ha *h) {
+        h->release_timer = sd_event_source_disable_unref(h->release_timer);
+        shutdown_stop_postgres(h, false);
+}
+
+static void on_release_cluster(Dcs *d, int error, const char *message, DcsCluster *cluster, void *ud) {
+        Ha *h = ud;
+
+        if (error < 0) {
+                log_warning("Could not get cluster state, skipping synchronous standby disable");
+                release_wait_done(h);
+                return;
+        }
+        dcs_cluster_free(h->cluster);
+        h->cluster = cluster;
+        if (!is_sync_standby(cluster, h->pgs.name)) {
+                release_wait_done(h);
+                return;
+        }
+        log_info("Waiting for primary to release us from synchronous standby");
+        (void)sd_event_source_set_time_relative(h->release_timer, 250 * USEC_PER_MSEC);
+        (void)sd_event_source_set_enabled(h->release_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_release_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+
+        if (now_mono_fresh() >= h->release_deadline) {
+                release_wait_done(h);
+                return 0;
+        }
+        touch_member(h); /* in case the first write was still behind another one */
+        if (dcs_get_cluster(h->dcs, on_release_cluster, h) < 0)
+                release_wait_done(h);
+        return 0;
+}
+
+/* A synchronous standby going away first publishes nosync and waits (at most 2 × loop_wait) for the
+ * leader to take it out of `sync`, so the primary does not wait for a standby that is gone. Returns
+ * whether the wait started. */
+static bool shutdown_leave_sync(Ha *h) {
+        const Config *c = manager_get_config(h->manager);
+        int r;
+
+        /* The cluster view may be a tick old: the first poll reads it afresh, right after nosync is out. */
+        if (!sync_mode_on(h) || c->tag.nosync || h->lock_held || !h->cluster || !h->cluster->leader)
+                return false;
+        h->disable_sync = true;
+        touch_member(h);
+        h->release_deadline = now_mono_fresh() + 2 * loop_wait_usec(h);
+        r = sd_event_add_time_relative(
+                h->event, &h->release_timer, CLOCK_MONOTONIC, 0, 1, on_release_timer, h);
+        if (r < 0) {
+                log_warning_errno(
+                        r, "Updating member state failed, skipping synchronous standby disable: %m");
+                return false;
+        }
+        (void)sd_event_source_set_priority(h->release_timer, PGHA_PRIORITY_HA);
+        (void)sd_event_source_set_description(h->release_timer, "ha-sync-release");
+        return true;
+}
+
 static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *userdata) {
         Ha *h = userdata;
         const PgStatus *st = pgstatus(h);
@@ -2484,10 +2577,9 @@ static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *use
                 shutdown_finish(h, 0);
                 return 0;
         }
-        h->job = pgctl_job_free(h->job);
-        h->job_kind = HA_JOB_NONE;
-        if (pgctl_stop(h->event, &h->pgs, PG_STOP_FAST, primary, on_shutdown_stop, h, &h->job) < 0)
-                on_shutdown_stop(NULL, 0, NULL, h);
+        if (shutdown_leave_sync(h))
+                return 0; /* shutdown_stop_postgres() follows once released */
+        shutdown_stop_postgres(h, primary);
         return 0;
 }
 
@@ -2758,6 +2850,7 @@ Ha *ha_free(Ha *h) {
         h->tick_timer = sd_event_source_disable_unref(h->tick_timer);
         h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
         h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
+        h->release_timer = sd_event_source_disable_unref(h->release_timer);
         h->lease_watch = sd_event_source_disable_unref(h->lease_watch);
         h->pgmon = pgmon_free(h->pgmon);
         h->conn = pgconn_free(h->conn);

@@ -255,11 +255,13 @@ def test_strict_mode_blocks_commits_without_standby(cluster_factory, checker, sy
     c, leader = running_cluster(cluster_factory, checker,
                                 {"synchronous_mode": True, "synchronous_mode_strict": True})
     sync_checker(c)
-    wait_sync_standby(c, leader)
-    replicas = [n for n in c.nodes if n is not leader]
+    named = wait_sync_standby(c, leader)
+    # The synchronous standby first: a clean stop asks the leader to release it (nosync) and waits.
+    replicas = sorted((n for n in c.nodes if n is not leader), key=lambda n: n.name not in named)
     w = start_writer(c, leader)
     for r in replicas:
         r.stop()
+        assert r.name not in standbys(sync_key(c)), f"{r.name} stopped while still named in sync"
     lib.wait_until(lambda: ssn(leader) == "*", 5 * LOOP_WAIT + 3, what="synchronous_standby_names = '*'")
     assert standbys(sync_key(c)) == []
     w.stop()
