@@ -371,6 +371,14 @@ def test_runtime_toggle_through_patch_config_and_edit_config(cluster_factory, ch
     leader.query("SELECT pg_reload_conf()")
     wait_sync_standby(c, leader, timeout=5)
 
+    # synchronous_node_count at runtime: both standbys listed within two ticks.
+    status, body = leader.api("/config", "PATCH", {"synchronous_node_count": 2})
+    assert status == 200, body
+    started = time.monotonic()
+    lib.wait_until(lambda: ssn(leader).startswith("2 ("), 10, interval=0.05, what="two standbys listed")
+    assert time.monotonic() - started <= 2 * LOOP_WAIT + 0.5, "slower than two ticks"
+    wait_sync_standby(c, leader, timeout=5, count=2)
+
     # Off through pghactl edit-config (it writes the config key in etcd, as patronictl does).
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONI") and k not in ("DCS_URL", "EDITOR")}
     r = subprocess.run([lib.binary("pghactl"), "-c", leader.config_path, "edit-config", "-s",
