@@ -76,7 +76,9 @@ typedef struct PgStatus {
         char *receiver_slot;
         char *receiver_host;
         unsigned receiver_port;
-        bool pending_restart; /* any pg_settings.pending_restart */
+        bool pending_restart;            /* any pg_settings.pending_restart */
+        char *synchronous_standby_names; /* the live value (after the last reload) */
+        char *synchronous_commit;
         PgReplica *replicas;
         size_t n_replicas;
 } PgStatus;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include "pgha/fileio.h"
 #include "pgha/ha.h"
 #include "pgha/ha_fsm.h"
+#include "pgha/ha_sync.h"
 #include "pgha/http_client.h"
 #include "pgha/json.h"
 #include "pgha/log.h"
@@ -38,6 +40,7 @@
 #include "pgha/pgconn.h"
 #include "pgha/pgctl.h"
 #include "pgha/pgmon.h"
+#include "pgha/proc.h"
 #include "pgha/rest.h"
 #include "pgha/snapshot.h"
 #include "pgha/watchdog.h"
@@ -152,6 +155,18 @@ struct Ha {
         char *slots_done;
         bool slots_running;
         bool pg_reload_pending; /* the dynamic config changed in etcd: rewrite postgresql.conf, reload */
+
+        /* synchronous replication (leader side, §2.10) */
+        char *ssn_want;          /* synchronous_standby_names we manage; NULL: not set by us */
+        char *ssn_seen;          /* the live value the last evaluation saw */
+        char **sync_ready;       /* standbys confirmed synchronous while the live value lists them */
+        uint64_t sync_ready_lsn; /* primary position recorded one probe after the live value changed */
+        bool sync_ready_pending; /* the live value changed: record the position at the next probe */
+        bool sync_busy;          /* a write of the sync key is in flight */
+        char *sync_then_ssn;     /* after that write succeeds, set synchronous_standby_names to this */
+        bool disable_sync;       /* shutting down: publish nosync until the leader releases us */
+        usec_t release_deadline;
+        sd_event_source *release_timer; /* "ha-sync-release" */
 
         /* shutdown */
         ManagerDoneFunc done;
@@ -370,6 +385,7 @@ static const char *member_role_string(Ha *h) {
 static int build_member_key(Ha *h, cJSON **ret) {
         const PgStatus *st = pgstatus(h);
         const char *state = pg_state_string(h);
+        _cleanup_(cJSON_Deletep) cJSON *tags = NULL;
         HaMemberKeyInfo i = {
                 .conn_url = h->conn_url,
                 .api_url = h->api_url,
@@ -382,6 +398,17 @@ static int build_member_key(Ha *h, cJSON **ret) {
                 .pause = h->dyn.pause,
         };
 
+        if (h->disable_sync) {
+                /* Going away: ask the leader to release us from synchronous duty (Patroni's
+                 * while_not_sync_standby). */
+                tags = h->snap.tags ? cJSON_Duplicate(h->snap.tags, true) : cJSON_CreateObject();
+                if (!tags)
+                        return -ENOMEM;
+                cJSON_DeleteItemFromObjectCaseSensitive(tags, "nosync");
+                if (!cJSON_AddTrueToObject(tags, "nosync"))
+                        return -ENOMEM;
+                i.tags = tags;
+        }
         if (st && st->running && st->query_ok && streq(state, "running") &&
             (h->job_kind == HA_JOB_NONE || h->job_kind == HA_JOB_PROMOTE)) {
                 i.has_xlog = true;
@@ -753,6 +780,292 @@ static int start_stop_job(Ha *h, PgStopMode mode, bool checkpoint, bool release,
         return r;
 }
 
+/* ==== synchronous replication (patroni-compat.md §2.10) ==== */
+
+/* The order of the writes is the safety argument: a standby is named in `sync` only once the live
+ * synchronous_standby_names lists it and PostgreSQL reports it synchronous (ha_sync_select); a name
+ * leaves `sync` before it leaves synchronous_standby_names; promotion first claims `sync` for itself
+ * with a compare on its mod_revision. */
+
+static bool sync_mode_on(Ha *h) {
+        return h->dyn.synchronous_mode != SYNCHRONOUS_MODE_OFF;
+}
+
+/* synchronous_standby_names as postgresql.conf gets it; only in synchronous mode (otherwise the
+ * configured parameters are used as they are). On a running primary the live value stays until
+ * process_sync() changes it, so a rewrite of postgresql.conf never drops a standby that `sync` names. */
+static void sync_render_ssn(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+        const char *v;
+
+        if (!sync_mode_on(h))
+                return;
+        if (h->ssn_want)
+                v = h->ssn_want;
+        else if (st && st->query_ok && !st->in_recovery && st->synchronous_standby_names)
+                v = st->synchronous_standby_names;
+        else
+                v = h->dyn.synchronous_mode_strict ? "*" : "";
+        if (pg_params_set(&h->pgs.parameters, "synchronous_standby_names", v) < 0)
+                log_oom();
+}
+
+/* Forgets the leader-side state (we do not hold the lock). */
+static void sync_forget(Ha *h) {
+        h->ssn_want = mfree(h->ssn_want);
+        h->ssn_seen = mfree(h->ssn_seen);
+        h->sync_ready = proc_strv_free(h->sync_ready);
+        h->sync_ready_lsn = 0;
+        h->sync_ready_pending = false;
+        h->sync_then_ssn = mfree(h->sync_then_ssn);
+}
+
+/* Python's repr of a list of names, for Patroni's log lines. */
+static void names_repr(const char *const *names, size_t n, char *buf, size_t size) {
+        size_t len = 0;
+
+        len += (size_t)snprintf(buf, size, "[");
+        for (size_t i = 0; i < n && len < size; i++)
+                len += (size_t)snprintf(buf + len, size - len, "%s'%s'", i > 0 ? ", " : "", names[i]);
+        if (len < size)
+                snprintf(buf + len, size - len, "]");
+}
+
+/* Sets the synchronous_standby_names we manage; rewrites postgresql.conf and reloads (now, or at the
+ * next tick without a job). value NULL: not managed (strict: "*", else ""). */
+static void ssn_set(Ha *h, const char *value) {
+        char *v = NULL;
+
+        if (streq_ptr(h->ssn_want, value))
+                return;
+        if (value && !(v = strdup(value))) {
+                log_oom();
+                return;
+        }
+        free(h->ssn_want);
+        h->ssn_want = v;
+        if (pg_reload_config(h))
+                h->pg_reload_pending = false;
+        else
+                h->pg_reload_pending = true;
+}
+
+static void on_sync_written(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+        _cleanup_free_ char *then = TAKE_PTR(h->sync_then_ssn);
+
+        h->sync_busy = false;
+        if (error < 0 || !res || !res->succeeded) {
+                if (error < 0)
+                        log_warning("Failed to write the sync key: %s", strna(message));
+                else
+                        log_info("Synchronous replication key updated by someone else.");
+                return;
+        }
+        if (then && h->lock_held && sync_mode_on(h)) {
+                if (!streq_ptr(h->ssn_want, then))
+                        log_info("Assigning synchronous standby status to '%s'", then);
+                ssn_set(h, then);
+        }
+}
+
+static int sync_write(Ha *h, char *const *standbys, int64_t revision, const char *then_ssn) {
+        int r;
+
+        if (then_ssn && !(h->sync_then_ssn = strdup(then_ssn)))
+                return -ENOMEM;
+        r = dcs_write_sync(h->dcs, h->pgs.name, standbys, revision, on_sync_written, h);
+        if (r < 0) {
+                h->sync_then_ssn = mfree(h->sync_then_ssn);
+                log_warning("Failed to write the sync key");
+                return r;
+        }
+        h->sync_busy = true;
+        return 0;
+}
+
+static void on_sync_deleted(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        h->sync_busy = false;
+        if (error >= 0 && res && res->succeeded)
+                log_info("Disabled synchronous replication");
+}
+
+static bool strv_contains_case(char *const *l, const char *name) {
+        for (; l && *l; l++)
+                if (strcasecmp(*l, name) == 0)
+                        return true;
+        return false;
+}
+
+static bool tag_true(const cJSON *tags, const char *name) {
+        bool b = false;
+        return tags && json_get_bool(tags, name, &b) >= 0 && b;
+}
+
+/* The leader's synchronous replication step, run after a successful lock renewal (HA_FLAG_PROCESS_SYNC).
+ * At most one write of the sync key per tick; synchronous_standby_names changes after it. */
+static void process_sync(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+        const DcsCluster *c = h->cluster;
+        HaSyncReplica reps[HA_SYNC_MAX];
+        HaSyncMember mems[HA_MEMBERS_MAX];
+        const char *current[HA_SYNC_MAX], *common[HA_SYNC_MAX];
+        size_t n_reps = 0, n_mems = 0, n_current = 0, n_common = 0;
+        _cleanup_(proc_strv_freep) char **ssn_names = NULL, **ready = NULL;
+        _cleanup_free_ char *want = NULL;
+        const char *commit_mode;
+        HaSyncInput in;
+        HaSyncResult res;
+        char buf1[512], buf2[512];
+        bool mine, stale = false;
+
+        if (h->sync_busy || !c || !h->lock_held || !st || !st->query_ok || st->in_recovery)
+                return;
+
+        if (!sync_mode_on(h)) {
+                if (c->has_sync && (c->sync_leader || (c->sync_standby && c->sync_standby[0]))) {
+                        if (dcs_delete_sync(h->dcs, c->sync_revision, on_sync_deleted, h) >= 0)
+                                h->sync_busy = true;
+                }
+                sync_forget(h);
+                return;
+        }
+
+        /* A sync key left by another leader: claim it before anything else. */
+        mine = c->has_sync && c->sync_leader && streq(c->sync_leader, h->pgs.name);
+        if (c->has_sync && c->sync_leader && !mine) {
+                log_info("Taking over the sync key from %s", c->sync_leader);
+                (void)sync_write(h, NULL, c->sync_revision, NULL);
+                return;
+        }
+
+        /* The live value: its change restarts the catch-up rule. */
+        if (!streq_ptr(st->synchronous_standby_names, h->ssn_seen)) {
+                free(h->ssn_seen);
+                h->ssn_seen = st->synchronous_standby_names ? strdup(st->synchronous_standby_names) : NULL;
+                h->sync_ready_lsn = 0;
+                h->sync_ready_pending = true;
+        } else if (h->sync_ready_pending) {
+                h->sync_ready_lsn = MAX(st->wal_write_lsn, UINT64_C(1));
+                h->sync_ready_pending = false;
+        }
+        if (ha_sync_parse_ssn(st->synchronous_standby_names, &ssn_names) < 0) {
+                log_warning(
+                        "Unparseable synchronous_standby_names value '%s'",
+                        strna(st->synchronous_standby_names));
+                ssn_names = NULL;
+        }
+
+        commit_mode = strempty(st->synchronous_commit);
+        for (size_t i = 0; i < st->n_replicas && n_reps < HA_SYNC_MAX; i++) {
+                const PgReplica *p = &st->replicas[i];
+                uint64_t lsn = streq(commit_mode, "remote_apply") ? p->replay_lsn
+                        : streq(commit_mode, "remote_write")      ? p->write_lsn
+                                                                  : p->flush_lsn;
+                reps[n_reps++] = (HaSyncReplica){
+                        .application_name = p->application_name,
+                        .state = p->state,
+                        .sync_state = p->sync_state,
+                        .has_lsn = lsn != 0,
+                        .lsn = lsn,
+                };
+        }
+        for (size_t i = 0; i < c->n_members && n_mems < HA_MEMBERS_MAX; i++) {
+                const DcsMember *m = &c->members[i];
+                mems[n_mems++] = (HaSyncMember){
+                        .name = m->name,
+                        .running = streq_ptr(m->state, "running"),
+                        .nosync = tag_true(m->tags, "nosync"),
+                        .nofailover = tag_true(m->tags, "nofailover"),
+                };
+        }
+        if (mine)
+                for (char **s = c->sync_standby; s && *s && n_current < HA_SYNC_MAX; s++)
+                        current[n_current++] = *s;
+
+        in = (HaSyncInput){
+                .replicas = reps,
+                .n_replicas = n_reps,
+                .members = mems,
+                .n_members = n_mems,
+                .node_count = (unsigned)MAX(h->dyn.synchronous_node_count, 1),
+                .max_lag = h->dyn.maximum_lag_on_syncnode,
+                .primary_lsn = st->wal_write_lsn,
+                .ssn_names = (const char *const *)ssn_names,
+                .n_ssn_names = proc_strv_length(ssn_names),
+                .sync_names = current,
+                .n_sync_names = n_current,
+                .ready = (const char *const *)h->sync_ready,
+                .n_ready = proc_strv_length(h->sync_ready),
+                .ready_lsn = h->sync_ready_lsn,
+        };
+        ha_sync_select(&in, &res);
+        for (size_t i = 0; i < res.n_ready; i++)
+                if (proc_strv_push(&ready, res.ready[i]) < 0) {
+                        log_oom();
+                        return;
+                }
+        proc_strv_free(h->sync_ready);
+        h->sync_ready = TAKE_PTR(ready);
+
+        if (res.n_picked == 0 && h->dyn.synchronous_mode_strict) {
+                const char *star[] = {"*"};
+                if (!streq_ptr(h->ssn_want, "*"))
+                        log_warning("No standbys available!");
+                if (ha_sync_format_ssn(star, 1, false, 0, &want) < 0)
+                        return;
+        } else if (ha_sync_format_ssn(res.picked, res.n_picked, false, 0, &want) < 0) {
+                log_oom();
+                return;
+        }
+
+        /* A name `sync` keeps although the live setting lost it (edited by hand, or a key left from an
+         * earlier period of synchronous mode) must leave `sync` at once, whatever is picked. */
+        for (size_t i = 0; i < n_current; i++)
+                if (!strv_contains_case(ssn_names, current[i]))
+                        stale = true;
+        if (stale || !ha_sync_same_set(res.picked, res.n_picked, current, n_current)) {
+                _cleanup_(proc_strv_freep) char **l = NULL;
+
+                for (size_t i = 0; i < n_current; i++)
+                        for (size_t j = 0; j < res.n_confirmed; j++)
+                                if (strcasecmp(current[i], res.confirmed[j]) == 0)
+                                        common[n_common++] = current[i];
+                if (n_common != n_current) {
+                        /* Leave sync duty first; synchronous_standby_names changes once that is stored. */
+                        names_repr(current, n_current, buf1, sizeof buf1);
+                        names_repr(common, n_common, buf2, sizeof buf2);
+                        log_info("Updating synchronous privilege temporarily from %s to %s", buf1, buf2);
+                        for (size_t i = 0; i < n_common; i++)
+                                if (proc_strv_push(&l, common[i]) < 0)
+                                        return;
+                        (void)sync_write(h, l, c->sync_revision, want);
+                        return;
+                }
+                if (!streq_ptr(h->ssn_want, want)) {
+                        names_repr(res.picked, res.n_picked, buf1, sizeof buf1);
+                        log_info(
+                                "Assigning synchronous standby status to %s",
+                                res.n_picked == 0 && h->dyn.synchronous_mode_strict ? "['*']" : buf1);
+                }
+                ssn_set(h, want);
+                if (res.n_confirmed > 0 &&
+                    !ha_sync_same_set(res.confirmed, res.n_confirmed, common, n_common)) {
+                        for (size_t i = 0; i < res.n_confirmed; i++)
+                                if (proc_strv_push(&l, res.confirmed[i]) < 0)
+                                        return;
+                        names_repr(res.confirmed, res.n_confirmed, buf1, sizeof buf1);
+                        if (sync_write(h, l, c->sync_revision, NULL) >= 0)
+                                log_info("Synchronous standby status assigned to %s", buf1);
+                }
+                return;
+        }
+        /* The wanted set is what `sync` names: keep synchronous_standby_names in step with it. */
+        ssn_set(h, want);
+}
+
 /* ==== dynamic configuration ==== */
 
 static void pg_settings_rebuild(Ha *h) {
@@ -789,6 +1102,7 @@ static void pg_settings_rebuild(Ha *h) {
         pg_settings_done(&h->pgs);
         h->pgs = s;
         s = (PgSettings){};
+        sync_render_ssn(h);
 }
 
 static void watchdog_apply(Ha *h) {
@@ -968,6 +1282,8 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
                         log_warning("Failed to write the status key");
         if ((dec->flags & HA_FLAG_UPDATE_HISTORY) && h->lock_held)
                 write_history(h);
+        if ((dec->flags & HA_FLAG_PROCESS_SYNC) && h->lock_held)
+                process_sync(h);
         if (dec->flags & HA_FLAG_DISABLE_WATCHDOG && h->watchdog)
                 watchdog_disable(h->watchdog);
         if (dec->flags & HA_FLAG_CLEAR_RESTART) {
@@ -988,6 +1304,58 @@ static void arm_watchdog(Ha *h) {
                 (void)watchdog_keepalive(h->watchdog);
 }
 
+#define MSG_SYNC_CLAIM_FAILED \
+        "Postponing promotion because synchronous replication state was updated by somebody else"
+
+/* Starts the promote job (the lock is ours). */
+static int start_promote(Ha *h) {
+        int r;
+
+        if (h->decision.flags & HA_FLAG_ARM_WATCHDOG)
+                arm_watchdog(h);
+        job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
+        job_set_next_role(h, HA_ROLE_PRIMARY);
+        h->checkpoint_pending = true;
+        r = pgctl_promote(h->event, &h->pgs, on_job, h, &h->job);
+        if (r < 0) {
+                h->job_kind = HA_JOB_NONE;
+                h->job_step = STEP_NONE;
+        }
+        return r;
+}
+
+static void on_sync_claimed(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+
+        h->sync_busy = false;
+        if (error < 0 || !res || !res->succeeded) {
+                /* Someone else changed `sync` (maybe we lost the lock meanwhile): do not promote. */
+                if (error < 0)
+                        log_warning("Failed to write the sync key: %s", strna(message));
+                log_info("%s", MSG_SYNC_CLAIM_FAILED);
+        } else {
+                /* We are the only source of truth now; pick standbys at the next ticks. */
+                sync_forget(h);
+                if (h->lock_held && start_promote(h) < 0)
+                        log_error("Failed to start the promotion");
+        }
+        if (h->decision.action == HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE)
+                apply_flags_after(h, &h->decision);
+        ha_act_done(h);
+}
+
+/* HA_FLAG_CLAIM_SYNC: sync = {leader: me, sync_standby: null}, compared against the revision this tick
+ * read; the promotion follows only when that write succeeds. */
+static int claim_sync_then_promote(Ha *h) {
+        int64_t rev = h->cluster && h->cluster->has_sync ? h->cluster->sync_revision : 0;
+        int r;
+
+        r = dcs_write_sync(h->dcs, h->pgs.name, NULL, rev, on_sync_claimed, h);
+        if (r >= 0)
+                h->sync_busy = true;
+        return r;
+}
+
 static void on_acquire(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
         Ha *h = ud;
         HaDecision *dec = &h->decision;
@@ -1006,15 +1374,12 @@ static void on_acquire(Dcs *d, int error, const char *message, const DcsWriteRes
         lock_taken(h);
         log_info("%s", dec->message);
         if (dec->action == HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE) {
-                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
-                        arm_watchdog(h);
-                job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
-                job_set_next_role(h, HA_ROLE_PRIMARY);
-                h->checkpoint_pending = true;
-                if (pgctl_promote(h->event, &h->pgs, on_job, h, &h->job) < 0) {
-                        h->job_kind = HA_JOB_NONE;
-                        h->job_step = STEP_NONE;
-                }
+                if ((dec->flags & HA_FLAG_CLAIM_SYNC) && claim_sync_then_promote(h) >= 0)
+                        return; /* on_sync_claimed() continues */
+                if (dec->flags & HA_FLAG_CLAIM_SYNC)
+                        log_info("%s", MSG_SYNC_CLAIM_FAILED);
+                else
+                        (void)start_promote(h);
         } else if (dec->action == HA_ACTION_BOOTSTRAP_FINISH) {
                 h->role = HA_ROLE_PRIMARY;
                 h->bootstrap_won = false;
@@ -1200,12 +1565,13 @@ static void act(Ha *h) {
                         return;
                 break;
         case HA_ACTION_PROMOTE:
-                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
-                        arm_watchdog(h);
-                job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
-                job_set_next_role(h, HA_ROLE_PRIMARY);
-                h->checkpoint_pending = true;
-                r = pgctl_promote(h->event, &h->pgs, on_job, h, &h->job);
+                if (dec->flags & HA_FLAG_CLAIM_SYNC) {
+                        if (claim_sync_then_promote(h) >= 0)
+                                return; /* on_sync_claimed() continues */
+                        log_info("%s", MSG_SYNC_CLAIM_FAILED);
+                        break;
+                }
+                r = start_promote(h);
                 break;
         case HA_ACTION_RENEW_LOCK:
                 if (dcs_leader_renew(h->dcs, on_renew, h) >= 0)
@@ -1508,6 +1874,8 @@ static void decide_and_act(Ha *h) {
                 log_info("%s", dec.message);
         snprintf(h->last_message, sizeof h->last_message, "%s", dec.message);
         h->decision = dec;
+        if (!h->lock_held)
+                sync_forget(h);
         if (!h->ready_released) {
                 h->ready_released = true;
                 manager_ready_release(h->manager);
@@ -1852,6 +2220,28 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
                         (void)rest_call_reply_text(call, 412, "leader name does not match");
                         return;
                 }
+                /* Synchronous mode: only a member `sync` names can take over (Patroni's checks). */
+                if (sync_mode_on(h) && in->candidate && !failover &&
+                    !dcs_cluster_is_sync_standby(c, in->candidate)) {
+                        (void)rest_call_reply_text(
+                                call, 412, "candidate name does not match with sync_standby");
+                        return;
+                }
+                if (sync_mode_on(h) && !in->candidate) {
+                        bool found = false;
+                        for (size_t i = 0; i < c->n_members; i++)
+                                if (dcs_cluster_is_sync_standby(c, c->members[i].name))
+                                        found = true;
+                        if (!found) {
+                                snprintf(
+                                        buf,
+                                        sizeof buf,
+                                        "%s is not possible: can not find sync_standby",
+                                        action);
+                                (void)rest_call_reply_text(call, 412, buf);
+                                return;
+                        }
+                }
                 if (in->candidate && !dcs_cluster_find_member(c, in->candidate)) {
                         (void)rest_call_reply_text(call, 412, "candidate does not exists");
                         return;
@@ -2095,6 +2485,81 @@ static void on_shutdown_stop(PgCtlJob *job, int r, const char *error, void *user
         shutdown_delete_member(h);
 }
 
+static void shutdown_stop_postgres(Ha *h, bool primary) {
+        h->job = pgctl_job_free(h->job);
+        h->job_kind = HA_JOB_NONE;
+        if (pgctl_stop(h->event, &h->pgs, PG_STOP_FAST, primary, on_shutdown_stop, h, &h->job) < 0)
+                on_shutdown_stop(NULL, 0, NULL, h);
+}
+
+/* Whether the leader of c counts name as its synchronous standby (Patroni's is_sync_standby). */
+static bool is_sync_standby(const DcsCluster *c, const char *name) {
+        return c && c->leader && c->sync_leader && streq(c->sync_leader, c->leader) &&
+                dcs_cluster_is_sync_standby(c, name);
+}
+
+static void release_wait_done(Ha *h) {
+        h->release_timer = sd_event_source_disable_unref(h->release_timer);
+        shutdown_stop_postgres(h, false);
+}
+
+static void on_release_cluster(Dcs *d, int error, const char *message, DcsCluster *cluster, void *ud) {
+        Ha *h = ud;
+
+        if (error < 0) {
+                log_warning("Could not get cluster state, skipping synchronous standby disable");
+                release_wait_done(h);
+                return;
+        }
+        dcs_cluster_free(h->cluster);
+        h->cluster = cluster;
+        if (!is_sync_standby(cluster, h->pgs.name)) {
+                release_wait_done(h);
+                return;
+        }
+        log_info("Waiting for primary to release us from synchronous standby");
+        (void)sd_event_source_set_time_relative(h->release_timer, 250 * USEC_PER_MSEC);
+        (void)sd_event_source_set_enabled(h->release_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_release_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+
+        if (now_mono_fresh() >= h->release_deadline) {
+                release_wait_done(h);
+                return 0;
+        }
+        touch_member(h); /* in case the first write was still behind another one */
+        if (dcs_get_cluster(h->dcs, on_release_cluster, h) < 0)
+                release_wait_done(h);
+        return 0;
+}
+
+/* A synchronous standby going away first publishes nosync and waits (at most 2 × loop_wait) for the
+ * leader to take it out of `sync`, so the primary does not wait for a standby that is gone. Returns
+ * whether the wait started. */
+static bool shutdown_leave_sync(Ha *h) {
+        const Config *c = manager_get_config(h->manager);
+        int r;
+
+        /* The cluster view may be a tick old: the first poll reads it afresh, right after nosync is out. */
+        if (!sync_mode_on(h) || c->tag.nosync || h->lock_held || !h->cluster || !h->cluster->leader)
+                return false;
+        h->disable_sync = true;
+        touch_member(h);
+        h->release_deadline = now_mono_fresh() + 2 * loop_wait_usec(h);
+        r = sd_event_add_time_relative(
+                h->event, &h->release_timer, CLOCK_MONOTONIC, 0, 1, on_release_timer, h);
+        if (r < 0) {
+                log_warning_errno(
+                        r, "Updating member state failed, skipping synchronous standby disable: %m");
+                return false;
+        }
+        (void)sd_event_source_set_priority(h->release_timer, PGHA_PRIORITY_HA);
+        (void)sd_event_source_set_description(h->release_timer, "ha-sync-release");
+        return true;
+}
+
 static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *userdata) {
         Ha *h = userdata;
         const PgStatus *st = pgstatus(h);
@@ -2119,10 +2584,9 @@ static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *use
                 shutdown_finish(h, 0);
                 return 0;
         }
-        h->job = pgctl_job_free(h->job);
-        h->job_kind = HA_JOB_NONE;
-        if (pgctl_stop(h->event, &h->pgs, PG_STOP_FAST, primary, on_shutdown_stop, h, &h->job) < 0)
-                on_shutdown_stop(NULL, 0, NULL, h);
+        if (shutdown_leave_sync(h))
+                return 0; /* shutdown_stop_postgres() follows once released */
+        shutdown_stop_postgres(h, primary);
         return 0;
 }
 
@@ -2393,6 +2857,7 @@ Ha *ha_free(Ha *h) {
         h->tick_timer = sd_event_source_disable_unref(h->tick_timer);
         h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
         h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
+        h->release_timer = sd_event_source_disable_unref(h->release_timer);
         h->lease_watch = sd_event_source_disable_unref(h->lease_watch);
         h->pgmon = pgmon_free(h->pgmon);
         h->conn = pgconn_free(h->conn);
@@ -2415,6 +2880,10 @@ Ha *ha_free(Ha *h) {
         free(h->switch_to);
         free(h->member_last);
         free(h->slots_done);
+        free(h->ssn_want);
+        free(h->ssn_seen);
+        proc_strv_free(h->sync_ready);
+        free(h->sync_then_ssn);
         free(h);
         return NULL;
 }

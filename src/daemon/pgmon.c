@@ -70,6 +70,8 @@ const char pgmon_status_query[] =
         " w.sender_host AS receiver_host,"
         " w.sender_port AS receiver_port,"
         " EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart) AS pending_restart,"
+        " pg_catalog.current_setting('synchronous_standby_names') AS synchronous_standby_names,"
+        " pg_catalog.current_setting('synchronous_commit') AS synchronous_commit,"
         " (SELECT pg_catalog.json_agg(r) FROM (SELECT usename, application_name,"
         " pg_catalog.host(client_addr) AS client_addr, state, sync_state, sync_priority,"
         " write_lsn::text AS write_lsn, flush_lsn::text AS flush_lsn, replay_lsn::text AS replay_lsn"
@@ -110,6 +112,8 @@ void pgstatus_clear_query_facts(PgStatus *s) {
         s->receiver_host = mfree(s->receiver_host);
         s->receiver_port = 0;
         s->pending_restart = false;
+        s->synchronous_standby_names = mfree(s->synchronous_standby_names);
+        s->synchronous_commit = mfree(s->synchronous_commit);
         replicas_free(s->replicas, s->n_replicas);
         s->replicas = NULL;
         s->n_replicas = 0;
@@ -281,6 +285,12 @@ int pgstatus_parse_result(const PGresult *res, PgStatus *s) {
             (r = opt_uint(res, "receiver_port", 65535, &s->receiver_port)) < 0 ||
             (r = opt_bool(res, "pending_restart", &s->pending_restart)) < 0 ||
             (r = opt_string(res, "replication", &replication)) < 0)
+                goto fail;
+        /* Newer columns: absent from recorded results of older versions. */
+        if ((column(res, "synchronous_standby_names") >= 0 &&
+             (r = opt_string(res, "synchronous_standby_names", &s->synchronous_standby_names)) < 0) ||
+            (column(res, "synchronous_commit") >= 0 &&
+             (r = opt_string(res, "synchronous_commit", &s->synchronous_commit)) < 0))
                 goto fail;
 
         if (replication) {

@@ -300,13 +300,17 @@ class Cluster:
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)
 
-    def leader_key(self):
-        """The member name in the etcd leader key, or None."""
+    def key_value(self, suffix):
+        """The raw value of /service/<scope>/<suffix> in etcd, or None when the key is absent."""
         import base64
-        key = f"/service/{self.scope}/leader"
+        key = f"/service/{self.scope}/{suffix}"
         reply = self.etcd.v3("kv/range", {"key": base64.b64encode(key.encode()).decode()})
         kvs = reply.get("kvs") or []
-        return base64.b64decode(kvs[0]["value"]).decode() if kvs and kvs[0].get("value") else None
+        return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+
+    def leader_key(self):
+        """The member name in the etcd leader key, or None."""
+        return self.key_value("leader") or None
 
     def wait_for_leader(self, timeout=60, exclude=()):
         def check():
@@ -417,6 +421,9 @@ class AckWriter(threading.Thread):
                     self._next_id += 1
             except Exception:  # noqa: BLE001 - failures are expected during failover
                 self.errors += 1
+                # The row may still commit later (e.g. a commit waiting for a synchronous standby):
+                # never reuse its id.
+                self._next_id += 1
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
