@@ -80,6 +80,7 @@ struct RestRequest {
         bool suspended;
         bool queued;
         bool has_content_length;
+        bool keep_alive; /* an HTTP/1.1 client that did not ask to close */
         uint64_t content_length;
         StrBuf body;
         bool body_too_large;

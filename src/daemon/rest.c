@@ -420,8 +420,16 @@ static int queue_reply(RestRequest *req) {
         if (!resp)
                 return MHD_NO;
 
-        /* Patroni's server speaks HTTP/1.0 and closes the connection after each reply. */
-        (void)MHD_set_response_options(resp, MHD_RF_HTTP_1_0_SERVER, MHD_RO_END);
+        /* Patroni's server speaks HTTP/1.0 and closes the connection after each reply; so do we, except
+         * that an HTTP/1.1 client (wrk, urllib3 pools, Prometheus) keeps its connection for the next
+         * request of a text, JSON or plain reply: its replies carry Content-Length, which every client in
+         * scope accepts. HTTP/1.0 clients (HAProxy's httpchk), status-only replies and error pages stay
+         * byte for byte Patroni's. */
+        bool keep = req->keep_alive &&
+                (req->reply_kind == REST_REPLY_TEXT || req->reply_kind == REST_REPLY_JSON ||
+                 req->reply_kind == REST_REPLY_PLAIN);
+        if (!keep)
+                (void)MHD_set_response_options(resp, MHD_RF_HTTP_1_0_SERVER, MHD_RO_END);
 
         switch (req->reply_kind) {
         case REST_REPLY_TEXT:
@@ -669,7 +677,11 @@ static enum MHD_Result on_access(
                 return queue_reply(req);
 
         if (!req->started) {
+                const char *conn_header =
+                        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Connection");
                 req->started = true;
+                req->keep_alive = streq_ptr(version, MHD_HTTP_VERSION_1_1) &&
+                        !(conn_header && strcasestr(conn_header, "close"));
                 req->method = strdup(method);
                 if (!req->method)
                         return MHD_NO;
@@ -711,13 +723,11 @@ static enum MHD_Result on_access(
                                 rest_reply_error(req, 413, NULL);
                                 return queue_reply(req);
                         }
-                        /* Wait for the body; the handler runs on the final call. */
-                        return MHD_YES;
                 }
-                if (*upload_data_size == 0) {
-                        request_dispatch(req);
-                        return finish(req);
-                }
+                /* The handler runs on the final call, once MHD has read the whole request (a body, if
+                 * any): a reply queued before that counts as "early" and MHD then closes the connection
+                 * even for a keep-alive client. */
+                return MHD_YES;
         }
 
         if (*upload_data_size > 0) {
