@@ -433,6 +433,33 @@ def test_slowloris_and_loop_lateness(nodes):
     assert stats["max_lateness_usec"] < 250000, stats
 
 
+def test_keep_alive_for_http11_clients_only(nodes):
+    """An HTTP/1.1 client keeps its connection for the next request; HTTP/1.0 requests (HAProxy's checks)
+    and status-only replies close it, as Patroni's server does."""
+    node = nodes("node1", LEADER)
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=5)
+    try:
+        ports = set()
+        for path in ("/leader", "/patroni", "/metrics"):
+            conn.request("GET", path)
+            reply = conn.getresponse()
+            assert (reply.status, reply.version) == (200, 11), path
+            reply.read()
+            assert not reply.will_close, path
+            ports.add(conn.sock.getsockname()[1])
+        assert len(ports) == 1, "each request needed a new connection"
+        conn.request("GET", "/liveness")  # status-only: Patroni's exact bytes, then close
+        reply = conn.getresponse()
+        assert (reply.status, reply.version, reply.will_close) == (200, 10, True)
+    finally:
+        conn.close()
+    reply = node.raw(b"GET /leader HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n"), reply[:40]
+    assert b"\r\nConnection: Keep-Alive" not in reply
+    reply = node.raw(b"GET /leader HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"200 OK" in reply.split(b"\r\n")[0]
+
+
 def test_connection_limit_recovers(nodes):
     """Idle clients holding every connection slot lock others out only until the request deadline."""
     node = nodes("node1", LEADER, "--timeout", "2", "--connection-limit", "8")
