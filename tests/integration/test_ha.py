@@ -6,6 +6,7 @@ the same scenarios against Patroni 3.0.2 with the same YAML, to compare behaviou
 """
 import datetime
 import http.client
+import json
 import os
 import signal
 import time
@@ -219,6 +220,34 @@ def test_postmaster_crash_is_handled_without_waiting_for_loop_wait(cluster_facto
     lib.wait_until(lambda: not leader.is_writable_primary(), 5, interval=0.01, what="the crash seen")
     lib.wait_until(leader.is_writable_primary, 10, interval=0.05, what="writes accepted again")
     assert time.monotonic() - killed < 3.0, f"writes back only after {time.monotonic() - killed:.1f} s"
+
+
+def test_replica_lagging_beyond_maximum_lag_on_failover_does_not_promote(cluster_factory, checker):
+    """maximum_lag_on_failover (1 MB here): a replica further behind the leader's last published WAL
+    position than that must not take over, and the old leader, back, leads again with its data."""
+    c = cluster_factory(n=2)
+    leader, replica = c.nodes
+    leader.start()
+    assert c.wait_for_leader(30) is leader
+    replica.start()
+    c.wait_for_streaming(leader, 1, 30)
+    checker(c.nodes)
+    replica.stop()
+    leader.query("CREATE TABLE lag_filler AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 40000) g")
+    target = leader.query("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0]
+    lib.wait_until(lambda: json.loads(c.key_value("status") or "{}").get("optime", 0) >= target, 10,
+                   what="the leader's WAL position published in the status key")
+    leader.kill9()
+    replica.start()
+    deadline = time.monotonic() + 2 * pc.SHORT_TIMINGS["ttl"] + 3
+    while time.monotonic() < deadline:
+        assert c.leader_key() != replica.name, "a replica 4 MB behind took the leader key"
+        assert not replica.is_writable_primary(), "a replica 4 MB behind promoted itself"
+        time.sleep(0.2)
+    assert "My wal position exceeds maximum replication lag" in replica.process.output()
+    leader.start()
+    assert c.wait_for_leader(60) is leader
+    assert leader.query("SELECT count(*) FROM lag_filler")[0][0] == 40000
 
 
 def test_pause_prevents_failover_and_resume_recovers(cluster_factory, checker):
