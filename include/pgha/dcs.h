@@ -83,6 +83,7 @@ typedef struct DcsCluster {
         char *sync_leader;
         char **sync_standby; /* NULL-terminated, trimmed names; never NULL */
         int64_t sync_revision;
+        int64_t sync_quorum; /* Patroni 4's "quorum" (quorum mode); -1: absent or null */
 
         bool has_failover; /* a failover is requested: leader or member non-empty */
         char *failover_leader;
@@ -169,6 +170,7 @@ int dcs_write_sync(
         Dcs *d,
         const char *leader,
         char *const *sync_standby,
+        int64_t quorum,
         int64_t mod_revision,
         DcsWriteCallback cb,
         void *userdata) _warn_unused_result_;

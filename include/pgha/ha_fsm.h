@@ -260,6 +260,9 @@ typedef struct HaFacts {
                         const char *leader;
                         const char *standbys[HA_SYNC_MAX];
                         size_t n_standbys;
+                        /* Patroni 4's "quorum": a standby promotes only after seeing this many other
+                         * standbys of the key, none ahead of it; 0 when absent. */
+                        unsigned quorum;
                 } sync;
                 uint32_t history_timeline; /* cluster timeline derived from `history` (0: key missing) */
                 struct {
@@ -361,6 +364,10 @@ bool ha_fsm_lease_expired(const HaFacts *facts);
 
 /* TILT: the gap between two ticks above which one TTL is spent observing only. */
 usec_t ha_fsm_tilt_threshold(const HaConfig *config);
+
+/* Quorum commit: how many other standbys of the sync key (not its leader) answered /patroni as replicas
+ * with a WAL position not ahead of ours. */
+unsigned ha_fsm_quorum_votes(const HaFacts *facts);
 
 /* Does `name` match the sync key (its leader or one of its standbys)? */
 bool ha_fsm_sync_matches(const HaFacts *facts, const char *name);

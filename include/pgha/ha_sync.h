@@ -83,3 +83,59 @@ int ha_sync_parse_ssn(const char *value, char ***ret) _warn_unused_result_;
 
 /* ha_sync_same_set - whether two name lists hold the same names (case-insensitively, any order). */
 bool ha_sync_same_set(const char *const *a, size_t na, const char *const *b, size_t nb);
+
+/* ---- quorum commit (synchronous_mode: quorum; docs/ha.md "Quorum commit") ----
+ * A commit rule "k of names": a commit is acknowledged once k of the names flushed it; k = 0 means no
+ * named standby is guaranteed to have it ('' or '*'). A key (voters, quorum): a candidate among the
+ * voters must see quorum other voters, none ahead of it. */
+typedef struct HaQuorumRule {
+        const char *const *names;
+        size_t n;
+        unsigned k;
+} HaQuorumRule;
+
+typedef struct HaQuorumKey {
+        const char *voters[HA_SYNC_MAX];
+        size_t n_voters;
+        unsigned quorum;
+} HaQuorumKey;
+
+typedef enum HaQuorumAction {
+        HA_QUORUM_NONE,      /* nothing to do (or wait for evidence) */
+        HA_QUORUM_WRITE_KEY, /* write HaQuorumResult.key into `sync` (CAS) */
+        HA_QUORUM_WRITE_SSN, /* set synchronous_standby_names to the wanted value */
+        _HA_QUORUM_ACTION_MAX,
+        _HA_QUORUM_ACTION_INVALID = -EINVAL,
+} HaQuorumAction;
+
+typedef struct HaQuorumInput {
+        HaQuorumKey key;              /* the `sync` key now (ours; empty voters when absent or taken over) */
+        HaQuorumRule live;            /* the live synchronous_standby_names */
+        bool has_pending;             /* a value was written that is not live yet */
+        HaQuorumRule pending;         /* that value */
+        bool ssn_differs;             /* the wanted value differs from the pending (else live) one */
+        HaQuorumRule want;            /* the wanted value */
+        bool has_ready;               /* L0 recorded one probe after the live value changed */
+        const char *const *caught_up; /* standbys that flushed L0 */
+        size_t n_caught_up;
+} HaQuorumInput;
+
+typedef struct HaQuorumResult {
+        HaQuorumAction action;
+        HaQuorumKey key; /* for HA_QUORUM_WRITE_KEY */
+} HaQuorumResult;
+
+/* ha_sync_quorum_covers - every k-subset of rule->names meets every (quorum+1)-subset of the voters:
+ * |V| - max(0, k - |S \ V|) <= quorum (always true when k > |S|: nothing can be acknowledged). */
+bool ha_sync_quorum_covers(const HaQuorumKey *key, const HaQuorumRule *rule);
+
+/* ha_sync_quorum_stricter - every (to.quorum+1)-subset of to.voters contains a (from.quorum+1)-subset of
+ * from.voters (or to has no voters), so `to` protects whatever `from` protected. */
+bool ha_sync_quorum_stricter(const HaQuorumKey *from, const HaQuorumKey *to);
+
+/* ha_sync_quorum_step - the leader's next write in quorum mode (see docs/ha.md for the rules). */
+void ha_sync_quorum_step(const HaQuorumInput *in, HaQuorumResult *ret);
+
+/* ha_sync_ssn_count - the number of standbys a synchronous_standby_names value waits for: N of
+ * "N (..)", "ANY N (..)", "FIRST N (..)"; 1 for a plain list; 0 for "" and any value naming "*". */
+int ha_sync_ssn_count(const char *value, unsigned *ret) _warn_unused_result_;

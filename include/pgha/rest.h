@@ -17,18 +17,20 @@
 
 /* Which status rule a request selects (patroni-compat.md §3.5). */
 typedef enum RestHealthCheck {
-        REST_CHECK_STANDBY_LEADER, /* path contains standby_leader / standby-leader */
-        REST_CHECK_LEADER,         /* contains leader */
-        REST_CHECK_PRIMARY,        /* contains master, primary or read-write; also "/" */
-        REST_CHECK_REPLICA,        /* contains replica */
-        REST_CHECK_READ_ONLY,      /* contains read-only (and not sync) */
-        REST_CHECK_HEALTH,         /* contains health */
-        REST_CHECK_SYNC,           /* exactly /sync or /synchronous */
-        REST_CHECK_ASYNC,          /* exactly /async or /asynchronous */
-        REST_CHECK_READ_ONLY_SYNC, /* exactly /read-only-sync or /read-only-synchronous */
-        REST_CHECK_OTHER,          /* anything else: 503 */
-        REST_CHECK_LIVENESS,       /* GET /liveness only */
-        REST_CHECK_READINESS,      /* GET /readiness only */
+        REST_CHECK_STANDBY_LEADER,   /* path contains standby_leader / standby-leader */
+        REST_CHECK_LEADER,           /* contains leader */
+        REST_CHECK_PRIMARY,          /* contains master, primary or read-write; also "/" */
+        REST_CHECK_REPLICA,          /* contains replica */
+        REST_CHECK_READ_ONLY,        /* contains read-only (and not sync) */
+        REST_CHECK_HEALTH,           /* contains health */
+        REST_CHECK_SYNC,             /* exactly /sync or /synchronous */
+        REST_CHECK_ASYNC,            /* exactly /async or /asynchronous */
+        REST_CHECK_READ_ONLY_SYNC,   /* exactly /read-only-sync or /read-only-synchronous */
+        REST_CHECK_QUORUM,           /* exactly /quorum (Patroni 4) */
+        REST_CHECK_READ_ONLY_QUORUM, /* exactly /read-only-quorum (Patroni 4) */
+        REST_CHECK_OTHER,            /* anything else: 503 */
+        REST_CHECK_LIVENESS,         /* GET /liveness only */
+        REST_CHECK_READINESS,        /* GET /readiness only */
         _REST_HEALTH_CHECK_MAX,
         _REST_HEALTH_CHECK_INVALID = -EINVAL,
 } RestHealthCheck;

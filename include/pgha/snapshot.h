@@ -83,6 +83,7 @@ typedef struct NodeSnapshot {
         char *leader_name;          /* leader key value in the cached view; NULL = cluster unlocked */
         uint64_t leader_optime;     /* cluster.last_lsn: the status key's optime; 0 = unknown */
         bool synchronous_mode;      /* cluster config synchronous_mode */
+        bool quorum_mode;           /* synchronous_mode: quorum (Patroni 4) */
         bool sync_member;           /* this node is listed in the sync key */
         bool standby_cluster;       /* config has a standby_cluster section (host/port/restore_command) */
         bool paused;                /* maintenance mode (config "pause") */
@@ -111,6 +112,8 @@ int snapshot_set_tags_from_config(NodeSnapshot *s, const cJSON *config_tags);
 bool snapshot_is_leader(const NodeSnapshot *s, usec_t now);
 bool snapshot_has_cluster(const NodeSnapshot *s, usec_t now);
 bool snapshot_is_sync_standby(const NodeSnapshot *s, usec_t now);
+/* Quorum mode: a replica the sync key names (Patroni 4's is_quorum_standby). */
+bool snapshot_is_quorum_standby(const NodeSnapshot *s, usec_t now);
 bool snapshot_noloadbalance(const NodeSnapshot *s);
 bool snapshot_is_primary_role(SnapshotRole r);
 

@@ -278,9 +278,14 @@ static int cluster_parse_sync(DcsCluster *c, const EtcdKv *kv) {
 
         c->has_sync = true;
         c->sync_revision = kv->mod_revision;
+        c->sync_quorum = -1;
         if (parse_json_value(kv, &j) >= 0 && cJSON_IsObject(j)) {
+                int64_t q;
+
                 (void)json_get_string(j, "leader", &leader);
                 (void)json_get_string(j, "sync_standby", &standby);
+                if (json_get_int64(j, "quorum", &q) >= 0 && q >= 0)
+                        c->sync_quorum = q;
         }
         c->sync_standby = strv_free(c->sync_standby);
         if (leader && !(c->sync_leader = strdup(leader)))
@@ -357,6 +362,7 @@ int dcs_cluster_parse(const char *prefix, const EtcdKv *kvs, size_t n, int64_t r
         c->sync_standby = calloc(1, sizeof(char *));
         if (!c->sync_standby)
                 return -ENOMEM;
+        c->sync_quorum = -1;
 
         for (size_t i = 0; i < n; i++) {
                 const EtcdKv *kv = &kvs[i];
@@ -512,7 +518,8 @@ int dcs_cluster_to_json(const DcsCluster *c, cJSON **ret) {
         if (json_add_bool(o, "has_sync", c->has_sync) < 0 ||
             add_str_or_null(o, "sync_leader", c->sync_leader) < 0 ||
             json_add_item(o, "sync_standby", sync) < 0 ||
-            json_add_int64(o, "sync_revision", c->sync_revision) < 0)
+            json_add_int64(o, "sync_revision", c->sync_revision) < 0 ||
+            json_add_int64(o, "sync_quorum", c->sync_quorum) < 0)
                 return -ENOMEM;
         for (char **s = c->sync_standby; s && *s; s++)
                 if (!cJSON_AddItemToArray(sync, cJSON_CreateString(*s)))
@@ -897,12 +904,13 @@ static int strcmp_ptr(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* dcs_write_sync - sync = {"leader":"<leader>","sync_standby":"a,b"|null}, names sorted; a CAS on
- * mod_revision when > 0. */
+/* dcs_write_sync - sync = {"leader":"<leader>","sync_standby":"a,b"|null}, names sorted, plus
+ * "quorum": <quorum> when quorum >= 0 (Patroni 4's quorum mode); a CAS on mod_revision when > 0. */
 int dcs_write_sync(
         Dcs *d,
         const char *leader,
         char *const *sync_standby,
+        int64_t quorum,
         int64_t mod_revision,
         DcsWriteCallback cb,
         void *userdata) {
@@ -929,7 +937,8 @@ int dcs_write_sync(
                         strncat(joined, sorted[i], len - strlen(joined));
                 }
         }
-        if (add_str_or_null(o, "leader", leader) < 0 || add_str_or_null(o, "sync_standby", joined) < 0)
+        if (add_str_or_null(o, "leader", leader) < 0 || add_str_or_null(o, "sync_standby", joined) < 0 ||
+            (quorum >= 0 && json_add_int64(o, "quorum", quorum) < 0))
                 return -ENOMEM;
         if (json_print_compact(o, &text) < 0)
                 return -ENOMEM;

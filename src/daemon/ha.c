@@ -464,9 +464,10 @@ static cJSON *cluster_json(Ha *h) {
                 (void)json_add_string(
                         mo,
                         "role",
-                        leader                                            ? "leader"
-                                : dcs_cluster_is_sync_standby(c, m->name) ? "sync_standby"
-                                                                          : "replica");
+                        leader                                                       ? "leader"
+                                : !dcs_cluster_is_sync_standby(c, m->name)           ? "replica"
+                                : h->dyn.synchronous_mode == SYNCHRONOUS_MODE_QUORUM ? "quorum_standby"
+                                                                                     : "sync_standby");
                 (void)json_add_string(mo, "state", m->state ?: "unknown");
                 if (m->api_url)
                         (void)json_add_string(mo, "api_url", m->api_url);
@@ -557,6 +558,7 @@ static void snapshot_update(Ha *h) {
         s->paused = h->dyn.pause;
         s->failsafe_mode = h->dyn.failsafe_mode;
         s->synchronous_mode = h->dyn.synchronous_mode != SYNCHRONOUS_MODE_OFF;
+        s->quorum_mode = h->dyn.synchronous_mode == SYNCHRONOUS_MODE_QUORUM;
         s->watchdog_failed = h->watchdog && !watchdog_is_healthy(h->watchdog);
         if (h->cluster) {
                 free(s->leader_name);
@@ -791,6 +793,16 @@ static bool sync_mode_on(Ha *h) {
         return h->dyn.synchronous_mode != SYNCHRONOUS_MODE_OFF;
 }
 
+static bool sync_mode_quorum(Ha *h) {
+        return h->dyn.synchronous_mode == SYNCHRONOUS_MODE_QUORUM;
+}
+
+/* The "quorum" field our writes of `sync` carry: 0 for a key without standbys in quorum mode, -1 (no
+ * field) otherwise. */
+static int64_t sync_null_quorum(Ha *h) {
+        return sync_mode_quorum(h) ? 0 : -1;
+}
+
 /* synchronous_standby_names as postgresql.conf gets it; only in synchronous mode (otherwise the
  * configured parameters are used as they are). On a running primary the live value stays until
  * process_sync() changes it, so a rewrite of postgresql.conf never drops a standby that `sync` names. */
@@ -869,12 +881,12 @@ static void on_sync_written(Dcs *d, int error, const char *message, const DcsWri
         }
 }
 
-static int sync_write(Ha *h, char *const *standbys, int64_t revision, const char *then_ssn) {
+static int sync_write(Ha *h, char *const *standbys, int64_t quorum, int64_t revision, const char *then_ssn) {
         int r;
 
         if (then_ssn && !(h->sync_then_ssn = strdup(then_ssn)))
                 return -ENOMEM;
-        r = dcs_write_sync(h->dcs, h->pgs.name, standbys, revision, on_sync_written, h);
+        r = dcs_write_sync(h->dcs, h->pgs.name, standbys, quorum, revision, on_sync_written, h);
         if (r < 0) {
                 h->sync_then_ssn = mfree(h->sync_then_ssn);
                 log_warning("Failed to write the sync key");
@@ -902,6 +914,90 @@ static bool strv_contains_case(char *const *l, const char *name) {
 static bool tag_true(const cJSON *tags, const char *name) {
         bool b = false;
         return tags && json_get_bool(tags, name, &b) >= 0 && b;
+}
+
+/* Quorum mode (docs/ha.md "Quorum commit"): one write per tick, chosen by ha_sync_quorum_step(). */
+static void
+process_quorum(Ha *h, const HaSyncResult *res, char **ssn_names, const HaSyncReplica *reps, size_t n_reps) {
+        const PgStatus *st = pgstatus(h);
+        const DcsCluster *c = h->cluster;
+        _cleanup_(proc_strv_freep) char **pending_names = NULL, **l = NULL;
+        _cleanup_free_ char *want = NULL;
+        const char *caught_up[HA_SYNC_MAX];
+        size_t n_caught_up = 0;
+        const char *effective;
+        unsigned k = (unsigned)MIN((size_t)MAX(h->dyn.synchronous_node_count, 1), res->n_picked);
+        unsigned live_k = 0, pending_k = 0;
+        HaQuorumInput in = {};
+        HaQuorumResult out;
+        char buf[512];
+
+        /* No key, or one without a leader: first make it ours and empty (only we may take over). */
+        if (!c->has_sync || !c->sync_leader) {
+                (void)sync_write(h, NULL, 0, c->has_sync ? c->sync_revision : 0, NULL);
+                return;
+        }
+
+        if (res->n_picked == 0 && h->dyn.synchronous_mode_strict) {
+                const char *star[] = {"*"};
+                if (!streq_ptr(h->ssn_want, "*"))
+                        log_warning("No standbys available!");
+                if (ha_sync_format_ssn(star, 1, false, 0, &want) < 0)
+                        return;
+        } else if (ha_sync_format_ssn(res->picked, res->n_picked, true, k, &want) < 0) {
+                log_oom();
+                return;
+        }
+
+        if (ha_sync_ssn_count(st->synchronous_standby_names, &live_k) < 0)
+                live_k = 0; /* unparseable: no named standby is known to have a commit */
+        in.live = (HaQuorumRule){(const char *const *)ssn_names, proc_strv_length(ssn_names), live_k};
+        effective = st->synchronous_standby_names;
+        if (h->ssn_want && !streq_ptr(h->ssn_want, st->synchronous_standby_names)) {
+                if (ha_sync_parse_ssn(h->ssn_want, &pending_names) < 0 ||
+                    ha_sync_ssn_count(h->ssn_want, &pending_k) < 0) {
+                        log_warning("Unparseable synchronous_standby_names value '%s'", h->ssn_want);
+                        return;
+                }
+                in.has_pending = true;
+                in.pending = (HaQuorumRule){
+                        (const char *const *)pending_names, proc_strv_length(pending_names), pending_k};
+                effective = h->ssn_want;
+        }
+        in.ssn_differs = !streq(strempty(effective), want);
+        in.want = (HaQuorumRule){res->picked, res->n_picked, res->n_picked > 0 ? k : 0};
+        for (char **s = c->sync_standby; s && *s && in.key.n_voters < HA_SYNC_MAX; s++)
+                in.key.voters[in.key.n_voters++] = *s;
+        in.key.quorum = c->sync_quorum > 0 ? (unsigned)MIN(c->sync_quorum, (int64_t)HA_SYNC_MAX) : 0;
+        in.has_ready = h->sync_ready_lsn > 0 && !h->sync_ready_pending;
+        if (in.has_ready)
+                for (size_t i = 0; i < n_reps && n_caught_up < HA_SYNC_MAX; i++)
+                        if (reps[i].application_name && reps[i].has_lsn && reps[i].lsn >= h->sync_ready_lsn)
+                                caught_up[n_caught_up++] = reps[i].application_name;
+        in.caught_up = caught_up;
+        in.n_caught_up = n_caught_up;
+
+        ha_sync_quorum_step(&in, &out);
+        switch (out.action) {
+        case HA_QUORUM_WRITE_SSN:
+                log_info("Assigning synchronous standby status to '%s'", want);
+                ssn_set(h, want);
+                break;
+        case HA_QUORUM_WRITE_KEY:
+                for (size_t i = 0; i < out.key.n_voters; i++)
+                        if (proc_strv_push(&l, out.key.voters[i]) < 0) {
+                                log_oom();
+                                return;
+                        }
+                names_repr(out.key.voters, out.key.n_voters, buf, sizeof buf);
+                if (sync_write(h, l, out.key.quorum, c->sync_revision, NULL) >= 0)
+                        log_info("Updating synchronous quorum to %s, quorum %u", buf, out.key.quorum);
+                break;
+        default:
+                if (!in.ssn_differs)
+                        ssn_set(h, want);
+                break;
+        }
 }
 
 /* The leader's synchronous replication step, run after a successful lock renewal (HA_FLAG_PROCESS_SYNC).
@@ -937,7 +1033,7 @@ static void process_sync(Ha *h) {
         mine = c->has_sync && c->sync_leader && streq(c->sync_leader, h->pgs.name);
         if (c->has_sync && c->sync_leader && !mine) {
                 log_info("Taking over the sync key from %s", c->sync_leader);
-                (void)sync_write(h, NULL, c->sync_revision, NULL);
+                (void)sync_write(h, NULL, sync_null_quorum(h), c->sync_revision, NULL);
                 return;
         }
 
@@ -990,7 +1086,9 @@ static void process_sync(Ha *h) {
                 .n_replicas = n_reps,
                 .members = mems,
                 .n_members = n_mems,
-                .node_count = (unsigned)MAX(h->dyn.synchronous_node_count, 1),
+                /* quorum mode lists every candidate: ANY k of them */
+                .node_count =
+                        sync_mode_quorum(h) ? HA_SYNC_MAX : (unsigned)MAX(h->dyn.synchronous_node_count, 1),
                 .max_lag = h->dyn.maximum_lag_on_syncnode,
                 .primary_lsn = st->wal_write_lsn,
                 .ssn_names = (const char *const *)ssn_names,
@@ -1000,6 +1098,7 @@ static void process_sync(Ha *h) {
                 .ready = (const char *const *)h->sync_ready,
                 .n_ready = proc_strv_length(h->sync_ready),
                 .ready_lsn = h->sync_ready_lsn,
+                .quorum = sync_mode_quorum(h),
         };
         ha_sync_select(&in, &res);
         for (size_t i = 0; i < res.n_ready; i++)
@@ -1009,6 +1108,11 @@ static void process_sync(Ha *h) {
                 }
         proc_strv_free(h->sync_ready);
         h->sync_ready = TAKE_PTR(ready);
+
+        if (sync_mode_quorum(h)) {
+                process_quorum(h, &res, ssn_names, reps, n_reps);
+                return;
+        }
 
         if (res.n_picked == 0 && h->dyn.synchronous_mode_strict) {
                 const char *star[] = {"*"};
@@ -1041,7 +1145,7 @@ static void process_sync(Ha *h) {
                         for (size_t i = 0; i < n_common; i++)
                                 if (proc_strv_push(&l, common[i]) < 0)
                                         return;
-                        (void)sync_write(h, l, c->sync_revision, want);
+                        (void)sync_write(h, l, -1, c->sync_revision, want);
                         return;
                 }
                 if (!streq_ptr(h->ssn_want, want)) {
@@ -1057,7 +1161,7 @@ static void process_sync(Ha *h) {
                                 if (proc_strv_push(&l, res.confirmed[i]) < 0)
                                         return;
                         names_repr(res.confirmed, res.n_confirmed, buf1, sizeof buf1);
-                        if (sync_write(h, l, c->sync_revision, NULL) >= 0)
+                        if (sync_write(h, l, -1, c->sync_revision, NULL) >= 0)
                                 log_info("Synchronous standby status assigned to %s", buf1);
                 }
                 return;
@@ -1350,7 +1454,7 @@ static int claim_sync_then_promote(Ha *h) {
         int64_t rev = h->cluster && h->cluster->has_sync ? h->cluster->sync_revision : 0;
         int r;
 
-        r = dcs_write_sync(h->dcs, h->pgs.name, NULL, rev, on_sync_claimed, h);
+        r = dcs_write_sync(h->dcs, h->pgs.name, NULL, sync_null_quorum(h), rev, on_sync_claimed, h);
         if (r >= 0)
                 h->sync_busy = true;
         return r;

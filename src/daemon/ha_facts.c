@@ -172,6 +172,8 @@ void ha_facts_fill_dcs(
         if (c->has_sync && (c->sync_leader || (c->sync_standby && c->sync_standby[0]))) {
                 f->dcs.sync.present = true;
                 f->dcs.sync.leader = c->sync_leader;
+                f->dcs.sync.quorum =
+                        c->sync_quorum > 0 ? (unsigned)MIN(c->sync_quorum, (int64_t)HA_SYNC_MAX) : 0;
                 for (size_t i = 0; c->sync_standby && c->sync_standby[i] && i < HA_SYNC_MAX; i++)
                         f->dcs.sync.standbys[f->dcs.sync.n_standbys++] = c->sync_standby[i];
         }

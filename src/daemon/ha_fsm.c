@@ -404,6 +404,43 @@ static bool is_healthiest_among(
         return true;
 }
 
+unsigned ha_fsm_quorum_votes(const HaFacts *f) {
+        uint64_t mine = my_wal_position(f);
+        unsigned votes = 0;
+
+        for (size_t i = 0; i < f->dcs.sync.n_standbys; i++) {
+                const char *name = f->dcs.sync.standbys[i];
+                const HaMember *m = find_member(f, name);
+
+                if (!m || is_me(f, name) || (f->dcs.sync.leader && streq(f->dcs.sync.leader, name)))
+                        continue;
+                if (m->api.fetch != HA_FETCH_OK || !m->api.in_recovery || !m->api.has_wal_position ||
+                    m->api.wal_position == 0 || m->api.wal_position > mine)
+                        continue;
+                votes++;
+        }
+        return votes;
+}
+
+/* Quorum commit (docs/ha.md): a standby of the key promotes only after seeing `quorum` other standbys of
+ * the key, none ahead of it; the former leader (sync.leader) needs no votes. */
+static bool quorum_votes_suffice(const HaFacts *f, char *reason, size_t size) {
+        unsigned votes;
+
+        if (f->dcs.sync.quorum == 0 || (f->dcs.sync.leader && is_me(f, f->dcs.sync.leader)))
+                return true;
+        votes = ha_fsm_quorum_votes(f);
+        if (votes >= f->dcs.sync.quorum)
+                return true;
+        set_reason(
+                reason,
+                size,
+                "quorum: got %u of %u votes needed from the other synchronous standbys",
+                votes,
+                f->dcs.sync.quorum);
+        return false;
+}
+
 int ha_fsm_manual_failover_no_leader(const HaFacts *f, char *reason, size_t size) {
         const char *candidate = isempty(f->dcs.failover.member) ? NULL : f->dcs.failover.member;
         const char *old_leader = isempty(f->dcs.failover.leader) ? NULL : f->dcs.failover.leader;
@@ -511,8 +548,10 @@ bool ha_fsm_is_healthiest_node(const HaFacts *f, char *reason, size_t size) {
                         set_reason(reason, size, "synchronous mode: not listed in the sync key");
                         return false;
                 }
-                return is_healthiest_among(
-                        f, /* filter_sync= */ true, NULL, /* check_lag= */ true, reason, size);
+                if (!is_healthiest_among(
+                            f, /* filter_sync= */ true, NULL, /* check_lag= */ true, reason, size))
+                        return false;
+                return quorum_votes_suffice(f, reason, size);
         }
         return is_healthiest_among(f, /* filter_sync= */ false, NULL, /* check_lag= */ true, reason, size);
 }

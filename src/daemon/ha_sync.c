@@ -6,6 +6,8 @@
  * is confirmed (may be written into the `sync` key) only when the live setting lists it, PostgreSQL
  * reports it as sync, and it has every commit acknowledged before it became synchronous.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,5 +303,132 @@ int ha_sync_parse_ssn(const char *value, char ***ret) {
                         return r;
         }
         *ret = TAKE_PTR(names);
+        return 0;
+}
+
+/* ---- quorum commit ---- */
+
+static size_t count_not_in(const char *const *a, size_t na, const char *const *b, size_t nb) {
+        size_t n = 0;
+        for (size_t i = 0; i < na; i++)
+                if (!name_in(a[i], b, nb))
+                        n++;
+        return n;
+}
+
+/* The smallest quorum with which voters cover rule. */
+static unsigned quorum_needed(const char *const *voters, size_t n_voters, const HaQuorumRule *rule) {
+        size_t outside, overlap;
+
+        if (rule->k > rule->n)
+                return 0; /* nothing can be acknowledged */
+        outside = count_not_in(rule->names, rule->n, voters, n_voters);
+        overlap = rule->k > outside ? rule->k - outside : 0;
+        return (unsigned)(n_voters > overlap ? n_voters - overlap : 0);
+}
+
+bool ha_sync_quorum_covers(const HaQuorumKey *key, const HaQuorumRule *rule) {
+        return quorum_needed(key->voters, key->n_voters, rule) <= key->quorum;
+}
+
+bool ha_sync_quorum_stricter(const HaQuorumKey *from, const HaQuorumKey *to) {
+        size_t added;
+
+        if (to->n_voters == 0)
+                return true;
+        added = count_not_in(to->voters, to->n_voters, from->voters, from->n_voters);
+        return to->quorum >= from->quorum + added;
+}
+
+static void key_from_rule(const HaQuorumRule *rule, HaQuorumKey *ret) {
+        *ret = (HaQuorumKey){};
+        if (rule->k == 0)
+                return;
+        for (size_t i = 0; i < rule->n && ret->n_voters < HA_SYNC_MAX; i++)
+                if (!name_in(rule->names[i], ret->voters, ret->n_voters))
+                        ret->voters[ret->n_voters++] = rule->names[i];
+        ret->quorum = (unsigned)(ret->n_voters - MIN((size_t)rule->k, ret->n_voters));
+}
+
+static bool key_equal(const HaQuorumKey *a, const HaQuorumKey *b) {
+        if (a->n_voters == 0 && b->n_voters == 0)
+                return true;
+        return a->quorum == b->quorum && ha_sync_same_set(a->voters, a->n_voters, b->voters, b->n_voters);
+}
+
+void ha_sync_quorum_step(const HaQuorumInput *in, HaQuorumResult *ret) {
+        HaQuorumKey target;
+
+        *ret = (HaQuorumResult){.action = HA_QUORUM_NONE};
+        key_from_rule(&in->want, &target);
+
+        if (in->ssn_differs) {
+                HaQuorumKey k = target;
+
+                if (ha_sync_quorum_covers(&in->key, &in->want)) {
+                        ret->action = HA_QUORUM_WRITE_SSN;
+                        return;
+                }
+                /* A stricter key first: added voters raise the quorum, removed ones keep it; then
+                 * whatever covering the live, the pending and the wanted rule needs. */
+                if (k.n_voters > 0) {
+                        k.quorum = in->key.quorum +
+                                (unsigned)count_not_in(
+                                           k.voters, k.n_voters, in->key.voters, in->key.n_voters);
+                        k.quorum = MAX(k.quorum, quorum_needed(k.voters, k.n_voters, &in->live));
+                        if (in->has_pending)
+                                k.quorum = MAX(k.quorum, quorum_needed(k.voters, k.n_voters, &in->pending));
+                        k.quorum = MAX(k.quorum, quorum_needed(k.voters, k.n_voters, &in->want));
+                }
+                ret->action = HA_QUORUM_WRITE_KEY;
+                ret->key = k;
+                return;
+        }
+
+        if (key_equal(&in->key, &target) || in->has_pending || !ha_sync_quorum_covers(&target, &in->live))
+                return;
+        if (ha_sync_quorum_stricter(&in->key, &target) ||
+            (in->has_ready &&
+             count_not_in(target.voters, target.n_voters, in->caught_up, in->n_caught_up) <=
+                     target.quorum)) {
+                ret->action = HA_QUORUM_WRITE_KEY;
+                ret->key = target;
+        }
+}
+
+int ha_sync_ssn_count(const char *value, unsigned *ret) {
+        _cleanup_(proc_strv_freep) char **names = NULL;
+        const char *p = strempty(value);
+        unsigned long k;
+        char *end;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = ha_sync_parse_ssn(p, &names);
+        if (r < 0)
+                return r;
+        for (char **n = names; *n; n++)
+                if (streq(*n, "*")) {
+                        *ret = 0;
+                        return 0;
+                }
+        if (!names[0]) {
+                *ret = 0;
+                return 0;
+        }
+        p += strspn(p, " \t\r\n");
+        if (strncasecmp(p, "any", 3) == 0 || strncasecmp(p, "first", 5) == 0)
+                p += strcspn(p, " \t\r\n");
+        p += strspn(p, " \t\r\n");
+        if (*p < '0' || *p > '9') {
+                *ret = 1; /* a plain list: the first one */
+                return 0;
+        }
+        errno = 0;
+        k = strtoul(p, &end, 10);
+        if (errno != 0 || end == p || k > UINT_MAX)
+                return -EINVAL;
+        *ret = (unsigned)k;
         return 0;
 }

@@ -31,6 +31,7 @@ enum {
         M_STANDBY_LEADER,
         M_REPLICA,
         M_SYNC_STANDBY,
+        M_QUORUM_STANDBY,
         M_XLOG_RECEIVED_LOCATION,
         M_XLOG_REPLAYED_LOCATION,
         M_XLOG_REPLAYED_TIMESTAMP,
@@ -66,6 +67,10 @@ static const MetricDef metric_defs[_M_MAX] = {
                 {"patroni_sync_standby",
                  "gauge",
                  "Value is 1 if this node is a sync standby replica, 0 otherwise."},
+        [M_QUORUM_STANDBY] =
+                {"patroni_quorum_standby",
+                 "gauge",
+                 "Value is 1 if this node is a quorum standby, 0 otherwise."},
         [M_XLOG_RECEIVED_LOCATION] =
                 {"patroni_xlog_received_location",
                  "counter",
@@ -175,6 +180,8 @@ int metrics_render(const NodeSnapshot *s, usec_t now, char **ret, size_t *ret_si
         emit_u64(&b, M_STANDBY_LEADER, label.buf, streq(role, "standby_leader"));
         emit_u64(&b, M_REPLICA, label.buf, streq(role, "replica"));
         emit_u64(&b, M_SYNC_STANDBY, label.buf, snapshot_is_sync_standby(s, now));
+        if (s->quorum_mode) /* Patroni 4's gauge; 3.0.2 has none, so only in quorum mode */
+                emit_u64(&b, M_QUORUM_STANDBY, label.buf, snapshot_is_quorum_standby(s, now));
         emit_u64(
                 &b,
                 M_XLOG_RECEIVED_LOCATION,

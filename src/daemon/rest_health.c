@@ -25,6 +25,8 @@ static const char *const rest_health_check_table[_REST_HEALTH_CHECK_MAX] = {
         [REST_CHECK_SYNC] = "sync",
         [REST_CHECK_ASYNC] = "async",
         [REST_CHECK_READ_ONLY_SYNC] = "read-only-sync",
+        [REST_CHECK_QUORUM] = "quorum",
+        [REST_CHECK_READ_ONLY_QUORUM] = "read-only-quorum",
         [REST_CHECK_OTHER] = "other",
         [REST_CHECK_LIVENESS] = "liveness",
         [REST_CHECK_READINESS] = "readiness",
@@ -44,7 +46,7 @@ RestHealthCheck rest_health_check_from_path(const char *path) {
                 return REST_CHECK_PRIMARY;
         if (strstr(path, "replica"))
                 return REST_CHECK_REPLICA;
-        if (strstr(path, "read-only") && !strstr(path, "sync"))
+        if (strstr(path, "read-only") && !strstr(path, "sync") && !strstr(path, "quorum"))
                 return REST_CHECK_READ_ONLY;
         if (strstr(path, "health"))
                 return REST_CHECK_HEALTH;
@@ -54,6 +56,10 @@ RestHealthCheck rest_health_check_from_path(const char *path) {
                 return REST_CHECK_ASYNC;
         if (streq(path, "/read-only-sync") || streq(path, "/read-only-synchronous"))
                 return REST_CHECK_READ_ONLY_SYNC;
+        if (streq(path, "/quorum"))
+                return REST_CHECK_QUORUM;
+        if (streq(path, "/read-only-quorum"))
+                return REST_CHECK_READ_ONLY_QUORUM;
         return REST_CHECK_OTHER;
 }
 
@@ -460,17 +466,21 @@ int rest_health_status(const NodeSnapshot *s, RestHealthCheck check, const RestQ
         case REST_CHECK_SYNC:
         case REST_CHECK_ASYNC:
         case REST_CHECK_READ_ONLY_SYNC:
+        case REST_CHECK_QUORUM:
+        case REST_CHECK_READ_ONLY_QUORUM:
                 if (!has_cluster)
                         break;
-                bool sync = snapshot_is_sync_standby(s, now);
+                bool sync = snapshot_is_sync_standby(s, now), quorum = snapshot_is_quorum_standby(s, now);
                 if (check == REST_CHECK_SYNC && sync)
                         code = replica_code;
-                else if (check == REST_CHECK_ASYNC && !sync)
+                else if (check == REST_CHECK_QUORUM && quorum)
                         code = replica_code;
-                else if (check == REST_CHECK_READ_ONLY_SYNC) {
+                else if (check == REST_CHECK_ASYNC && !sync && !quorum)
+                        code = replica_code;
+                else if (check == REST_CHECK_READ_ONLY_SYNC || check == REST_CHECK_READ_ONLY_QUORUM) {
                         if (primary_code == 200 || standby_leader_code == 200)
                                 code = 200;
-                        else if (sync)
+                        else if (check == REST_CHECK_READ_ONLY_SYNC ? sync : quorum)
                                 code = replica_code;
                 }
                 break;

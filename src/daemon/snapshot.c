@@ -139,7 +139,12 @@ const char *snapshot_rest_state(const NodeSnapshot *s) {
 
 bool snapshot_is_sync_standby(const NodeSnapshot *s, usec_t now) {
         return s->status_ok && streq(snapshot_rest_role(s), "replica") && snapshot_has_cluster(s, now) &&
-                s->synchronous_mode && s->sync_member;
+                s->synchronous_mode && !s->quorum_mode && s->sync_member;
+}
+
+bool snapshot_is_quorum_standby(const NodeSnapshot *s, usec_t now) {
+        return s->status_ok && streq(snapshot_rest_role(s), "replica") && snapshot_has_cluster(s, now) &&
+                s->quorum_mode && s->sync_member;
 }
 
 char *format_python_datetime(usec_t realtime, char buf[static 64]) {
@@ -321,6 +326,8 @@ static int status_add_postgres(const NodeSnapshot *s, usec_t now, cJSON *doc) {
                 return -ENOMEM;
 
         if (snapshot_is_sync_standby(s, now) && !add(doc, "sync_standby", cJSON_CreateTrue()))
+                return -ENOMEM;
+        if (snapshot_is_quorum_standby(s, now) && !add(doc, "quorum_standby", cJSON_CreateTrue()))
                 return -ENOMEM;
 
         if (!add(doc,
@@ -614,6 +621,8 @@ int snapshot_load_json(const cJSON *j, usec_t now, NodeSnapshot *ret, char **ret
                         r = load_bool(f, &s.synchronous_mode);
                 else if (streq(k, "sync_member"))
                         r = load_bool(f, &s.sync_member);
+                else if (streq(k, "quorum_mode"))
+                        r = load_bool(f, &s.quorum_mode);
                 else if (streq(k, "standby_cluster"))
                         r = load_bool(f, &s.standby_cluster);
                 else if (streq(k, "paused"))

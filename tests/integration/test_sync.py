@@ -45,9 +45,10 @@ class SyncChecker(threading.Thread):
     """Records every moment the `sync` key names a standby that the primary's live
     synchronous_standby_names did not list, neither just before nor just after reading the key."""
 
-    def __init__(self, cluster, interval=0.05):
+    def __init__(self, cluster, interval=0.05, quorum=False):
         super().__init__(daemon=True)
         self.cluster = cluster
+        self.quorum = quorum
         self.interval = interval
         self.violations = []
         self.samples = 0
@@ -82,6 +83,12 @@ class SyncChecker(threading.Thread):
         if not key or key.get("leader") != primary.name or ssn_before is None or ssn_after is None:
             return
         self.samples += 1
+        if self.quorum:
+            # Quorum mode: the key must cover the live rule (every k standbys that can acknowledge a
+            # commit meet every quorum+1 voters), before or after the key was read.
+            if not quorum_covers(key, ssn_before[0]) and not quorum_covers(key, ssn_after[0]):
+                self.violations.append((time.time(), "quorum key does not cover", key, ssn_before, ssn_after))
+            return
         for name in standbys(key):
             if not listed(ssn_before[0], name) and not listed(ssn_after[0], name):
                 self.violations.append((time.time(), key, ssn_before, ssn_after))
@@ -99,6 +106,30 @@ def listed(ssn, name):
     """Whether a synchronous_standby_names value lists name (our own formats: a, N (a,b), *)."""
     inner = ssn.split("(", 1)[1].rstrip(")") if "(" in ssn else ssn
     return name in [n.strip().strip('"') for n in inner.split(",")]
+
+
+def ssn_rule(value):
+    """(k, names) of a synchronous_standby_names value; k = 0 for '' and '*'."""
+    value = value.strip()
+    if not value:
+        return 0, []
+    if "(" in value:
+        head, inner = value.split("(", 1)
+        k = int(head.split()[-1])
+        names = [n.strip().strip('"') for n in inner.rstrip(")").split(",")]
+    else:
+        k, names = 1, [n.strip().strip('"') for n in value.split(",")]
+    return (0, names) if "*" in names else (k, names)
+
+
+def quorum_covers(key, value):
+    """|V| - max(0, k - |S minus V|) <= quorum (docs/ha.md, "Quorum commit")."""
+    voters = set(standbys(key))
+    quorum = key.get("quorum") or 0
+    k, names = ssn_rule(value)
+    if k > len(names):
+        return True
+    return len(voters) - max(0, k - len(set(names) - voters)) <= quorum
 
 
 def sync_key(c):
@@ -124,8 +155,8 @@ def ssn(node):
 def sync_checker():
     holder = {}
 
-    def start(c):
-        holder["c"] = SyncChecker(c)
+    def start(c, quorum=False):
+        holder["c"] = SyncChecker(c, quorum=quorum)
         holder["c"].start()
         return holder["c"]
 
@@ -389,3 +420,60 @@ def test_runtime_toggle_through_patch_config_and_edit_config(cluster_factory, ch
     assert time.monotonic() - started <= 2 * LOOP_WAIT + 0.5, "slower than two ticks"
     lib.wait_until(lambda: sync_key(c) is None, 5, what="sync key deleted")
     assert leader.postmaster_pid() == pid, "PostgreSQL was restarted"
+
+
+def test_quorum_mode_kill9_primary_loses_no_acknowledged_commit(cluster_factory, checker, sync_checker):
+    """synchronous_mode: quorum (Patroni 4): ANY 1 (a,b) and sync = {..., "quorum": 1}; a failover
+    (kill -9 of the primary, twice) keeps every acknowledged commit, and the key always covers the live
+    setting."""
+    c, leader = running_cluster(cluster_factory, checker,
+                                {"synchronous_mode": "quorum", "synchronous_node_count": 1})
+    sync_checker(c, quorum=True)
+    w = start_writer(c, leader)
+    for _ in range(2):
+        def ready():
+            key, value = sync_key(c), ssn(leader)
+            return (key and key.get("leader") == leader.name and len(standbys(key)) == 2
+                    and key.get("quorum") == 1 and value.startswith("ANY 1 (")
+                    and sorted(ssn_rule(value)[1]) == sorted(standbys(key)) and standbys(key))
+        # A new standby enters the key (quorum raised) before the setting names it: wait for both.
+        named = lib.wait_until(ready, 30, interval=0.1, what=f"ANY 1 of two standbys, quorum 1 on {leader.name}")
+        key = json.loads(c.key_value("sync"))
+        assert set(key) == {"leader", "sync_standby", "quorum"}, key
+        assert key["sync_standby"] == ",".join(sorted(named)), key
+        leader.kill9()
+        new = c.wait_for_leader(30, exclude=(leader.name,))
+        assert new.name in named, f"{new.name} took over although sync named only {named}"
+        assert w.missing_on(new) == [], "acknowledged commits lost by the failover"
+        lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
+        leader.start()
+        lib.wait_until(lambda: leader.api("/replica")[0] == 200, 60, what="old leader back as a replica")
+        leader = new
+    # /quorum, /read-only-quorum and the metric on the standbys the key names (Patroni 4).
+    named = lib.wait_until(ready, 30, interval=0.1, what=f"ANY 1 of two standbys, quorum 1 on {leader.name}")
+    for r in named:
+        lib.wait_until(lambda: c.node(r).api("/quorum")[0] == 200, 5, what=f"/quorum 200 on {r}")
+        assert c.node(r).api("/sync")[0] == 503 and c.node(r).api("/async")[0] == 503
+        assert c.node(r).api("/read-only-quorum")[0] == 200
+        doc = c.node(r).api("/patroni")[1]
+        assert doc.get("quorum_standby") is True and "sync_standby" not in doc, doc
+    assert leader.api("/quorum")[0] == 503 and leader.api("/read-only-quorum")[0] == 200
+    status, metrics = lib.http_get(c.node(named[0]).api_url + "/metrics")
+    assert b"patroni_quorum_standby{scope=\"demo\"} 1" in metrics, metrics
+
+    # The primary and one of the two standbys die: the other has no vote (quorum 1) and may lack the
+    # last acknowledged commits, so it must not promote; once the dead standby is back, one takes over.
+    lib.wait_until(lambda: len(w.acked) >= 20, 10, what="some writes")
+    gone, other = c.node(named[0]), c.node(named[1])
+    leader.kill9()
+    gone.kill9()
+    deadline = time.monotonic() + 2 * TTL + 3
+    while time.monotonic() < deadline:
+        assert not other.is_writable_primary(), f"{other.name} promoted without a quorum vote"
+        assert c.leader_key() != other.name, f"{other.name} took the leader key without a quorum vote"
+        time.sleep(0.2)
+    w.stop()
+    gone.start()
+    new = c.wait_for_leader(40)
+    assert new.name in named
+    assert w.missing_on(new) == []

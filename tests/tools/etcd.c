@@ -575,7 +575,7 @@ static void on_write_lease(Dcs *d, int error, int64_t lease, void *userdata) {
         WRITE(dcs_set_config(w1, config, 0, on_written, "config"), "config");
         WRITE(dcs_initialize_set(w1, "7712574132163962109", on_written, "initialize"), "initialize");
         WRITE(dcs_write_status(w1, 83886752, NULL, on_written, "status"), "status");
-        WRITE(dcs_write_sync(w1, "node1", standby, 0, on_written, "sync"), "sync");
+        WRITE(dcs_write_sync(w1, "node1", standby, -1, 0, on_written, "sync"), "sync");
         WRITE(dcs_write_failover(w1, NULL, 0, on_written, "failover"), "failover");
         WRITE(dcs_write_history(w1, history, on_written, "history"), "history");
         WRITE(dcs_write_failsafe(w1, failsafe, on_written, "failsafe"), "failsafe");
@@ -741,7 +741,7 @@ static void cas_next(void) {
                 CAS(1, "node1", dcs_leader_renew(cas1, on_cas_write, "renew by holder"));
                 break;
         case 13:
-                CAS(1, NULL, dcs_write_sync(cas1, "node1", standby, 0, on_cas_write, "sync plain put"));
+                CAS(1, NULL, dcs_write_sync(cas1, "node1", standby, -1, 0, on_cas_write, "sync plain put"));
                 break;
         case 15:
                 CAS(1,
@@ -750,6 +750,7 @@ static void cas_next(void) {
                             cas1,
                             "node1",
                             standby,
+                            -1,
                             cas_view->sync_revision,
                             on_cas_write,
                             "sync CAS current"));
@@ -758,7 +759,13 @@ static void cas_next(void) {
                 CAS(0,
                     NULL,
                     dcs_write_sync(
-                            cas1, "node1", NULL, cas_view->sync_revision, on_cas_write, "sync CAS stale"));
+                            cas1,
+                            "node1",
+                            NULL,
+                            -1,
+                            cas_view->sync_revision,
+                            on_cas_write,
+                            "sync CAS stale"));
                 break;
         case 18:
                 CAS(1,

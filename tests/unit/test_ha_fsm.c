@@ -1652,6 +1652,91 @@ TEST(healthiest_reasons) {
         ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, NULL, 0));
 }
 
+/* Quorum commit: sync = {leader: node1, sync_standby: "node2,node3", quorum: q}; node1 died. */
+static void quorum_key(HaFacts *f, unsigned quorum) {
+        base_unlocked(f);
+        sync_key(f, "node1", "node2");
+        f->dcs.sync.standbys[1] = "node3";
+        f->dcs.sync.n_standbys = 2;
+        f->dcs.sync.quorum = quorum;
+}
+
+TEST(quorum_votes) {
+        HaFacts f;
+        char reason[HA_MESSAGE_MAX];
+
+        /* ANY 1 (node2,node3), quorum 1: node2 sees node3 behind it: 1 vote, promotes. */
+        quorum_key(&f, 1);
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 1);
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+
+        /* node3 unreachable: node2 alone may lack the last acknowledged commit: no promotion. */
+        f.dcs.members[2].api.fetch = HA_FETCH_FAILED;
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 0);
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "quorum: got 0 of 1 votes needed from the other synchronous standbys");
+
+        /* Too few votes: quorum 2 needs two other standbys, one answers. */
+        quorum_key(&f, 2);
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 1);
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "quorum: got 1 of 2 votes needed from the other synchronous standbys");
+
+        /* A voter whose PostgreSQL is down (no WAL position) does not vote. */
+        quorum_key(&f, 1);
+        f.dcs.members[2].api.wal_position = 0;
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 0);
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, NULL, 0));
+        f.dcs.members[2].api.has_wal_position = false;
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 0);
+
+        /* A voter ahead of us: it is the better candidate. */
+        quorum_key(&f, 1);
+        f.dcs.members[2].api.wal_position = WAL;
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "Wal position of node3 is ahead of my wal position");
+
+        /* Equal positions vote. */
+        f.dcs.members[2].api.wal_position = WAL - 100;
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, NULL, 0));
+
+        /* The failed leader never votes, even alive in recovery and behind us. */
+        quorum_key(&f, 1);
+        f.dcs.members[2].api.fetch = HA_FETCH_FAILED;
+        f.dcs.members[0].api.fetch = HA_FETCH_OK;
+        f.dcs.members[0].api.in_recovery = true;
+        f.dcs.members[0].api.wal_position = WAL - 500;
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 0);
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, NULL, 0));
+
+        /* A member not named by the key does not vote. */
+        quorum_key(&f, 1);
+        f.dcs.sync.standbys[1] = "node4";
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 0);
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, NULL, 0));
+
+        /* quorum 0 (ANY 2 of 2, or a key without the field): every named standby has every commit. */
+        quorum_key(&f, 0);
+        f.dcs.members[2].api.fetch = HA_FETCH_FAILED;
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, NULL, 0));
+
+        /* Not named at all: no race, whatever the votes. */
+        quorum_key(&f, 1);
+        f.node.name = "node3";
+        f.dcs.sync.standbys[1] = "node4";
+        f.pg.wal_received = f.pg.wal_replayed = WAL;
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "synchronous mode: not listed in the sync key");
+
+        /* The former leader (back as a replica, lock expired) needs no votes. */
+        quorum_key(&f, 2);
+        f.node.name = "node1";
+        f.pg.wal_received = f.pg.wal_replayed = WAL;
+        f.dcs.members[1].api.fetch = HA_FETCH_FAILED;
+        f.dcs.members[2].api.fetch = HA_FETCH_FAILED;
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, NULL, 0));
+}
+
 TEST(failover_possible) {
         HaFacts f;
 

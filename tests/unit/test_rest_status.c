@@ -35,6 +35,10 @@
 #define REPLICA_SYNC       \
         "{" REPLICA_FIELDS \
         ",\"state\":\"running\",\"cluster_view\":true,\"synchronous_mode\":true,\"sync_member\":true}"
+#define REPLICA_QUORUM                                                                                 \
+        "{" REPLICA_FIELDS                                                                             \
+        ",\"state\":\"running\",\"cluster_view\":true,\"synchronous_mode\":true,\"quorum_mode\":true," \
+        "\"sync_member\":true}"
 #define REPLICA_NOLB                                                                     \
         "{" REPLICA_FIELDS                                                               \
         ",\"state\":\"running\",\"cluster_view\":true,\"tags\":{\"noloadbalance\":true}" \
@@ -101,6 +105,8 @@ static const StatusCase status_cases[] = {
         {LEADER, "/async", NULL, 503},
         {LEADER, "/asynchronous", NULL, 503},
         {LEADER, "/read-only-sync", NULL, 200},
+        {LEADER, "/read-only-quorum", NULL, 200},
+        {LEADER, "/quorum", NULL, 503},
         {LEADER, "/read-only-synchronous", NULL, 200},
         {LEADER, "/foo", NULL, 503},
         {LEADER, "/patroni", NULL, 503}, /* HEAD/OPTIONS /patroni go to the generic handler */
@@ -142,6 +148,8 @@ static const StatusCase status_cases[] = {
         {REPLICA, "/asynchronous", NULL, 200},
         {REPLICA, "/sync", NULL, 503},
         {REPLICA, "/read-only-sync", NULL, 503},
+        {REPLICA, "/read-only-quorum", NULL, 503},
+        {REPLICA, "/quorum", NULL, 503},
         {REPLICA, "/replica", "tag_dc=east", 200},
         {REPLICA, "/replica", "tag_dc=west", 503},
         {REPLICA, "/replica", "tag_dc=east&tag_dc=west", 200},
@@ -160,6 +168,15 @@ static const StatusCase status_cases[] = {
         {REPLICA_SYNC, "/read-only-sync", NULL, 200},
         {REPLICA_SYNC, "/read-only-synchronous", NULL, 200},
         {REPLICA_SYNC, "/sync", "lag=10", 503},
+        {REPLICA_SYNC, "/quorum", NULL, 503},
+        {REPLICA_SYNC, "/read-only-quorum", NULL, 503},
+        /* Quorum mode (Patroni 4): a standby the key names is a quorum standby, not a sync one. */
+        {REPLICA_QUORUM, "/quorum", NULL, 200},
+        {REPLICA_QUORUM, "/read-only-quorum", NULL, 200},
+        {REPLICA_QUORUM, "/sync", NULL, 503},
+        {REPLICA_QUORUM, "/read-only-sync", NULL, 503},
+        {REPLICA_QUORUM, "/async", NULL, 503},
+        {REPLICA_QUORUM, "/read-only", NULL, 200},
         {REPLICA_NOLB, "/replica", NULL, 503},
         {REPLICA_NOLB, "/read-only", NULL, 503},
         {REPLICA_NOLB, "/health", NULL, 200},
