@@ -157,14 +157,15 @@ struct Ha {
         bool pg_reload_pending; /* the dynamic config changed in etcd: rewrite postgresql.conf, reload */
 
         /* synchronous replication (leader side, §2.10) */
-        char *ssn_want;          /* synchronous_standby_names we manage; NULL: not set by us */
-        char *ssn_seen;          /* the live value the last evaluation saw */
-        char **sync_ready;       /* standbys confirmed synchronous while the live value lists them */
-        uint64_t sync_ready_lsn; /* primary position recorded one probe after the live value changed */
-        bool sync_ready_pending; /* the live value changed: record the position at the next probe */
-        bool sync_busy;          /* a write of the sync key is in flight */
-        char *sync_then_ssn;     /* after that write succeeds, set synchronous_standby_names to this */
-        bool disable_sync;       /* shutting down: publish nosync until the leader releases us */
+        char *ssn_want;                /* synchronous_standby_names we manage; NULL: not set by us */
+        char *ssn_seen;                /* the live value the last evaluation saw */
+        char **sync_ready;             /* standbys confirmed synchronous while the live value lists them */
+        uint64_t sync_ready_lsn;       /* primary position recorded one probe after the live value changed */
+        bool sync_ready_pending;       /* the live value changed: record the position at the next probe */
+        bool sync_busy;                /* a write of the sync key is in flight */
+        int64_t sync_written_revision; /* etcd revision of our last write of `sync`: older views are stale */
+        char *sync_then_ssn;           /* after that write succeeds, set synchronous_standby_names to this */
+        bool disable_sync;             /* shutting down: publish nosync until the leader releases us */
         usec_t release_deadline;
         sd_event_source *release_timer; /* "ha-sync-release" */
 
@@ -830,6 +831,7 @@ static void sync_forget(Ha *h) {
         h->sync_ready_lsn = 0;
         h->sync_ready_pending = false;
         h->sync_then_ssn = mfree(h->sync_then_ssn);
+        h->sync_written_revision = 0;
 }
 
 /* Python's repr of a list of names, for Patroni's log lines. */
@@ -867,6 +869,8 @@ static void on_sync_written(Dcs *d, int error, const char *message, const DcsWri
         _cleanup_free_ char *then = TAKE_PTR(h->sync_then_ssn);
 
         h->sync_busy = false;
+        if (res && res->revision > h->sync_written_revision)
+                h->sync_written_revision = res->revision;
         if (error < 0 || !res || !res->succeeded) {
                 if (error < 0)
                         log_warning("Failed to write the sync key: %s", strna(message));
@@ -931,6 +935,11 @@ process_quorum(Ha *h, const HaSyncResult *res, char **ssn_names, const HaSyncRep
         HaQuorumInput in = {};
         HaQuorumResult out;
         char buf[512];
+
+        /* A view read before our last write of `sync` completed shows an older key: deciding on it could
+         * write a setting the stored key does not cover. Wait for a view that includes the write. */
+        if (c->revision < h->sync_written_revision)
+                return;
 
         /* No key, or one without a leader: first make it ours and empty (only we may take over). */
         if (!c->has_sync || !c->sync_leader) {

@@ -362,10 +362,15 @@ void ha_sync_quorum_step(const HaQuorumInput *in, HaQuorumResult *ret) {
         *ret = (HaQuorumResult){.action = HA_QUORUM_NONE};
         key_from_rule(&in->want, &target);
 
-        if (in->ssn_differs) {
+        if (in->ssn_differs || !ha_sync_quorum_covers(&in->key, &in->live) ||
+            (in->has_pending && !ha_sync_quorum_covers(&in->key, &in->pending))) {
                 HaQuorumKey k = target;
 
-                if (ha_sync_quorum_covers(&in->key, &in->want)) {
+                /* The key covers what is live and pending (unless the setting was changed behind our
+                 * back): the new value may follow once the key covers it too. */
+                if (ha_sync_quorum_covers(&in->key, &in->live) &&
+                    (!in->has_pending || ha_sync_quorum_covers(&in->key, &in->pending)) &&
+                    ha_sync_quorum_covers(&in->key, &in->want)) {
                         ret->action = HA_QUORUM_WRITE_SSN;
                         return;
                 }

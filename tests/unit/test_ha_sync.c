@@ -412,6 +412,24 @@ TEST(quorum_step_rules) {
         ASSERT_EQ(r.key.n_voters, 0);
         r = qstep(qkey(0, 0), 0x3, 1, 0, 0, false, 0);
         ASSERT_EQ(r.action, HA_QUORUM_WRITE_SSN);
+
+        /* The live value changed behind our back ('' by ALTER SYSTEM) while we still want ANY 1 (a,b)
+         * and think it pending: the key must stop naming standbys at once, whatever is wanted. */
+        {
+                static const char *ln[1], *pn[2] = {"a", "b"};
+                HaQuorumInput in = {.key = qkey(0x3, 1), .has_pending = true};
+                in.live = (HaQuorumRule){ln, 0, 0};
+                in.pending = (HaQuorumRule){pn, 2, 1};
+                in.want = in.pending;
+                ha_sync_quorum_step(&in, &r);
+                ASSERT_EQ(r.action, HA_QUORUM_WRITE_KEY);
+                ASSERT_TRUE(ha_sync_quorum_covers(&r.key, &in.live));
+                ASSERT_TRUE(ha_sync_quorum_covers(&r.key, &in.want));
+                ASSERT_TRUE(ha_sync_quorum_stricter(&in.key, &r.key));
+                in.key = r.key;
+                ha_sync_quorum_step(&in, &r);
+                ASSERT_EQ(r.action, HA_QUORUM_NONE); /* stays strict while the override lasts */
+        }
 }
 
 /* A model of the primary and its standbys: random commits (each acknowledged once k standbys of the live
