@@ -461,6 +461,13 @@ def test_quorum_mode_kill9_primary_loses_no_acknowledged_commit(cluster_factory,
     status, metrics = lib.http_get(c.node(named[0]).api_url + "/metrics")
     assert b"patroni_quorum_standby{scope=\"demo\"} 1" in metrics, metrics
 
+    # synchronous_node_count at runtime: ANY 2 with quorum 0, and back (the checker watches the order).
+    for count, quorum in ((2, 0), (1, 1)):
+        status, body = leader.api("/config", "PATCH", {"synchronous_node_count": count})
+        assert status == 200, body
+        lib.wait_until(lambda: ssn(leader).startswith(f"ANY {count} (") and sync_key(c).get("quorum") == quorum,
+                       10, interval=0.1, what=f"ANY {count} and quorum {quorum}")
+
     # The primary and one of the two standbys die: the other has no vote (quorum 1) and may lack the
     # last acknowledged commits, so it must not promote; once the dead standby is back, one takes over.
     lib.wait_until(lambda: len(w.acked) >= 20, 10, what="some writes")
