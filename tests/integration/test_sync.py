@@ -90,6 +90,10 @@ class SyncChecker(threading.Thread):
                 self.violations.append((time.time(), "named before sync", key, ssn_after))
         self._named = set(standbys(key))
 
+    def wait_sampled(self, timeout=10):
+        """Waits for a first sample, so a test that ends its primary quickly has still been checked."""
+        lib.wait_until(lambda: self.samples > 0, timeout, what="a first sample of the sync checker")
+
     def stop(self):
         self._stop_event.set()
         self.join(10)
@@ -231,12 +235,13 @@ def test_only_a_sync_member_may_take_over(cluster_factory, checker, sync_checker
     """The primary and its synchronous standby crash together: the asynchronous one must not promote
     (it may miss acknowledged commits); when the synchronous standby comes back it takes over."""
     c, leader = running_cluster(cluster_factory, checker, {"synchronous_mode": True})
-    sync_checker(c)
+    sc = sync_checker(c)
     w = start_writer(c, leader)
     named = wait_sync_standby(c, leader)
     sync_node = c.node(named[0])
     other = next(n for n in c.nodes if n is not leader and n is not sync_node)
     lib.wait_until(lambda: len(w.acked) >= 20, 10, what="some writes")
+    sc.wait_sampled()
     leader.kill9()
     sync_node.kill9()
     deadline = time.monotonic() + 2 * TTL + 3
