@@ -545,6 +545,11 @@ SETUP(s_restart_scheduled_paused) {
         f->restart.scheduled = true;
         f->restart.scheduled_at = NOW - 30 * USEC_PER_SEC; /* stale, but paused: kept, not run */
 }
+SETUP(s_restart_requested_paused) {
+        base_replica(f);
+        f->dcs.config.pause = true;
+        f->restart.requested = true; /* a manual restart is allowed in maintenance mode */
+}
 SETUP(s_restart_start_time_unknown) {
         base(f);
         f->restart.scheduled = true;
@@ -1184,6 +1189,12 @@ static const Scenario scenarios[] = {
            .action = HA_ACTION_RENEW_LOCK,
            .next = HA_ROLE_PRIMARY,
            .message = "PAUSE: no action. I am (node1), the leader with the lock"),
+        SC(s_restart_requested_paused,
+           .row = "restart_due",
+           .action = HA_ACTION_RESTART,
+           .next = HA_ROLE_REPLICA,
+           .target = "node1",
+           .flags = HA_FLAG_CLEAR_RESTART),
         SC(s_restart_start_time_unknown,
            .row = "restart_due",
            .action = HA_ACTION_RESTART,
