@@ -465,6 +465,29 @@ def test_scheduled_restart_fires_at_its_time(cluster, ctl):
     healthy(cluster)
 
 
+def test_restart_pending_after_a_postmaster_setting(cluster, ctl):
+    """A changed postmaster-level setting leaves every member pending a restart; restart --pending
+    restarts them and the setting takes effect; set back, the same again."""
+    healthy(cluster)
+
+    def pending(flag):
+        keys = [json.loads(etcd_get(cluster, f"members/{n.name}")[0]) for n in cluster.nodes]
+        return all(bool(k.get("pending_restart")) == flag for k in keys)
+
+    for value, shown in (("32MB", "32MB"), ("", "128MB")):
+        ctl.ok("edit-config", "-p", f"shared_buffers={value}", "--force")
+        lib.wait_until(lambda: pending(True), 30, interval=0.3, what="pending_restart on every member")
+        assert "| Pending restart |" in ctl.ok("list")
+        out = ctl.ok("restart", "demo", "--pending", "--force")
+        for n in cluster.nodes:
+            assert f"Success: restart on member {n.name}\n" in out, out
+        for n in cluster.nodes:
+            lib.wait_until(lambda: n.query("SELECT current_setting('shared_buffers')")[0][0] == shown, 60,
+                           interval=0.3, what=f"shared_buffers={shown} on {n.name}")
+        lib.wait_until(lambda: pending(False), 30, interval=0.3, what="pending_restart cleared")
+        healthy(cluster)
+
+
 def test_reload_all_members(cluster, ctl):
     healthy(cluster)
     out = ctl.ok("reload", "demo", "--force")
