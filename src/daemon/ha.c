@@ -1410,6 +1410,19 @@ static void switch_check(Ha *h) {
 
 /* ==== the tick ==== */
 
+/* Why the restart filters rq refuse a restart of this node now (ha_fsm_restart_mismatch()); NULL: go. */
+static const char *restart_mismatch(Ha *h, const RestartRequest *rq) {
+        const PgStatus *st = pgstatus(h);
+
+        return ha_fsm_restart_mismatch(
+                rq->role,
+                rq->version,
+                rq->pending,
+                member_role_string(h),
+                st && st->query_ok ? (unsigned)MAX(st->server_version, 0) : 0,
+                st && st->query_ok && st->pending_restart);
+}
+
 static void decide_and_act(Ha *h) {
         const Config *c = manager_get_config(h->manager);
         const PgStatus *st = pgstatus(h);
@@ -1543,16 +1556,10 @@ static void decide_and_act(Ha *h) {
         f.restart.postmaster_start_time = h->restart_sched_start;
         f.restart.filters_match = true;
         if (h->restart_requested || h->scheduled_restart) {
-                const RestartRequest *rq = h->restart_requested ? &h->restart_now : &h->restart_sched;
-                const char *why = ha_fsm_restart_mismatch(
-                        rq->role,
-                        rq->version,
-                        rq->pending,
-                        member_role_string(h),
-                        st && st->query_ok ? (unsigned)MAX(st->server_version, 0) : 0,
-                        st && st->query_ok && st->pending_restart);
+                const char *why =
+                        restart_mismatch(h, h->restart_requested ? &h->restart_now : &h->restart_sched);
                 f.restart.filters_match = !why;
-                if (why && (h->restart_requested || f.restart.scheduled_at <= h->now))
+                if (why && (h->restart_requested || (f.restart.scheduled_at <= h->now && !h->dyn.pause)))
                         log_info("not proceeding with the restart: %s", why);
         }
 
@@ -2047,10 +2054,14 @@ static int schedule_restart(Ha *h, const RestIntent *in) {
                 cJSON_Delete(v);
                 return -ENOMEM;
         }
-        if (in->timeout > 0 &&
-            (!(v = cJSON_CreateNumber((double)in->timeout)) ||
-             !cJSON_ReplaceItemInObjectCaseSensitive(j, "timeout", v)))
-                return -ENOMEM;
+        if (in->timeout > 0) {
+                if (!(v = cJSON_CreateNumber((double)in->timeout)))
+                        return -ENOMEM;
+                if (!cJSON_ReplaceItemInObjectCaseSensitive(j, "timeout", v)) {
+                        cJSON_Delete(v);
+                        return -ENOMEM;
+                }
+        }
         if (st && st->query_ok && st->postmaster_start_time) {
                 if (json_add_string(j, "postmaster_start_time", st->postmaster_start_time) < 0)
                         return -ENOMEM;
@@ -2088,6 +2099,7 @@ static void on_cancel_write(Dcs *d, int error, const char *message, const DcsWri
 
 static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) {
         Ha *h = userdata;
+        const char *why;
         char buf[256];
 
         switch (in->kind) {
@@ -2124,8 +2136,12 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                         (void)rest_call_reply_text(call, 202, "Restart scheduled");
                         break;
                 }
-                if (restart_request_set(&h->restart_now, in) < 0) {
-                        (void)rest_call_reply_error(call, 500);
+                /* the filters first, as Patroni's restart() checks them before anything else */
+                why = restart_mismatch(
+                        h, &(RestartRequest){(char *)in->role, in->postgres_version, in->restart_pending});
+                if (why) {
+                        log_info("not proceeding with the restart: %s", why);
+                        (void)rest_call_reply_text(call, 503, "restart conditions are not satisfied");
                         break;
                 }
                 if (h->job_kind != HA_JOB_NONE) {
@@ -2135,6 +2151,10 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                 }
                 if (h->restart_call) {
                         (void)rest_call_reply_text(call, 503, "restart already in progress");
+                        break;
+                }
+                if (restart_request_set(&h->restart_now, in) < 0) {
+                        (void)rest_call_reply_error(call, 500);
                         break;
                 }
                 /* answered when the restart job ends (or the tick refuses it) */
