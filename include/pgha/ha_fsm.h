@@ -365,6 +365,19 @@ usec_t ha_fsm_tilt_threshold(const HaConfig *config);
 /* Does `name` match the sync key (its leader or one of its standbys)? */
 bool ha_fsm_sync_matches(const HaFacts *facts, const char *name);
 
+/* ha_fsm_restart_mismatch - Patroni's restart_matches(): the filters of a restart request (want_role
+ * "master", "primary" or "replica", NULL for any; want_version as an int like 150002, 0 for any;
+ * want_pending from restart_pending) against this node's member role, server version and
+ * pending_restart flag. Returns NULL when the restart may go ahead, else the reason in Patroni's words
+ * ("host role mismatch", "postgres version mismatch", "pending restart flag is not set"). */
+const char *ha_fsm_restart_mismatch(
+        const char *want_role,
+        unsigned want_version,
+        bool want_pending,
+        const char *role,
+        unsigned server_version,
+        bool pending_restart);
+
 const char *ha_role_to_string(HaRole r);
 HaRole ha_role_from_string(const char *s);
 const char *ha_action_to_string(HaAction a);

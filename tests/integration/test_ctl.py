@@ -1,9 +1,9 @@
-"""pghactl end to end against a real cluster: etcd + 2 PostgreSQL 15 nodes supervised by real Patroni
-3.0.2 (PGHA_TEST_DAEMON=pghad runs the same file against pghad once the HA engine works). Every command
-is driven with pghactl and its effect checked on etcd, on the REST API or on PostgreSQL itself; read
-commands are compared byte for byte with the real patronictl on the same cluster. Error cases assert the
-one-line message and exit code 1. One cluster for the whole module; tests that move the leader find it
-again rather than assuming it.
+"""pghactl end to end against a real cluster: etcd + 2 PostgreSQL 15 nodes, supervised once by pghad and
+once by real Patroni 3.0.2 (the module runs twice; PGHA_TEST_DAEMON=pghad or =patroni runs only one).
+Every command is driven with pghactl and its effect checked on etcd, on the REST API or on PostgreSQL
+itself; read commands are compared byte for byte with the real patronictl on the same cluster. Error
+cases assert the one-line message and exit code 1. One cluster per daemon for the whole module; tests
+that move the leader find it again rather than assuming it.
 """
 import base64
 import json
@@ -20,7 +20,8 @@ import conftest
 import pgha_cluster as pc
 import pgha_testlib as lib
 
-DAEMON = os.environ.get("PGHA_TEST_DAEMON", "patroni")
+# Both daemons by default: pghad is what we ship, Patroni is the behaviour it must match.
+DAEMONS = [os.environ["PGHA_TEST_DAEMON"]] if os.environ.get("PGHA_TEST_DAEMON") else ["pghad", "patroni"]
 PATRONICTL = ["/usr/bin/python3", "/usr/bin/patronictl"]
 
 
@@ -84,13 +85,13 @@ def etcd_put(cluster, key, value):
                                "value": base64.b64encode(value.encode()).decode()})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=DAEMONS)
 def cluster(request):
     workdir = lib.make_postgres_dir()
     failures_before = request.session.testsfailed
     started = False
     # REST writes need basic auth: pghactl must send restapi.authentication as patronictl does
-    c = pc.Cluster(workdir, n=2, daemon=DAEMON,
+    c = pc.Cluster(workdir, n=2, daemon=request.param,
                    local_extra={"restapi": {"authentication": {"username": "admin", "password": "s3cret"}}})
     try:
         c.start()
@@ -443,6 +444,48 @@ def test_restart_pending_and_scheduled(cluster, ctl):
                    30, interval=0.3, what="scheduled restart removed")
     ctl.fails("restart", "demo", "--pg-version", "abc", "--force",
               message="Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: abc")
+
+
+def test_scheduled_restart_fires_at_its_time(cluster, ctl):
+    """A restart scheduled a few seconds ahead happens then, not before, and is removed afterwards."""
+    leader, replica = healthy(cluster)
+    started = replica.query("SELECT pg_postmaster_start_time()")[0][0]
+    at = int(time.time()) + 4
+    when = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at))
+    out = ctl.ok("restart", "demo", replica.name, "--scheduled", when, "--force")
+    assert f"Success: restart scheduled on member {replica.name}" in out
+
+    def restarted():
+        now = replica.query("SELECT pg_postmaster_start_time()")[0][0]
+        return now if now > started else None
+    new_start = lib.wait_until(restarted, 60, interval=0.3, what="the scheduled restart")
+    assert new_start.timestamp() >= at - 0.5, f"restarted at {new_start}, scheduled for {when}"
+    lib.wait_until(lambda: "scheduled_restart" not in json.loads(etcd_get(cluster, f"members/{replica.name}")[0]),
+                   30, interval=0.3, what="the done restart removed from the member key")
+    healthy(cluster)
+
+
+def test_restart_pending_after_a_postmaster_setting(cluster, ctl):
+    """A changed postmaster-level setting leaves every member pending a restart; restart --pending
+    restarts them and the setting takes effect; set back, the same again."""
+    healthy(cluster)
+
+    def pending(flag):
+        keys = [json.loads(etcd_get(cluster, f"members/{n.name}")[0]) for n in cluster.nodes]
+        return all(bool(k.get("pending_restart")) == flag for k in keys)
+
+    for value, shown in (("32MB", "32MB"), ("", "128MB")):
+        ctl.ok("edit-config", "-p", f"shared_buffers={value}", "--force")
+        lib.wait_until(lambda: pending(True), 30, interval=0.3, what="pending_restart on every member")
+        assert "| Pending restart |" in ctl.ok("list")
+        out = ctl.ok("restart", "demo", "--pending", "--force")
+        for n in cluster.nodes:
+            assert f"Success: restart on member {n.name}\n" in out, out
+        for n in cluster.nodes:
+            lib.wait_until(lambda: n.query("SELECT current_setting('shared_buffers')")[0][0] == shown, 60,
+                           interval=0.3, what=f"shared_buffers={shown} on {n.name}")
+        lib.wait_until(lambda: pending(False), 30, interval=0.3, what="pending_restart cleared")
+        healthy(cluster)
 
 
 def test_reload_all_members(cluster, ctl):
