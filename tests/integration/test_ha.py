@@ -13,39 +13,10 @@ import time
 
 import pytest
 
+from conftest import DAEMON
 import pgha_cluster as pc
 import pgha_testlib as lib
 
-DAEMON = os.environ.get("PGHA_TEST_DAEMON", "pghad")
-
-
-@pytest.fixture
-def cluster_factory(workdir):
-    made = []
-
-    def make(**kwargs):
-        c = pc.Cluster(workdir, daemon=DAEMON, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
-
-
-@pytest.fixture
-def checker():
-    holder = {}
-
-    def start(nodes):
-        holder["c"] = pc.PrimaryChecker(nodes)
-        holder["c"].start()
-        return holder["c"]
-
-    yield start
-    if "c" in holder:
-        holder["c"].stop()
-        assert holder["c"].violations == [], f"two writable primaries at once: {holder['c'].violations}"
 
 
 def running_cluster(cluster_factory, checker, **kwargs):

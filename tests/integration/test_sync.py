@@ -22,23 +22,8 @@ import pytest
 import pgha_cluster as pc
 import pgha_testlib as lib
 
-DAEMON = os.environ.get("PGHA_TEST_DAEMON", "pghad")
 TTL = pc.SHORT_TIMINGS["ttl"]
 LOOP_WAIT = pc.SHORT_TIMINGS["loop_wait"]
-
-
-@pytest.fixture
-def cluster_factory(workdir):
-    made = []
-
-    def make(**kwargs):
-        c = pc.Cluster(workdir, daemon=DAEMON, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
 
 
 class SyncChecker(threading.Thread):
@@ -138,21 +123,6 @@ def sync_checker():
         holder["c"].stop()
         assert holder["c"].samples > 0, "the sync checker never saw a primary with a sync key"
         assert holder["c"].violations == [], f"sync named a standby PostgreSQL did not: {holder['c'].violations}"
-
-
-@pytest.fixture
-def checker():
-    holder = {}
-
-    def start(nodes):
-        holder["c"] = pc.PrimaryChecker(nodes)
-        holder["c"].start()
-        return holder["c"]
-
-    yield start
-    if "c" in holder:
-        holder["c"].stop()
-        assert holder["c"].violations == [], f"two writable primaries at once: {holder['c'].violations}"
 
 
 def running_cluster(cluster_factory, checker, dcs_extra, **kwargs):
