@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -110,12 +109,32 @@ def ctl(cluster):
     return Ctl(cluster)
 
 
+def repair_stuck_patroni_replica(cluster, leader, replica, grace=45):
+    """Patroni 3.0.2 at times leaves a replica that can never stream again after a failover or
+    switchover ("highest timeline N of the primary is behind recovery timeline N+1" in its log) and
+    does not repair it; seen in CI and in bench/. The reference daemon's own bug must not fail the
+    pghactl tests that follow, so such a replica is re-initialised through Patroni's REST API, and the
+    test log says so."""
+    try:
+        cluster.wait_for_streaming(leader, 1, grace)
+        return
+    except TimeoutError:
+        pass
+    print(f"NOTE: Patroni's {replica.name} has not streamed for {grace} s; reinitializing it")
+    auth = base64.b64encode(b"admin:s3cret").decode()
+    status, body = lib.http_get(replica.api_url + "/reinitialize", method="POST", data=b'{"force": true}',
+                                headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+    print(f"NOTE: POST /reinitialize: {status} {body!r}")
+
+
 def healthy(cluster, timeout=90):
     """Waits for a writable leader and a streaming replica whose member key says running; returns the
     (leader, replica) nodes."""
     leader = cluster.wait_for_leader(timeout)
-    cluster.wait_for_streaming(leader, 1, timeout)
     replica = next(n for n in cluster.nodes if n is not leader)
+    if replica.daemon == "patroni":
+        repair_stuck_patroni_replica(cluster, leader, replica)
+    cluster.wait_for_streaming(leader, 1, timeout)
 
     def member_running():
         value, _ = etcd_get(cluster, f"members/{replica.name}")
