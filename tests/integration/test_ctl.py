@@ -382,8 +382,9 @@ def test_switchover_with_force_moves_the_leader(cluster, ctl):
     assert new.name == replica.name
     assert cluster.leader_key() == replica.name
     healthy(cluster)
-    history = json.loads(etcd_get(cluster, "history")[0])
-    assert history[-1][4] == replica.name
+    # the new leader appends the switched-from timeline to `history` on one of its next loops
+    lib.wait_until(lambda: json.loads(etcd_get(cluster, "history")[0] or "[]")[-1][4] == replica.name, 30,
+                   what=f"a history entry naming {replica.name}")
 
 
 def test_switchover_interactive_prompts(cluster, ctl):
