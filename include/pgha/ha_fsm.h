@@ -317,6 +317,8 @@ typedef struct HaDecision {
         const char *comment;                 /* the row's comment constant (static storage) */
         usec_t tilt_until;                   /* store into HaFacts.tilt_until for the next tick */
         usec_t wake_at;                      /* run the next tick no later than this (0: loop_wait) */
+        char reason[HA_MESSAGE_MAX];         /* logged before message: why this node lost the leader race
+                                              * ("My wal position exceeds maximum replication lag"), or "" */
         char message[HA_MESSAGE_MAX];        /* the cycle's INFO line (Patroni wording, "PAUSE: " prefix) */
         char message_failed[HA_MESSAGE_MAX]; /* log this instead when the action's etcd write fails */
 } HaDecision;

@@ -1963,12 +1963,8 @@ static void decide_and_act(Ha *h) {
                         ha_role_to_string(h->role),
                         ha_role_to_string(dec.next_role),
                         dec.comment);
-        if (strstr(dec.message, "not the healthiest node")) {
-                /* Patroni says why first ("My wal position exceeds maximum replication lag", ...) */
-                char reason[HA_MESSAGE_MAX] = "";
-                if (!ha_fsm_is_healthiest_node(&f, reason, sizeof reason) && reason[0])
-                        log_info("%s", reason);
-        }
+        if (dec.reason[0])
+                log_info("%s", dec.reason);
         if (!streq(dec.message, h->last_message) || dec.action != HA_ACTION_RENEW_LOCK)
                 log_info("%s", dec.message);
         snprintf(h->last_message, sizeof h->last_message, "%s", dec.message);

@@ -1544,6 +1544,10 @@ int ha_fsm_decide(const HaFacts *f, HaDecision *ret) {
                 };
                 fill_target(f, ret);
                 housekeeping(f, ret);
+                /* Patroni says why first, then "... because i am not the healthiest node". */
+                if ((row->pred == p_unlocked_not_healthiest || row->pred == p_unlocked_primary) &&
+                    ha_fsm_is_healthiest_node(f, ret->reason, sizeof ret->reason))
+                        ret->reason[0] = '\0';
                 expand(f, ret, row->info.message, ret->message, sizeof ret->message);
                 expand(f,
                        ret,

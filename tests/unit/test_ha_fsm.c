@@ -1688,6 +1688,20 @@ TEST(restart_filters) {
                 "postgres version mismatch");
 }
 
+TEST(decision_carries_the_healthiest_reason) {
+        HaFacts f;
+        HaDecision d;
+
+        s_unlocked_lagging(&f);
+        ASSERT_OK(ha_fsm_decide(&f, &d));
+        ASSERT_STREQ(d.message, "following a different leader because i am not the healthiest node");
+        ASSERT_STREQ(d.reason, "My wal position exceeds maximum replication lag");
+
+        s_unlocked_other_ahead(&f);
+        ASSERT_OK(ha_fsm_decide(&f, &d));
+        ASSERT_STREQ(d.reason, "Wal position of node3 is ahead of my wal position");
+}
+
 TEST(healthiest_reasons) {
         HaFacts f;
         char reason[HA_MESSAGE_MAX];
