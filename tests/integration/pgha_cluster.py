@@ -434,9 +434,12 @@ class AckWriter(threading.Thread):
         self.join(10)
 
     def missing_on(self, node):
-        """Acknowledged ids absent from node's table."""
+        """Ids acknowledged before this call and absent from node's table. The writer keeps committing
+        while the table is read: a row acknowledged after the read began is not in its snapshot yet, so
+        the acknowledgements are copied first and only they are checked."""
+        acked = list(self.acked)
         present = {r[0] for r in node.query("SELECT id FROM pgha_acks")}
-        return [a for a in self.acked if a[0] not in present]
+        return [a for a in acked if a[0] not in present]
 
 
 def running_cluster(cluster_factory, checker, **kwargs):
