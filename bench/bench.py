@@ -30,6 +30,9 @@ PROFILES = {
     "default": {"ttl": 30, "loop_wait": 10, "retry_timeout": 10},
 }
 WRK_SECONDS = 5
+# How long a round waits for a daemon to heal its cluster after a failed scenario before skipping the
+# rest of the round: Patroni 3.0.2 at times leaves a replica that never streams again.
+REPAIR_TIMEOUT = 30
 
 
 class ScenarioFailed(Exception):
@@ -129,7 +132,8 @@ class Round:
         if not node.daemon_alive():
             node.stop()
             node.start()
-        healthy_cluster(self.cluster)
+        # a healthy daemon rejoins within a few loops; beyond that the scenario fails instead of waiting
+        healthy_cluster(self.cluster, timeout=max(60, 4 * PROFILES[self.profile]["ttl"]))
 
     # ---- scenarios -------------------------------------------------------------------------------
     def bootstrap(self):
@@ -315,12 +319,20 @@ def run_round(daemon, profile, scenarios, idle_seconds):
                     getattr(rnd, s)()
             except Exception as e:  # noqa: BLE001 - a failed scenario is reported, the round goes on
                 rnd.record(f"{s}_error", f"{type(e).__name__}: {e}"[:200])
+                healed = False
                 with contextlib.suppress(Exception):
                     for n in rnd.cluster.nodes:
                         if not n.daemon_alive():
                             n.stop()
                             n.start()
-                    healthy_cluster(rnd.cluster)
+                    healthy_cluster(rnd.cluster, timeout=REPAIR_TIMEOUT)
+                    healed = True
+                if not healed:
+                    # A cluster the daemon did not heal would only fail the rest of the round slowly.
+                    for rest in scenarios[scenarios.index(s) + 1:]:
+                        rnd.record(f"{rest}_error", f"not run: the cluster was not healthy after {s}")
+                    print(f"    {s}: {now() - started:.0f} s (failed; rest of the round skipped)", flush=True)
+                    break
             print(f"    {s}: {now() - started:.0f} s{' (failed)' if f'{s}_error' in rnd.results else ''}",
                   flush=True)
     except Exception as e:  # noqa: BLE001
@@ -388,11 +400,30 @@ def verdict(key, pgha, patroni):
     return "met" if ok else "NOT met"
 
 
-def render(results, args, started, finished):
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every 10 s of the run: other work on the machine skews the figures
+    (the REST percentiles most), and the table says how busy the machine was."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples = []
+        self._stop_event = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self._stop_event.wait(10):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(15)
+
+
+def render(results, args, started, finished, load_samples):
     lines = []
-    load = os.getloadavg()
-    lines.append(f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}, "
-                 f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.")
+    load = sorted(load_samples) or [os.getloadavg()[0]]
+    lines.append(f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; 1-minute load "
+                 f"average during the run: median {statistics.median(load):.2f}, max {load[-1]:.2f}.")
     lines.append(f"Run: {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC, {args.rounds} round(s) per "
                  f"daemon and profile, medians shown; daemons: {', '.join(args.daemons)}.")
     lines.append("")
@@ -442,6 +473,7 @@ def main():
     args.daemons = args.daemons.split(",")
     args.profiles = args.profiles.split(",")
     started = datetime.datetime.now(datetime.timezone.utc)
+    load = LoadSampler()
     results = {}
     for rnd in range(args.rounds):
         for profile in args.profiles:
@@ -452,7 +484,8 @@ def main():
                 r = run_round(daemon, profile, scenarios, args.idle_seconds)
                 print("   ", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}, flush=True)
                 results.setdefault((daemon, profile), []).append(r)
-    table = render(results, args, started, datetime.datetime.now(datetime.timezone.utc))
+    load.stop()
+    table = render(results, args, started, datetime.datetime.now(datetime.timezone.utc), load.samples)
     print(table)
     output = args.output or (None if args.smoke else os.path.join(HERE, "..", "docs", "benchmarks.md"))
     if output:

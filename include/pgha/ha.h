@@ -46,7 +46,8 @@ typedef struct HaMemberKeyInfo {
         bool pending_restart;
         bool has_xlog;
         uint64_t xlog_location;
-        uint32_t timeline; /* 0: omitted */
+        uint32_t timeline;              /* 0: omitted */
+        const cJSON *scheduled_restart; /* POST /restart with a schedule; NULL to omit */
         bool pause;
 } HaMemberKeyInfo;
 

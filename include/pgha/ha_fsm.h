@@ -320,6 +320,8 @@ typedef struct HaDecision {
         const char *comment;                 /* the row's comment constant (static storage) */
         usec_t tilt_until;                   /* store into HaFacts.tilt_until for the next tick */
         usec_t wake_at;                      /* run the next tick no later than this (0: loop_wait) */
+        char reason[HA_MESSAGE_MAX];         /* logged before message: why this node lost the leader race
+                                              * ("My wal position exceeds maximum replication lag"), or "" */
         char message[HA_MESSAGE_MAX];        /* the cycle's INFO line (Patroni wording, "PAUSE: " prefix) */
         char message_failed[HA_MESSAGE_MAX]; /* log this instead when the action's etcd write fails */
 } HaDecision;
@@ -371,6 +373,19 @@ unsigned ha_fsm_quorum_votes(const HaFacts *facts);
 
 /* Does `name` match the sync key (its leader or one of its standbys)? */
 bool ha_fsm_sync_matches(const HaFacts *facts, const char *name);
+
+/* ha_fsm_restart_mismatch - Patroni's restart_matches(): the filters of a restart request (want_role
+ * "master", "primary" or "replica", NULL for any; want_version as an int like 150002, 0 for any;
+ * want_pending from restart_pending) against this node's member role, server version and
+ * pending_restart flag. Returns NULL when the restart may go ahead, else the reason in Patroni's words
+ * ("host role mismatch", "postgres version mismatch", "pending restart flag is not set"). */
+const char *ha_fsm_restart_mismatch(
+        const char *want_role,
+        unsigned want_version,
+        bool want_pending,
+        const char *role,
+        unsigned server_version,
+        bool pending_restart);
 
 const char *ha_role_to_string(HaRole r);
 HaRole ha_role_from_string(const char *s);

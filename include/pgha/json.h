@@ -25,6 +25,13 @@ int json_parse(const char *data, size_t size, size_t max_size, unsigned max_dept
 int json_parse_string(const char *s, cJSON **ret) _warn_unused_result_;
 
 const cJSON *json_get(const cJSON *obj, const char *key);
+/* Python's bool() of a JSON value (Patroni reads tags and flags that way): false for absent, null, false,
+ * 0, "" and empty arrays/objects. */
+bool json_truthy(const cJSON *v);
+/* Patroni's parse_bool() of a configuration value: true for true, a non-zero number, or "true", "on",
+ * "yes", "1" in any case. */
+bool json_parse_bool(const cJSON *v);
+
 int json_get_string(const cJSON *obj, const char *key, const char **ret);
 int json_get_int64(const cJSON *obj, const char *key, int64_t *ret);
 int json_get_uint64(const cJSON *obj, const char *key, uint64_t *ret);

@@ -125,19 +125,6 @@ bool ctl_is_paused(const DcsCluster *c) {
         return c->config && value_is_true(cJSON_GetObjectItemCaseSensitive(c->config, "pause"));
 }
 
-/* Python truthiness of a JSON value from a member key. */
-static bool truthy(const cJSON *v) {
-        if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v))
-                return false;
-        if (cJSON_IsNumber(v))
-                return v->valuedouble != 0;
-        if (cJSON_IsString(v))
-                return !isempty(v->valuestring);
-        if (cJSON_IsArray(v) || cJSON_IsObject(v))
-                return v->child != NULL;
-        return true;
-}
-
 static bool is_standby_cluster(const DcsCluster *c) {
         const cJSON *s;
 
@@ -145,9 +132,9 @@ static bool is_standby_cluster(const DcsCluster *c) {
                 return false;
         s = cJSON_GetObjectItemCaseSensitive(c->config, "standby_cluster");
         return cJSON_IsObject(s) &&
-                (truthy(cJSON_GetObjectItemCaseSensitive(s, "host")) ||
-                 truthy(cJSON_GetObjectItemCaseSensitive(s, "port")) ||
-                 truthy(cJSON_GetObjectItemCaseSensitive(s, "restore_command")));
+                (json_truthy(cJSON_GetObjectItemCaseSensitive(s, "host")) ||
+                 json_truthy(cJSON_GetObjectItemCaseSensitive(s, "port")) ||
+                 json_truthy(cJSON_GetObjectItemCaseSensitive(s, "restore_command")));
 }
 
 /* One member as cluster_as_json() describes it. */
@@ -275,8 +262,8 @@ int ctl_cluster_table(const DcsCluster *c, const CtlListOptions *o, CtlTable **r
                         continue;
                 n_with_host++;
                 show[0] = show[0] || m->pending_restart;
-                show[1] = show[1] || truthy(m->scheduled_restart);
-                show[2] = show[2] || truthy(m->tags);
+                show[1] = show[1] || json_truthy(m->scheduled_restart);
+                show[2] = show[2] || json_truthy(m->tags);
                 if (v[i].port != 5432)
                         append_port = true;
                 for (size_t j = 0; j < i; j++)
@@ -382,7 +369,7 @@ int ctl_cluster_table(const DcsCluster *c, const CtlListOptions *o, CtlTable **r
                                 items[col++] = cJSON_CreateString(strempty(text));
                         } else {
                                 _cleanup_free_ char *y = NULL;
-                                if (!truthy(m->tags)) {
+                                if (!json_truthy(m->tags)) {
                                         items[col++] = cJSON_CreateString("");
                                         continue;
                                 }

@@ -55,13 +55,6 @@ static const char *config_string(const Ctl *c, const char *section, const char *
         return cJSON_IsString(v) && !isempty(v->valuestring) ? v->valuestring : NULL;
 }
 
-static bool json_truthy(const cJSON *v) {
-        if (cJSON_IsString(v))
-                return strcasecmp(v->valuestring, "true") == 0 || strcasecmp(v->valuestring, "on") == 0 ||
-                        strcasecmp(v->valuestring, "yes") == 0 || streq(v->valuestring, "1");
-        return cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble != 0);
-}
-
 const char *ctl_scope(const Ctl *c, const char *arg) {
         return arg ?: config_string(c, NULL, "scope");
 }
@@ -172,7 +165,7 @@ int ctl_load_config(Ctl *c) {
 
         /* REST client settings, as PatroniRequest: ctl.X falling back to restapi.X */
         v = ctl_config_get(c, "ctl", "insecure");
-        c->insecure = c->insecure || json_truthy(v);
+        c->insecure = c->insecure || json_parse_bool(v);
         {
                 const char *auth = config_string(c, "ctl", "auth") ?: config_string(c, "restapi", "auth");
                 const cJSON *a = ctl_config_get(c, "restapi", "authentication");
@@ -340,7 +333,7 @@ static int ctl_open(Ctl *c, const char *cluster) {
                 eo.key = SEC_STRING("key");
 #undef SEC_STRING
                 eo.request_timeout = CTL_ETCD_TIMEOUT;
-                eo.use_proxies = proxy || json_truthy(up);
+                eo.use_proxies = proxy || json_parse_bool(up);
                 r = etcd_client_new(c->event, &eo, &c->etcd);
                 if (r < 0)
                         return ctl_fail("Cannot set up the etcd client: %s", strerror(-r));

@@ -659,25 +659,52 @@ static int rest_failed(const DcsMember *m, const char *error) {
         return ctl_fail("Member %s is not accessible: %s", m->name, strna(error));
 }
 
-static int verb_reload(Ctl *c, int argc, char **argv) {
-        _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
-        _cleanup_(members_done) Members s = {};
-        MemberArgs a = {.role = "any"};
-        const cJSON *loop_wait;
+/* The common start of the member commands (reload, restart, reinit): their options, the cluster name,
+ * the cluster read from etcd and the members to act on (patronictl's get_members()). role NULL: the
+ * --role option's. */
+static int member_command_start(
+        Ctl *c,
+        int argc,
+        char **argv,
+        const char *verb,
+        const char *role,
+        const char *action,
+        bool confirm,
+        MemberArgs *a,
+        DcsCluster **ret_cluster,
+        Members *ret_members) {
         const char *name;
-        int r, ret = 0;
+        int r;
 
-        r = parse_member_args(argc, argv, "reload", true, &a);
+        r = parse_member_args(argc, argv, verb, !role, a);
         if (r < 0)
                 return r;
         r = cluster_arg(c, argc, argv, true, &name);
         if (r < 0)
                 return r;
-        r = ctl_get_cluster(c, name, &cluster);
+        r = ctl_get_cluster(c, name, ret_cluster);
         if (r < 0)
                 return r;
-        r = get_members(
-                cluster, name, argv + optind, (size_t)(argc - optind), a.role, a.force, "reload", true, &s);
+        return get_members(
+                *ret_cluster,
+                name,
+                argv + optind,
+                (size_t)(argc - optind),
+                role ?: a->role,
+                a->force,
+                action,
+                confirm,
+                ret_members);
+}
+
+static int verb_reload(Ctl *c, int argc, char **argv) {
+        _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
+        _cleanup_(members_done) Members s = {};
+        MemberArgs a = {.role = "any"};
+        const cJSON *loop_wait;
+        int r, ret = 0;
+
+        r = member_command_start(c, argc, argv, "reload", NULL, "reload", true, &a, &cluster, &s);
         if (r < 0)
                 return r;
         loop_wait = json_get(cluster->config, "loop_wait");
@@ -728,29 +755,10 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
         _cleanup_(cJSON_Deletep) cJSON *content = NULL;
         _cleanup_free_ char *scheduled = NULL, *scheduled_at = NULL, *version = NULL;
         MemberArgs a = {.role = "any"};
-        const char *name;
         usec_t timeout = 120 * USEC_PER_SEC;
         int r, ret = 0;
 
-        r = parse_member_args(argc, argv, "restart", true, &a);
-        if (r < 0)
-                return r;
-        r = cluster_arg(c, argc, argv, true, &name);
-        if (r < 0)
-                return r;
-        r = ctl_get_cluster(c, name, &cluster);
-        if (r < 0)
-                return r;
-        r = get_members(
-                cluster,
-                name,
-                argv + optind,
-                (size_t)(argc - optind),
-                a.role,
-                a.force,
-                "restart",
-                false,
-                &s);
+        r = member_command_start(c, argc, argv, "restart", NULL, "restart", false, &a, &cluster, &s);
         if (r < 0)
                 return r;
 
@@ -881,31 +889,12 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(members_done) Members s = {};
         MemberArgs a = {};
-        const char *name;
         const DcsMember **waiting;
         char **before;
         size_t n_waiting = 0;
         int r, ret = 0;
 
-        r = parse_member_args(argc, argv, "reinit", false, &a);
-        if (r < 0)
-                return r;
-        r = cluster_arg(c, argc, argv, true, &name);
-        if (r < 0)
-                return r;
-        r = ctl_get_cluster(c, name, &cluster);
-        if (r < 0)
-                return r;
-        r = get_members(
-                cluster,
-                name,
-                argv + optind,
-                (size_t)(argc - optind),
-                "replica",
-                a.force,
-                "reinitialize",
-                true,
-                &s);
+        r = member_command_start(c, argc, argv, "reinit", "replica", "reinitialize", true, &a, &cluster, &s);
         if (r < 0)
                 return r;
         waiting = new0(const DcsMember *, s.n);

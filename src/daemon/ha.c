@@ -15,6 +15,7 @@
  * any other event is processed (also first thing after a SIGSTOP/SIGCONT freeze); the watchdog is
  * armed before a promotion and fed from the lease keep-alive.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +66,27 @@ typedef enum JobStep {
         STEP_CANCEL_STOP,     /* failed bootstrap: stop, then remove the data directory */
         STEP_REMOVE_DATA_DIR, /* failed bootstrap */
 } JobStep;
+
+/* The filters of a POST /restart (Patroni's restart_data). */
+typedef struct RestartRequest {
+        char *role;       /* "master", "primary" or "replica"; NULL: any */
+        unsigned version; /* restart only if the server is older than this (150002); 0: any */
+        bool pending;     /* restart only if PostgreSQL has a pending restart */
+} RestartRequest;
+
+static void restart_request_done(RestartRequest *r) {
+        r->role = mfree(r->role);
+        *r = (RestartRequest){};
+}
+
+static int restart_request_set(RestartRequest *r, const RestIntent *in) {
+        restart_request_done(r);
+        if (in->role && !(r->role = strdup(in->role)))
+                return -ENOMEM;
+        r->version = in->postgres_version;
+        r->pending = in->restart_pending;
+        return 0;
+}
 
 struct Ha {
         Manager *manager;
@@ -145,6 +167,12 @@ struct Ha {
         int64_t switch_revision;
         bool scheduled_restart;
         usec_t scheduled_restart_at;
+        RestartRequest restart_now;   /* filters of the requested (immediate) restart */
+        RestartRequest restart_sched; /* filters of the scheduled restart */
+        cJSON *restart_sched_json;    /* the scheduled restart as the member key shows it */
+        uint64_t restart_sched_start; /* postmaster start (epoch s) when it was scheduled; 0: unknown */
+        RestCall *cancel_call;        /* DELETE /switchover waiting for its etcd write */
+        bool switch_scheduled;        /* switch_call is a scheduled switchover: 202 once we see the key */
 
         /* member key */
         char *member_last;
@@ -396,6 +424,7 @@ static int build_member_key(Ha *h, cJSON **ret) {
                 .tags = h->snap.tags,
                 .checkpoint_pending = h->checkpoint_pending && h->lock_held,
                 .pending_restart = st && st->query_ok && st->pending_restart,
+                .scheduled_restart = h->restart_sched_json,
                 .pause = h->dyn.pause,
         };
 
@@ -478,6 +507,13 @@ static cJSON *cluster_json(Ha *h) {
                 }
                 if (m->has_timeline)
                         (void)json_add_int64(mo, "timeline", m->timeline);
+                if (m->pending_restart)
+                        (void)json_add_bool(mo, "pending_restart", true);
+                if (m->scheduled_restart)
+                        (void)json_add_item(
+                                mo, "scheduled_restart", cJSON_Duplicate(m->scheduled_restart, true));
+                if (m->tags && cJSON_GetArraySize(m->tags) > 0)
+                        (void)json_add_item(mo, "tags", cJSON_Duplicate(m->tags, true));
                 if (!leader) {
                         int64_t opt = dcs_cluster_optime(c);
                         if (m->has_xlog_location)
@@ -485,8 +521,6 @@ static cJSON *cluster_json(Ha *h) {
                         else
                                 (void)json_add_string(mo, "lag", "unknown");
                 }
-                if (m->tags && cJSON_GetArraySize(m->tags) > 0)
-                        (void)json_add_item(mo, "tags", cJSON_Duplicate(m->tags, true));
                 cJSON_AddItemToArray(members, mo);
         }
         if (h->dyn.pause)
@@ -553,6 +587,13 @@ static void snapshot_update(Ha *h) {
                 char buf[32];
                 snprintf(buf, sizeof buf, "%llu", (unsigned long long)st->system_identifier);
                 s->database_system_identifier = strdup(buf);
+        }
+        cJSON_Delete(s->scheduled_restart);
+        s->scheduled_restart = NULL;
+        if (h->restart_sched_json) {
+                /* GET /patroni shows it without the start time it was scheduled against */
+                s->scheduled_restart = cJSON_Duplicate(h->restart_sched_json, true);
+                cJSON_DeleteItemFromObjectCaseSensitive(s->scheduled_restart, "postmaster_start_time");
         }
         s->leader_expiry = h->lock_held ? h->lease_deadline : 0;
         s->ttl = ttl_usec(h);
@@ -1382,6 +1423,20 @@ static void on_side_write(Dcs *d, int error, const char *message, const DcsWrite
                 log_warning("etcd write failed: %s", strna(message));
 }
 
+/* Forgets the scheduled restart (done, cancelled, stale or refused); the member key and GET /patroni
+ * stop showing it. */
+static void scheduled_restart_clear(Ha *h) {
+        if (!h->scheduled_restart && !h->restart_sched_json)
+                return;
+        h->scheduled_restart = false;
+        h->scheduled_restart_at = 0;
+        h->restart_sched_start = 0;
+        restart_request_done(&h->restart_sched);
+        cJSON_Delete(h->restart_sched_json);
+        h->restart_sched_json = NULL;
+        snapshot_update(h);
+}
+
 static void apply_flags_after(Ha *h, const HaDecision *dec) {
         const PgStatus *st = pgstatus(h);
 
@@ -1401,7 +1456,8 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
                 watchdog_disable(h->watchdog);
         if (dec->flags & HA_FLAG_CLEAR_RESTART) {
                 h->restart_requested = false;
-                h->scheduled_restart = false;
+                restart_request_done(&h->restart_now);
+                scheduled_restart_clear(h);
                 if (h->restart_call && dec->action != HA_ACTION_RESTART) {
                         (void)rest_call_reply_text(
                                 h->restart_call, 503, "restart conditions are not satisfied");
@@ -1742,6 +1798,7 @@ static void act(Ha *h) {
                 r = pgctl_rewind(h->event, &h->pgs, host, port, on_job, h, &h->job);
                 break;
         case HA_ACTION_REINIT:
+                apply_flags_after(h, dec); /* the request is taken: clear it, or it runs forever */
                 job_begin(h, HA_JOB_REINIT, STEP_REINIT_STOP, dec->target);
                 job_set_next_role(h, HA_ROLE_REPLICA);
                 r = pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job);
@@ -1751,6 +1808,7 @@ static void act(Ha *h) {
                 const PgStatus *st = pgstatus(h);
                 bool replica = !(st && st->query_ok && !st->in_recovery);
 
+                apply_flags_after(h, dec);
                 if (replica && recovery_for(h, dec->target, &rec) < 0)
                         break;
                 job_begin(h, HA_JOB_RESTART, STEP_RESTART, dec->target);
@@ -1785,6 +1843,20 @@ static void switch_check(Ha *h) {
 
         if (!h->switch_call || h->switch_deadline == 0)
                 return;
+        if (h->switch_scheduled) {
+                if (h->switch_revision <= 0 ||
+                    !((c && c->revision >= h->switch_revision) || now_mono(h) >= h->switch_deadline))
+                        return;
+                snapshot_update(h);
+                (void)rest_call_reply_text(
+                        h->switch_call,
+                        202,
+                        h->switch_failover ? "Failover scheduled" : "Switchover scheduled");
+                h->switch_call = NULL;
+                h->switch_from = mfree(h->switch_from);
+                h->switch_to = mfree(h->switch_to);
+                return;
+        }
         if (c && c->revision >= h->switch_revision && h->switch_revision > 0 && c->leader &&
             !streq_ptr(c->leader, h->switch_from)) {
                 if (!h->switch_to || streq(c->leader, h->switch_to))
@@ -1817,6 +1889,19 @@ static void switch_check(Ha *h) {
 }
 
 /* ==== the tick ==== */
+
+/* Why the restart filters rq refuse a restart of this node now (ha_fsm_restart_mismatch()); NULL: go. */
+static const char *restart_mismatch(Ha *h, const RestartRequest *rq) {
+        const PgStatus *st = pgstatus(h);
+
+        return ha_fsm_restart_mismatch(
+                rq->role,
+                rq->version,
+                rq->pending,
+                member_role_string(h),
+                st && st->query_ok ? (unsigned)MAX(st->server_version, 0) : 0,
+                st && st->query_ok && st->pending_restart);
+}
 
 static void decide_and_act(Ha *h) {
         const Config *c = manager_get_config(h->manager);
@@ -1948,7 +2033,15 @@ static void decide_and_act(Ha *h) {
         f.restart.requested = h->restart_requested;
         f.restart.scheduled = h->scheduled_restart;
         f.restart.scheduled_at = h->scheduled_restart_at;
+        f.restart.postmaster_start_time = h->restart_sched_start;
         f.restart.filters_match = true;
+        if (h->restart_requested || h->scheduled_restart) {
+                const char *why =
+                        restart_mismatch(h, h->restart_requested ? &h->restart_now : &h->restart_sched);
+                f.restart.filters_match = !why;
+                if (why && (h->restart_requested || (f.restart.scheduled_at <= h->now && !h->dyn.pause)))
+                        log_info("not proceeding with the restart: %s", why);
+        }
 
         /* After releasing the lock ourselves, give the others a moment before racing again. */
         if (h->dcs_ok && !f.dcs.leader.name && h->release_wait_until > h->now &&
@@ -1983,12 +2076,8 @@ static void decide_and_act(Ha *h) {
                         ha_role_to_string(h->role),
                         ha_role_to_string(dec.next_role),
                         dec.comment);
-        if (strstr(dec.message, "not the healthiest node")) {
-                /* Patroni says why first ("My wal position exceeds maximum replication lag", ...) */
-                char reason[HA_MESSAGE_MAX] = "";
-                if (!ha_fsm_is_healthiest_node(&f, reason, sizeof reason) && reason[0])
-                        log_info("%s", reason);
-        }
+        if (dec.reason[0])
+                log_info("%s", dec.reason);
         if (!streq(dec.message, h->last_message) || dec.action != HA_ACTION_RENEW_LOCK)
                 log_info("%s", dec.message);
         snprintf(h->last_message, sizeof h->last_message, "%s", dec.message);
@@ -2280,15 +2369,9 @@ static void on_intent_write(Dcs *d, int error, const char *message, const DcsWri
                 h->switch_call = NULL;
                 return;
         }
+        /* A scheduled one is answered once a tick has read the key back, so a DELETE /switchover
+         * right after the answer finds it in our view of the cluster. */
         h->switch_revision = res ? res->revision : 0;
-        if (h->switch_deadline == 0) {
-                (void)rest_call_reply_text(
-                        h->switch_call,
-                        202,
-                        h->switch_failover ? "Failover scheduled" : "Switchover scheduled");
-                h->switch_call = NULL;
-                return;
-        }
         ha_tick_schedule(h, 0);
 }
 
@@ -2416,12 +2499,121 @@ static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
         h->switch_from = c->leader ? strdup(c->leader) : NULL;
         free(h->switch_to);
         h->switch_to = in->candidate ? strdup(in->candidate) : NULL;
-        h->switch_deadline =
-                in->scheduled_at ? 0 : now_mono(h) + 2 * (usec_t)MAX(10, h->dyn.loop_wait) * USEC_PER_SEC;
+        h->switch_scheduled = in->scheduled_at != 0;
+        h->switch_deadline = now_mono(h) + 2 * (usec_t)MAX(10, h->dyn.loop_wait) * USEC_PER_SEC;
+}
+
+/* The UTC offset (seconds) written in an ISO 8601 timestamp that rest_parse_timestamp() accepted:
+ * Z, UTC, GMT or ±HH[[:]MM] after the date. */
+static int schedule_offset(const char *s) {
+        const char *p = strlen(s) > 10 ? s + 10 : "", *sign = NULL;
+        int hh = 0, mm = 0;
+
+        for (const char *q = p; *q; q++)
+                if (*q == '+' || *q == '-')
+                        sign = q;
+        if (!sign || sscanf(sign + 1, "%2d", &hh) != 1)
+                return 0;
+        if (sign[3] == ':')
+                (void)sscanf(sign + 4, "%2d", &mm);
+        else if (isdigit((unsigned char)sign[3]))
+                (void)sscanf(sign + 3, "%2d", &mm);
+        return (*sign == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+}
+
+/* schedule_isoformat - what Python's datetime.isoformat() prints for the parsed schedule: local time in
+ * the offset the user gave, microseconds only when not zero, and the offset as ±HH:MM. */
+static int schedule_isoformat(const char *input, usec_t t, char **ret) {
+        int off = input ? schedule_offset(input) : 0;
+        time_t local = (time_t)(t / USEC_PER_SEC) + off;
+        unsigned usec = (unsigned)(t % USEC_PER_SEC);
+        char date[32], frac[16] = "";
+        struct tm tm;
+
+        if (!gmtime_r(&local, &tm) || strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+                return -EINVAL;
+        if (usec)
+                snprintf(frac, sizeof frac, ".%06u", usec);
+        if (asprintf(
+                    ret,
+                    "%s%s%c%02d:%02d",
+                    date,
+                    frac,
+                    off < 0 ? '-' : '+',
+                    abs(off) / 3600,
+                    abs(off) % 3600 / 60) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* Records a POST /restart with a schedule (Patroni's schedule_future_restart()): its filters, the
+ * request as the member key and GET /patroni show it, and the postmaster start time it is checked
+ * against; the member key is updated at once. */
+static int schedule_restart(Ha *h, const RestIntent *in) {
+        const PgStatus *st = pgstatus(h);
+        const cJSON *sched = cJSON_GetObjectItemCaseSensitive(in->body, "schedule");
+        _cleanup_(cJSON_Deletep) cJSON *j = NULL;
+        _cleanup_free_ char *iso = NULL;
+        usec_t real = now_real();
+        cJSON *v;
+
+        if (schedule_isoformat(cJSON_IsString(sched) ? sched->valuestring : NULL, in->scheduled_at, &iso) <
+            0)
+                return -ENOMEM;
+        j = cJSON_IsObject(in->body) ? cJSON_Duplicate(in->body, true) : cJSON_CreateObject();
+        if (!j || !(v = cJSON_CreateString(iso)))
+                return -ENOMEM;
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(j, "schedule", v) &&
+            !cJSON_AddItemToObject(j, "schedule", v)) {
+                cJSON_Delete(v);
+                return -ENOMEM;
+        }
+        if (in->timeout > 0) {
+                if (!(v = cJSON_CreateNumber((double)in->timeout)))
+                        return -ENOMEM;
+                if (!cJSON_ReplaceItemInObjectCaseSensitive(j, "timeout", v)) {
+                        cJSON_Delete(v);
+                        return -ENOMEM;
+                }
+        }
+        if (st && st->query_ok && st->postmaster_start_time) {
+                if (json_add_string(j, "postmaster_start_time", st->postmaster_start_time) < 0)
+                        return -ENOMEM;
+        } else if (!cJSON_AddNullToObject(j, "postmaster_start_time"))
+                return -ENOMEM;
+        if (restart_request_set(&h->restart_sched, in) < 0)
+                return -ENOMEM;
+
+        cJSON_Delete(h->restart_sched_json);
+        h->restart_sched_json = TAKE_PTR(j);
+        h->scheduled_restart = true;
+        h->scheduled_restart_at = now_mono(h) + (in->scheduled_at > real ? in->scheduled_at - real : 0);
+        h->restart_sched_start = st && st->query_ok ? (uint64_t)st->postmaster_start_epoch : 0;
+        log_info("Scheduled restart at %s", iso);
+        snapshot_update(h);
+        touch_member(h);
+        ha_tick_schedule(h, 0);
+        return 0;
+}
+
+static void on_cancel_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        Ha *h = ud;
+        RestCall *call = TAKE_PTR(h->cancel_call);
+
+        if (error < 0)
+                log_warning("Failed to delete the scheduled switchover: %s", strna(message));
+        ha_tick_schedule(h, 0);
+        if (!call)
+                return;
+        if (error < 0 || (res && !res->succeeded))
+                (void)rest_call_reply_error(call, 409);
+        else
+                (void)rest_call_reply_text(call, 200, "scheduled switchover deleted");
 }
 
 static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) {
         Ha *h = userdata;
+        const char *why;
         char buf[256];
 
         switch (in->kind) {
@@ -2434,10 +2626,15 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                         (void)rest_call_reply_text(call, 404, "no switchover is scheduled");
                         break;
                 }
-                if (dcs_write_failover(h->dcs, NULL, h->cluster->failover_revision, NULL, NULL) < 0)
+                if (h->cancel_call) {
+                        (void)rest_call_reply_error(call, 503);
+                        break;
+                }
+                /* answered when etcd confirms, so the key is gone when the client hears back */
+                if (dcs_write_failover(h->dcs, NULL, h->cluster->failover_revision, on_cancel_write, h) < 0)
                         (void)rest_call_reply_error(call, 409);
                 else
-                        (void)rest_call_reply_text(call, 200, "scheduled switchover deleted");
+                        h->cancel_call = call;
                 break;
         case REST_INTENT_RESTART:
                 if (in->scheduled_at) {
@@ -2446,10 +2643,19 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                                         call, 409, "Another restart is already scheduled");
                                 break;
                         }
-                        h->scheduled_restart = true;
-                        h->scheduled_restart_at = now_mono(h) +
-                                (in->scheduled_at > now_real() ? in->scheduled_at - now_real() : 0);
+                        if (schedule_restart(h, in) < 0) {
+                                (void)rest_call_reply_error(call, 500);
+                                break;
+                        }
                         (void)rest_call_reply_text(call, 202, "Restart scheduled");
+                        break;
+                }
+                /* the filters first, as Patroni's restart() checks them before anything else */
+                why = restart_mismatch(
+                        h, &(RestartRequest){(char *)in->role, in->postgres_version, in->restart_pending});
+                if (why) {
+                        log_info("not proceeding with the restart: %s", why);
+                        (void)rest_call_reply_text(call, 503, "restart conditions are not satisfied");
                         break;
                 }
                 if (h->job_kind != HA_JOB_NONE) {
@@ -2461,6 +2667,10 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                         (void)rest_call_reply_text(call, 503, "restart already in progress");
                         break;
                 }
+                if (restart_request_set(&h->restart_now, in) < 0) {
+                        (void)rest_call_reply_error(call, 500);
+                        break;
+                }
                 /* answered when the restart job ends (or the tick refuses it) */
                 h->restart_requested = true;
                 h->restart_call = call;
@@ -2470,7 +2680,8 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                 if (!h->scheduled_restart)
                         (void)rest_call_reply_text(call, 404, "no restarts are scheduled");
                 else {
-                        h->scheduled_restart = false;
+                        scheduled_restart_clear(h);
+                        touch_member(h);
                         (void)rest_call_reply_text(call, 200, "scheduled restart deleted");
                 }
                 break;
@@ -2540,6 +2751,8 @@ static void intent_cancel(void *userdata, RestCall *call) {
                 h->switch_call = NULL;
         if (h->restart_call == call)
                 h->restart_call = NULL;
+        if (h->cancel_call == call)
+                h->cancel_call = NULL;
 }
 
 static const RestIntentHandler intent_handler = {
@@ -2695,6 +2908,10 @@ static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *use
         if (h->restart_call) {
                 (void)rest_call_reply_text(h->restart_call, 503, "restart failed");
                 h->restart_call = NULL;
+        }
+        if (h->cancel_call) {
+                (void)rest_call_reply_error(h->cancel_call, 503);
+                h->cancel_call = NULL;
         }
         if (h->dyn.pause) {
                 log_info("Leader key is not deleted and Postgresql is not stopped due paused state");
@@ -2997,6 +3214,9 @@ Ha *ha_free(Ha *h) {
         free(h->following);
         free(h->switch_from);
         free(h->switch_to);
+        restart_request_done(&h->restart_now);
+        restart_request_done(&h->restart_sched);
+        cJSON_Delete(h->restart_sched_json);
         free(h->member_last);
         free(h->slots_done);
         free(h->ssn_want);

@@ -37,6 +37,9 @@ int ha_member_key_json(const HaMemberKeyInfo *i, cJSON **ret) {
                 if (i->timeline > 0 && json_add_int64(o, "timeline", i->timeline) < 0)
                         return -ENOMEM;
         }
+        if (cJSON_IsObject(i->scheduled_restart) &&
+            json_add_item(o, "scheduled_restart", cJSON_Duplicate(i->scheduled_restart, true)) < 0)
+                return -ENOMEM;
         if (i->pause && json_add_bool(o, "pause", true) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(o);

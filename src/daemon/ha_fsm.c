@@ -292,6 +292,31 @@ bool ha_fsm_sync_matches(const HaFacts *f, const char *name) {
         return false;
 }
 
+/* ha_fsm_restart_mismatch - see the header. */
+const char *ha_fsm_restart_mismatch(
+        const char *want_role,
+        unsigned want_version,
+        bool want_pending,
+        const char *role,
+        unsigned server_version,
+        bool pending_restart) {
+        const char *reason = NULL;
+
+        /* Patroni checks all three and reports the last that failed. 3.0.2 calls its primary role
+         * "master" while the API also accepts "primary": both name the same role here. */
+        if (want_role) {
+                bool want_primary = streq(want_role, "master") || streq(want_role, "primary");
+                bool is_primary = streq_ptr(role, "master") || streq_ptr(role, "primary");
+                if (want_primary ? !is_primary : !streq_ptr(role, want_role))
+                        reason = "host role mismatch";
+        }
+        if (want_version != 0 && want_version <= server_version)
+                reason = "postgres version mismatch";
+        if (want_pending && !pending_restart)
+                reason = "pending restart flag is not set";
+        return reason;
+}
+
 static bool sync_nonempty(const HaFacts *f) {
         return f->dcs.sync.present && (f->dcs.sync.leader || f->dcs.sync.n_standbys > 0);
 }
@@ -642,15 +667,17 @@ static bool locked_and_alive(const HaFacts *f) {
         return dcs_ok(f) && f->dcs.leader.name && pg_alive(f) && !job_running(f);
 }
 
+/* A scheduled restart is neither run nor cleaned up while paused (should_run_scheduled_action). */
 static bool restart_window_stale(const HaFacts *f) {
         usec_t lw = f->dcs.config.loop_wait;
-        return f->restart.scheduled && f->now > f->restart.scheduled_at &&
+        return f->restart.scheduled && !paused(f) && f->now > f->restart.scheduled_at &&
                 f->now - f->restart.scheduled_at > lw + lw / 2;
 }
 
 static bool restart_due(const HaFacts *f) {
         return f->restart.requested ||
-                (f->restart.scheduled && f->now >= f->restart.scheduled_at && !restart_window_stale(f));
+                (f->restart.scheduled && !paused(f) && f->now >= f->restart.scheduled_at &&
+                 !restart_window_stale(f));
 }
 
 /* Safety first: a writable primary past its local lease deadline, whatever else is true. */
@@ -878,7 +905,9 @@ static bool p_stopped(const HaFacts *f) {
 
 /* Scheduled or requested restart (evaluate_scheduled_restart). */
 static bool p_restart_already_happened(const HaFacts *f) {
-        return locked_and_alive(f) && f->restart.scheduled &&
+        /* Only when both start times are known, as Patroni compares them. */
+        return locked_and_alive(f) && f->restart.scheduled && f->restart.postmaster_start_time != 0 &&
+                f->pg.postmaster_start_time != 0 &&
                 f->pg.postmaster_start_time != f->restart.postmaster_start_time;
 }
 static bool p_restart_stale(const HaFacts *f) {
@@ -1456,6 +1485,7 @@ static void fill_target(const HaFacts *f, HaDecision *d) {
         switch (d->action) {
         case HA_ACTION_FOLLOW:
         case HA_ACTION_START_POSTGRES:
+        case HA_ACTION_RESTART: /* a replica comes back following its upstream */
                 copy_name(d->target, sizeof d->target, upstream_name(f));
                 break;
         case HA_ACTION_CLONE_FROM_LEADER:
@@ -1553,6 +1583,10 @@ int ha_fsm_decide(const HaFacts *f, HaDecision *ret) {
                 };
                 fill_target(f, ret);
                 housekeeping(f, ret);
+                /* Patroni says why first, then "... because i am not the healthiest node". */
+                if ((row->pred == p_unlocked_not_healthiest || row->pred == p_unlocked_primary) &&
+                    ha_fsm_is_healthiest_node(f, ret->reason, sizeof ret->reason))
+                        ret->reason[0] = '\0';
                 expand(f, ret, row->info.message, ret->message, sizeof ret->message);
                 expand(f,
                        ret,

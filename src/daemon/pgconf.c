@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "pgha/fileio.h"
+#include "pgha/json.h"
 #include "pgha/log.h"
 #include "pgha/pgconf.h"
 #include "pgha/proc.h"
@@ -171,17 +172,6 @@ static char *json_scalar(const cJSON *j) {
                 return asprintf(&s, "%g", d) < 0 ? NULL : s;
         }
         return NULL;
-}
-
-static bool json_truthy(const cJSON *j) {
-        if (cJSON_IsBool(j))
-                return cJSON_IsTrue(j);
-        if (cJSON_IsNumber(j))
-                return j->valuedouble != 0;
-        if (cJSON_IsString(j))
-                return strcasecmp(j->valuestring, "on") == 0 || strcasecmp(j->valuestring, "true") == 0 ||
-                        strcasecmp(j->valuestring, "yes") == 0 || streq(j->valuestring, "1");
-        return false;
 }
 
 static int fail(char **reterr, const char *fmt, ...) _printf_(2, 3);
@@ -356,11 +346,11 @@ static int parse_replica_methods(const cJSON *pg, PgSettings *s, char **reterr) 
                                 continue;
                         }
                         if (streq(k->string, "keep_data"))
-                                rm->keep_data = json_truthy(k);
+                                rm->keep_data = json_parse_bool(k);
                         else if (streq(k->string, "no_params"))
-                                rm->no_params = json_truthy(k);
+                                rm->no_params = json_parse_bool(k);
                         else if (streq(k->string, "no_leader") || streq(k->string, "no_master"))
-                                rm->no_leader = json_truthy(k);
+                                rm->no_leader = json_parse_bool(k);
                         /* Patroni passes every other key (these flags included) as --k=v, the value
                          * printed by Python: booleans as True/False. */
                         _cleanup_free_ char *v = cJSON_IsBool(k) ? strdup(cJSON_IsTrue(k) ? "True" : "False")
@@ -415,9 +405,9 @@ static int parse_bootstrap(const cJSON *root, PgSettings *s, char **reterr) {
                         return r;
                 if (!cb->command)
                         return fail(reterr, "bootstrap.%s.command: missing", cb->name);
-                cb->no_params = json_truthy(cJSON_GetObjectItemCaseSensitive(sec, "no_params"));
-                cb->keep_existing_recovery_conf =
-                        json_truthy(cJSON_GetObjectItemCaseSensitive(sec, "keep_existing_recovery_conf"));
+                cb->no_params = json_parse_bool(cJSON_GetObjectItemCaseSensitive(sec, "no_params"));
+                cb->keep_existing_recovery_conf = json_parse_bool(
+                        cJSON_GetObjectItemCaseSensitive(sec, "keep_existing_recovery_conf"));
                 cb->has_recovery_conf = cJSON_GetObjectItemCaseSensitive(sec, "recovery_conf") != NULL;
                 r = get_params(sec, "recovery_conf", false, &cb->recovery_conf, reterr, "bootstrap.method");
                 if (r < 0)
@@ -539,13 +529,13 @@ int pg_settings_from_json(const cJSON *root, PgSettings *ret, char **reterr) {
                                 reterr, "postgresql.pg_ctl_timeout: expected a positive number of seconds");
                 s.pg_ctl_timeout = (usec_t)(j->valuedouble * USEC_PER_SEC);
         }
-        s.use_pg_rewind = json_truthy(cJSON_GetObjectItemCaseSensitive(pg, "use_pg_rewind"));
+        s.use_pg_rewind = json_parse_bool(cJSON_GetObjectItemCaseSensitive(pg, "use_pg_rewind"));
         j = cJSON_GetObjectItemCaseSensitive(pg, "use_slots");
         if (j)
-                s.use_slots = json_truthy(j);
-        s.remove_data_directory_on_rewind_failure =
-                json_truthy(cJSON_GetObjectItemCaseSensitive(pg, "remove_data_directory_on_rewind_failure"));
-        s.remove_data_directory_on_diverged_timelines = json_truthy(
+                s.use_slots = json_parse_bool(j);
+        s.remove_data_directory_on_rewind_failure = json_parse_bool(
+                cJSON_GetObjectItemCaseSensitive(pg, "remove_data_directory_on_rewind_failure"));
+        s.remove_data_directory_on_diverged_timelines = json_parse_bool(
                 cJSON_GetObjectItemCaseSensitive(pg, "remove_data_directory_on_diverged_timelines"));
 
         r = parse_replica_methods(pg, &s, reterr);

@@ -632,6 +632,10 @@ static void start_on_isready(PgCtlJob *j, const ProcResult *r) {
         JOB_TRY(j, pgctl_job_after(j, PGCTL_POLL_USEC, start_poll), "could not arm timer");
 }
 
+static void start_exited(PgCtlJob *j, const char *why) {
+        pgctl_job_finish(j, -ESRCH, "postgres (PID %d) exited during start-up: %s", (int)j->pid, why);
+}
+
 /* postgres exited during start-up and its stderr went to our own log, out of reach: run it again with
  * the same options and -C, which reads and checks the configuration as the start did and exits. A
  * configuration error (the usual cause) is named from its output; anything else is only in PostgreSQL's
@@ -642,8 +646,7 @@ static void start_on_probe(PgCtlJob *j, const ProcResult *r) {
         if (!proc_result_ok(r) && (text = strdup(r->err_size > 0 ? r->err : r->out)))
                 why = startup_reason_from_text(text);
         if (why)
-                return pgctl_job_finish(
-                        j, -ESRCH, "postgres (PID %d) exited during start-up: %s", (int)j->pid, why);
+                return start_exited(j, why);
         pgctl_job_finish(
                 j,
                 -ESRCH,
@@ -673,8 +676,7 @@ static void start_poll(PgCtlJob *j) {
         if (!pgctl_pid_alive(j->pid)) {
                 _cleanup_free_ char *why = pgctl_postmaster_log_reason(s);
                 if (why)
-                        return pgctl_job_finish(
-                                j, -ESRCH, "postgres (PID %d) exited during start-up: %s", (int)j->pid, why);
+                        return start_exited(j, why);
                 return start_spawn_probe(j);
         }
         if (pgctl_job_past_deadline(j))

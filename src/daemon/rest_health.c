@@ -438,7 +438,12 @@ int rest_health_status(const NodeSnapshot *s, RestHealthCheck check, const RestQ
         } else
                 leader_code = primary_code = standby_leader_code = 503;
 
-        if (q->leader_needs_postgres && !streq(state, "running"))
+        /* pgha's rule (see leader_needs_postgres): the leader checks pass only while PostgreSQL serves
+         * as the leader, writable (a standby leader: running). A crashed primary restarted read-only
+         * before its promotion is not there yet. */
+        if (q->leader_needs_postgres &&
+            !(streq(state, "running") &&
+              (s->standby_cluster ? streq(role, "replica") || streq(role, "standby_leader") : primary_role)))
                 leader_code = primary_code = standby_leader_code = 503;
 
         switch (check) {

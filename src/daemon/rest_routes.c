@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdio.h>
 
+#include "pgha/json.h"
 #include "pgha/metrics.h"
 #include "pgha/rest.h"
 #include "rest-internal.h"
@@ -130,18 +131,6 @@ static void rest_get_metrics(RestRequest *req) {
 }
 
 /* ==== Writes ==== */
-
-static bool json_truthy(const cJSON *v) {
-        if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v))
-                return false;
-        if (cJSON_IsNumber(v))
-                return v->valuedouble != 0;
-        if (cJSON_IsString(v))
-                return !isempty(v->valuestring);
-        if (cJSON_IsArray(v) || cJSON_IsObject(v))
-                return v->child != NULL;
-        return true;
-}
 
 /* parse_bool(): str(value).lower() in on/true/yes/1. */
 static bool python_parse_bool_true(const cJSON *v) {

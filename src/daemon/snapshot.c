@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "pgha/json.h"
 #include "pgha/snapshot.h"
 
 static const char *const snapshot_role_table[_SNAPSHOT_ROLE_MAX] = {
@@ -51,21 +52,6 @@ void snapshot_done(NodeSnapshot *s) {
         cJSON_Delete(s->config);
         cJSON_Delete(s->failsafe);
         *s = (NodeSnapshot){};
-}
-
-/* Python truthiness of a JSON value: what bool(tags.get(...)) sees. */
-static bool json_truthy(const cJSON *v) {
-        if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v))
-                return false;
-        if (cJSON_IsTrue(v))
-                return true;
-        if (cJSON_IsNumber(v))
-                return v->valuedouble != 0;
-        if (cJSON_IsString(v))
-                return !isempty(v->valuestring);
-        if (cJSON_IsArray(v) || cJSON_IsObject(v))
-                return v->child != NULL;
-        return true;
 }
 
 /* snapshot_set_tags_from_config - replaces s->tags with Patroni's get_tags() view of config_tags (NULL or

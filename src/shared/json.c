@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <strings.h>
 
 #include "pgha/json.h"
 
@@ -326,4 +327,23 @@ int base64_decode(const char *s, size_t length, char **ret, size_t *ret_size) {
                 *ret_size = n;
         *ret = (char *)TAKE_PTR(out);
         return 0;
+}
+
+bool json_truthy(const cJSON *v) {
+        if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v))
+                return false;
+        if (cJSON_IsNumber(v))
+                return v->valuedouble != 0;
+        if (cJSON_IsString(v))
+                return !isempty(v->valuestring);
+        if (cJSON_IsArray(v) || cJSON_IsObject(v))
+                return v->child != NULL;
+        return true;
+}
+
+bool json_parse_bool(const cJSON *v) {
+        if (cJSON_IsString(v))
+                return strcasecmp(v->valuestring, "true") == 0 || strcasecmp(v->valuestring, "on") == 0 ||
+                        strcasecmp(v->valuestring, "yes") == 0 || streq(v->valuestring, "1");
+        return cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble != 0);
 }

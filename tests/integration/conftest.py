@@ -6,7 +6,11 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import pgha_cluster as pc  # noqa: E402
 import pgha_testlib as lib  # noqa: E402
+
+# The daemon the cluster tests run: pghad, or Patroni 3.0.2 to compare behaviour side by side.
+DAEMON = os.environ.get("PGHA_TEST_DAEMON", "pghad")
 
 # How much of each log a failed test prints: enough to see a daemon's decisions before the failure,
 # small enough that a CI page stays readable. etcd's JSON lines rarely matter and are long.
@@ -67,3 +71,34 @@ def etcd(workdir):
     server = lib.Etcd(workdir).start()
     yield server
     server.stop()
+
+
+# A cluster test's clusters (started by the test, all stopped afterwards) and its invariant checker:
+# fails the test if two nodes were ever writable primaries at once.
+@pytest.fixture
+def cluster_factory(workdir):
+    made = []
+
+    def make(**kwargs):
+        c = pc.Cluster(workdir, daemon=DAEMON, **kwargs)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture
+def checker():
+    holder = {}
+
+    def start(nodes):
+        holder["c"] = pc.PrimaryChecker(nodes)
+        holder["c"].start()
+        return holder["c"]
+
+    yield start
+    if "c" in holder:
+        holder["c"].stop()
+        assert holder["c"].violations == [], f"two writable primaries at once: {holder['c'].violations}"

@@ -434,6 +434,28 @@ class AckWriter(threading.Thread):
         self.join(10)
 
     def missing_on(self, node):
-        """Acknowledged ids absent from node's table."""
+        """Ids acknowledged before this call and absent from node's table. The writer keeps committing
+        while the table is read: a row acknowledged after the read began is not in its snapshot yet, so
+        the acknowledgements are copied first and only they are checked."""
+        acked = list(self.acked)
         present = {r[0] for r in node.query("SELECT id FROM pgha_acks")}
-        return [a for a in self.acked if a[0] not in present]
+        return [a for a in acked if a[0] not in present]
+
+
+def running_cluster(cluster_factory, checker, **kwargs):
+    """A started cluster (cluster_factory's keyword arguments) with a writable leader and every other
+    node streaming, watched by the two-primaries checker; returns (cluster, leader)."""
+    c = cluster_factory(**kwargs).start()
+    leader = c.wait_for_leader(30)
+    c.wait_for_streaming(leader, len(c.nodes) - 1, 30)
+    checker(c.nodes)
+    return c, leader
+
+
+def start_writer(c, leader):
+    """An AckWriter committing through the cluster's leader, once it has its first 10 acknowledgements."""
+    w = AckWriter(c)
+    w.setup(leader)
+    w.start()
+    lib.wait_until(lambda: len(w.acked) >= 10, 10, what="first acknowledged writes")
+    return w

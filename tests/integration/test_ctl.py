@@ -1,16 +1,15 @@
-"""pghactl end to end against a real cluster: etcd + 2 PostgreSQL 15 nodes supervised by real Patroni
-3.0.2 (PGHA_TEST_DAEMON=pghad runs the same file against pghad once the HA engine works). Every command
-is driven with pghactl and its effect checked on etcd, on the REST API or on PostgreSQL itself; read
-commands are compared byte for byte with the real patronictl on the same cluster. Error cases assert the
-one-line message and exit code 1. One cluster for the whole module; tests that move the leader find it
-again rather than assuming it.
+"""pghactl end to end against a real cluster: etcd + 2 PostgreSQL 15 nodes, supervised once by pghad and
+once by real Patroni 3.0.2 (the module runs twice; PGHA_TEST_DAEMON=pghad or =patroni runs only one).
+Every command is driven with pghactl and its effect checked on etcd, on the REST API or on PostgreSQL
+itself; read commands are compared byte for byte with the real patronictl on the same cluster. Error
+cases assert the one-line message and exit code 1. One cluster per daemon for the whole module; tests
+that move the leader find it again rather than assuming it.
 """
 import base64
 import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -20,7 +19,8 @@ import conftest
 import pgha_cluster as pc
 import pgha_testlib as lib
 
-DAEMON = os.environ.get("PGHA_TEST_DAEMON", "patroni")
+# Both daemons by default: pghad is what we ship, Patroni is the behaviour it must match.
+DAEMONS = [os.environ["PGHA_TEST_DAEMON"]] if os.environ.get("PGHA_TEST_DAEMON") else ["pghad", "patroni"]
 PATRONICTL = ["/usr/bin/python3", "/usr/bin/patronictl"]
 
 
@@ -84,13 +84,13 @@ def etcd_put(cluster, key, value):
                                "value": base64.b64encode(value.encode()).decode()})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=DAEMONS)
 def cluster(request):
     workdir = lib.make_postgres_dir()
     failures_before = request.session.testsfailed
     started = False
     # REST writes need basic auth: pghactl must send restapi.authentication as patronictl does
-    c = pc.Cluster(workdir, n=2, daemon=DAEMON,
+    c = pc.Cluster(workdir, n=2, daemon=request.param,
                    local_extra={"restapi": {"authentication": {"username": "admin", "password": "s3cret"}}})
     try:
         c.start()
@@ -109,12 +109,32 @@ def ctl(cluster):
     return Ctl(cluster)
 
 
+def repair_stuck_patroni_replica(cluster, leader, replica, grace=45):
+    """Patroni 3.0.2 at times leaves a replica that can never stream again after a failover or
+    switchover ("highest timeline N of the primary is behind recovery timeline N+1" in its log) and
+    does not repair it; seen in CI and in bench/. The reference daemon's own bug must not fail the
+    pghactl tests that follow, so such a replica is re-initialised through Patroni's REST API, and the
+    test log says so."""
+    try:
+        cluster.wait_for_streaming(leader, 1, grace)
+        return
+    except TimeoutError:
+        pass
+    print(f"NOTE: Patroni's {replica.name} has not streamed for {grace} s; reinitializing it")
+    auth = base64.b64encode(b"admin:s3cret").decode()
+    status, body = lib.http_get(replica.api_url + "/reinitialize", method="POST", data=b'{"force": true}',
+                                headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+    print(f"NOTE: POST /reinitialize: {status} {body!r}")
+
+
 def healthy(cluster, timeout=90):
     """Waits for a writable leader and a streaming replica whose member key says running; returns the
     (leader, replica) nodes."""
     leader = cluster.wait_for_leader(timeout)
-    cluster.wait_for_streaming(leader, 1, timeout)
     replica = next(n for n in cluster.nodes if n is not leader)
+    if replica.daemon == "patroni":
+        repair_stuck_patroni_replica(cluster, leader, replica)
+    cluster.wait_for_streaming(leader, 1, timeout)
 
     def member_running():
         value, _ = etcd_get(cluster, f"members/{replica.name}")
@@ -362,8 +382,9 @@ def test_switchover_with_force_moves_the_leader(cluster, ctl):
     assert new.name == replica.name
     assert cluster.leader_key() == replica.name
     healthy(cluster)
-    history = json.loads(etcd_get(cluster, "history")[0])
-    assert history[-1][4] == replica.name
+    # the new leader appends the switched-from timeline to `history` on one of its next loops
+    lib.wait_until(lambda: json.loads(etcd_get(cluster, "history")[0] or "[]")[-1][4] == replica.name, 30,
+                   what=f"a history entry naming {replica.name}")
 
 
 def test_switchover_interactive_prompts(cluster, ctl):
@@ -443,6 +464,48 @@ def test_restart_pending_and_scheduled(cluster, ctl):
                    30, interval=0.3, what="scheduled restart removed")
     ctl.fails("restart", "demo", "--pg-version", "abc", "--force",
               message="Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: abc")
+
+
+def test_scheduled_restart_fires_at_its_time(cluster, ctl):
+    """A restart scheduled a few seconds ahead happens then, not before, and is removed afterwards."""
+    leader, replica = healthy(cluster)
+    started = replica.query("SELECT pg_postmaster_start_time()")[0][0]
+    at = int(time.time()) + 4
+    when = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at))
+    out = ctl.ok("restart", "demo", replica.name, "--scheduled", when, "--force")
+    assert f"Success: restart scheduled on member {replica.name}" in out
+
+    def restarted():
+        now = replica.query("SELECT pg_postmaster_start_time()")[0][0]
+        return now if now > started else None
+    new_start = lib.wait_until(restarted, 60, interval=0.3, what="the scheduled restart")
+    assert new_start.timestamp() >= at - 0.5, f"restarted at {new_start}, scheduled for {when}"
+    lib.wait_until(lambda: "scheduled_restart" not in json.loads(etcd_get(cluster, f"members/{replica.name}")[0]),
+                   30, interval=0.3, what="the done restart removed from the member key")
+    healthy(cluster)
+
+
+def test_restart_pending_after_a_postmaster_setting(cluster, ctl):
+    """A changed postmaster-level setting leaves every member pending a restart; restart --pending
+    restarts them and the setting takes effect; set back, the same again."""
+    healthy(cluster)
+
+    def pending(flag):
+        keys = [json.loads(etcd_get(cluster, f"members/{n.name}")[0]) for n in cluster.nodes]
+        return all(bool(k.get("pending_restart")) == flag for k in keys)
+
+    for value, shown in (("32MB", "32MB"), ("", "128MB")):
+        ctl.ok("edit-config", "-p", f"shared_buffers={value}", "--force")
+        lib.wait_until(lambda: pending(True), 30, interval=0.3, what="pending_restart on every member")
+        assert "| Pending restart |" in ctl.ok("list")
+        out = ctl.ok("restart", "demo", "--pending", "--force")
+        for n in cluster.nodes:
+            assert f"Success: restart on member {n.name}\n" in out, out
+        for n in cluster.nodes:
+            lib.wait_until(lambda: n.query("SELECT current_setting('shared_buffers')")[0][0] == shown, 60,
+                           interval=0.3, what=f"shared_buffers={shown} on {n.name}")
+        lib.wait_until(lambda: pending(False), 30, interval=0.3, what="pending_restart cleared")
+        healthy(cluster)
 
 
 def test_reload_all_members(cluster, ctl):

@@ -13,60 +13,15 @@ import time
 
 import pytest
 
+from conftest import DAEMON
 import pgha_cluster as pc
 import pgha_testlib as lib
 
-DAEMON = os.environ.get("PGHA_TEST_DAEMON", "pghad")
-
-
-@pytest.fixture
-def cluster_factory(workdir):
-    made = []
-
-    def make(**kwargs):
-        c = pc.Cluster(workdir, daemon=DAEMON, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
-
-
-@pytest.fixture
-def checker():
-    holder = {}
-
-    def start(nodes):
-        holder["c"] = pc.PrimaryChecker(nodes)
-        holder["c"].start()
-        return holder["c"]
-
-    yield start
-    if "c" in holder:
-        holder["c"].stop()
-        assert holder["c"].violations == [], f"two writable primaries at once: {holder['c'].violations}"
-
-
-def running_cluster(cluster_factory, checker, **kwargs):
-    c = cluster_factory(**kwargs).start()
-    leader = c.wait_for_leader(30)
-    c.wait_for_streaming(leader, len(c.nodes) - 1, 30)
-    checker(c.nodes)
-    return c, leader
-
-
-def start_writer(c, leader):
-    w = pc.AckWriter(c)
-    w.setup(leader)
-    w.start()
-    lib.wait_until(lambda: len(w.acked) >= 10, 10, what="first acknowledged writes")
-    return w
 
 
 def test_bootstrap_one_leader_two_streaming_replicas(cluster_factory, checker):
     started = time.monotonic()
-    c, leader = running_cluster(cluster_factory, checker)
+    c, leader = pc.running_cluster(cluster_factory, checker)
     assert time.monotonic() - started < 30
     replicas = [n for n in c.nodes if n is not leader]
     for r in replicas:
@@ -92,7 +47,7 @@ def test_health_endpoints_answer_fast_while_etcd_frozen(cluster_factory, checker
     """Health handlers answer from the daemon's snapshot and never wait on etcd: with etcd frozen, every
     check still answers within 10 ms (95th percentile; a noisy CI machine gets slack on the maximum).
     Whether the leader keeps its role meanwhile is the HA rules' business, so 200 and 503 both count."""
-    c, leader = running_cluster(cluster_factory, checker, n=2)
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
     replica = next(n for n in c.nodes if n is not leader)
     checks = [(leader, p) for p in ("/leader", "/primary", "/health", "/liveness", "/readiness", "/")] + \
              [(replica, p) for p in ("/replica", "/read-only", "/health", "/liveness", "/readiness")]
@@ -115,8 +70,8 @@ def test_health_endpoints_answer_fast_while_etcd_frozen(cluster_factory, checker
 
 
 def test_kill9_leader_fails_over_and_old_leader_rejoins(cluster_factory, checker):
-    c, leader = running_cluster(cluster_factory, checker)
-    w = start_writer(c, leader)
+    c, leader = pc.running_cluster(cluster_factory, checker)
+    w = pc.start_writer(c, leader)
     leader.kill9()
     new = c.wait_for_leader(30, exclude=(leader.name,))
     lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
@@ -129,7 +84,7 @@ def test_kill9_leader_fails_over_and_old_leader_rejoins(cluster_factory, checker
 
 
 def test_sigterm_leader_hands_over_within_2s(cluster_factory, checker):
-    c, leader = running_cluster(cluster_factory, checker)
+    c, leader = pc.running_cluster(cluster_factory, checker)
     stopped = time.monotonic()
     leader.process.send_signal(signal.SIGTERM)
     new = c.wait_for_leader(10, exclude=(leader.name,))
@@ -141,8 +96,8 @@ def test_frozen_leader_stops_accepting_writes_on_waking(cluster_factory, checker
     """The whole leader host (daemon and every PostgreSQL process) frozen past ttl, then woken: the old
     primary must fence itself before a client gets writes through. The window between the wake-up and
     the fence is measured and bounded (generously here for a noisy CI machine; bench/ measures it)."""
-    c, leader = running_cluster(cluster_factory, checker)
-    w = start_writer(c, leader)
+    c, leader = pc.running_cluster(cluster_factory, checker)
+    w = pc.start_writer(c, leader)
     conn = leader.connect(timeout=1)  # a client connected before the freeze, as applications are
     leader.signal_all(signal.SIGSTOP)
     new = c.wait_for_leader(30, exclude=(leader.name,))
@@ -171,7 +126,7 @@ def test_frozen_leader_stops_accepting_writes_on_waking(cluster_factory, checker
 
 
 def test_switchover_to_named_candidate_and_without_one(cluster_factory, checker):
-    c, leader = running_cluster(cluster_factory, checker)
+    c, leader = pc.running_cluster(cluster_factory, checker)
     candidate = next(n for n in c.nodes if n is not leader)
     status, body = leader.api("/switchover", "POST", {"leader": leader.name, "candidate": candidate.name},
                               timeout=60)
@@ -183,7 +138,7 @@ def test_switchover_to_named_candidate_and_without_one(cluster_factory, checker)
 
 
 def test_scheduled_switchover_fires_at_its_time(cluster_factory, checker):
-    c, leader = running_cluster(cluster_factory, checker)
+    c, leader = pc.running_cluster(cluster_factory, checker)
     candidate = next(n for n in c.nodes if n is not leader)
     at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=5)
     status, body = leader.api("/switchover", "POST", {"leader": leader.name, "candidate": candidate.name,
@@ -196,7 +151,7 @@ def test_scheduled_switchover_fires_at_its_time(cluster_factory, checker):
 
 
 def test_failover_without_healthy_leader(cluster_factory, checker):
-    c, leader = running_cluster(cluster_factory, checker)
+    c, leader = pc.running_cluster(cluster_factory, checker)
     candidate = next(n for n in c.nodes if n is not leader)
     other = next(n for n in c.nodes if n not in (leader, candidate))
     status, body = other.api("/failover", "POST", {"candidate": candidate.name}, timeout=60)
@@ -251,7 +206,7 @@ def test_replica_lagging_beyond_maximum_lag_on_failover_does_not_promote(cluster
 
 
 def test_pause_prevents_failover_and_resume_recovers(cluster_factory, checker):
-    c, leader = running_cluster(cluster_factory, checker)
+    c, leader = pc.running_cluster(cluster_factory, checker)
     status, body = leader.api("/config", "PATCH", {"pause": True})
     assert status == 200, body
     lib.wait_until(lambda: leader.api("/patroni")[1].get("pause") is True, 10, what="pause seen")

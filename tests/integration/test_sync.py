@@ -22,23 +22,8 @@ import pytest
 import pgha_cluster as pc
 import pgha_testlib as lib
 
-DAEMON = os.environ.get("PGHA_TEST_DAEMON", "pghad")
 TTL = pc.SHORT_TIMINGS["ttl"]
 LOOP_WAIT = pc.SHORT_TIMINGS["loop_wait"]
-
-
-@pytest.fixture
-def cluster_factory(workdir):
-    made = []
-
-    def make(**kwargs):
-        c = pc.Cluster(workdir, daemon=DAEMON, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
 
 
 class SyncChecker(threading.Thread):
@@ -96,6 +81,10 @@ class SyncChecker(threading.Thread):
             if name not in self._named and ssn_after[1].get(name, "sync") != "sync":
                 self.violations.append((time.time(), "named before sync", key, ssn_after))
         self._named = set(standbys(key))
+
+    def wait_sampled(self, timeout=10):
+        """Waits for a first sample, so a test that ends its primary quickly has still been checked."""
+        lib.wait_until(lambda: self.samples > 0, timeout, what="a first sample of the sync checker")
 
     def stop(self):
         self._stop_event.set()
@@ -167,29 +156,6 @@ def sync_checker():
         assert holder["c"].violations == [], f"sync named a standby PostgreSQL did not: {holder['c'].violations}"
 
 
-@pytest.fixture
-def checker():
-    holder = {}
-
-    def start(nodes):
-        holder["c"] = pc.PrimaryChecker(nodes)
-        holder["c"].start()
-        return holder["c"]
-
-    yield start
-    if "c" in holder:
-        holder["c"].stop()
-        assert holder["c"].violations == [], f"two writable primaries at once: {holder['c'].violations}"
-
-
-def running_cluster(cluster_factory, checker, dcs_extra, **kwargs):
-    c = cluster_factory(dcs_extra=dcs_extra, **kwargs).start()
-    leader = c.wait_for_leader(30)
-    c.wait_for_streaming(leader, len(c.nodes) - 1, 30)
-    checker(c.nodes)
-    return c, leader
-
-
 def wait_sync_standby(c, leader, timeout=20, count=1):
     """Waits until `sync` = {leader, count standbys}; returns the standby names."""
     def check():
@@ -198,18 +164,10 @@ def wait_sync_standby(c, leader, timeout=20, count=1):
     return lib.wait_until(check, timeout, interval=0.1, what=f"sync key naming {count} standby(s) of {leader.name}")
 
 
-def start_writer(c, leader):
-    w = pc.AckWriter(c)
-    w.setup(leader)
-    w.start()
-    lib.wait_until(lambda: len(w.acked) >= 10, 10, what="first acknowledged writes")
-    return w
-
-
 def test_kill9_primary_repeatedly_loses_no_acknowledged_commit(cluster_factory, checker, sync_checker):
-    c, leader = running_cluster(cluster_factory, checker, {"synchronous_mode": True})
+    c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra={"synchronous_mode": True})
     sync_checker(c)
-    w = start_writer(c, leader)
+    w = pc.start_writer(c, leader)
     for _ in range(3):
         named = wait_sync_standby(c, leader)
         leader.kill9()
@@ -228,9 +186,9 @@ def test_frozen_primary_loses_no_acknowledged_commit(cluster_factory, checker, s
     """The whole primary host frozen past ttl (SIGSTOP), then woken (SIGCONT): the synchronous standby
     takes over, and the woken old primary acknowledges nothing to a client still connected to it (its
     synchronous standby is gone) before it fences itself."""
-    c, leader = running_cluster(cluster_factory, checker, {"synchronous_mode": True})
+    c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra={"synchronous_mode": True})
     sync_checker(c)
-    w = start_writer(c, leader)
+    w = pc.start_writer(c, leader)
     named = wait_sync_standby(c, leader)
     conn = leader.connect(timeout=1)
     leader.signal_all(signal.SIGSTOP)
@@ -261,13 +219,14 @@ def test_frozen_primary_loses_no_acknowledged_commit(cluster_factory, checker, s
 def test_only_a_sync_member_may_take_over(cluster_factory, checker, sync_checker):
     """The primary and its synchronous standby crash together: the asynchronous one must not promote
     (it may miss acknowledged commits); when the synchronous standby comes back it takes over."""
-    c, leader = running_cluster(cluster_factory, checker, {"synchronous_mode": True})
-    sync_checker(c)
-    w = start_writer(c, leader)
+    c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra={"synchronous_mode": True})
+    sc = sync_checker(c)
+    w = pc.start_writer(c, leader)
     named = wait_sync_standby(c, leader)
     sync_node = c.node(named[0])
     other = next(n for n in c.nodes if n is not leader and n is not sync_node)
     lib.wait_until(lambda: len(w.acked) >= 20, 10, what="some writes")
+    sc.wait_sampled()
     leader.kill9()
     sync_node.kill9()
     deadline = time.monotonic() + 2 * TTL + 3
@@ -283,13 +242,13 @@ def test_only_a_sync_member_may_take_over(cluster_factory, checker, sync_checker
 
 
 def test_strict_mode_blocks_commits_without_standby(cluster_factory, checker, sync_checker):
-    c, leader = running_cluster(cluster_factory, checker,
-                                {"synchronous_mode": True, "synchronous_mode_strict": True})
+    c, leader = pc.running_cluster(cluster_factory, checker,
+                                   dcs_extra={"synchronous_mode": True, "synchronous_mode_strict": True})
     sync_checker(c)
     named = wait_sync_standby(c, leader)
     # The synchronous standby first: a clean stop asks the leader to release it (nosync) and waits.
     replicas = sorted((n for n in c.nodes if n is not leader), key=lambda n: n.name not in named)
-    w = start_writer(c, leader)
+    w = pc.start_writer(c, leader)
     for r in replicas:
         r.stop()
         assert r.name not in standbys(sync_key(c)), f"{r.name} stopped while still named in sync"
@@ -322,8 +281,8 @@ def test_strict_mode_blocks_commits_without_standby(cluster_factory, checker, sy
 
 
 def test_node_count_nosync_tag_and_key_encoding(cluster_factory, checker, sync_checker):
-    c, leader = running_cluster(cluster_factory, checker,
-                                {"synchronous_mode": True, "synchronous_node_count": 2})
+    c, leader = pc.running_cluster(cluster_factory, checker,
+                                   dcs_extra={"synchronous_mode": True, "synchronous_node_count": 2})
     sync_checker(c)
     replicas = sorted(n.name for n in c.nodes if n is not leader)
     wait_sync_standby(c, leader, count=2)
@@ -352,7 +311,7 @@ def test_node_count_nosync_tag_and_key_encoding(cluster_factory, checker, sync_c
     # Switchover: only to a member sync names (Patroni's 412), and the winner claims the key.
     status, body = leader.api("/switchover", "POST", {"leader": leader.name, "candidate": out.name})
     assert (status, body) == (412, b"candidate name does not match with sync_standby"), (status, body)
-    w = start_writer(c, leader)
+    w = pc.start_writer(c, leader)
     status, body = leader.api("/switchover", "POST", {"leader": leader.name, "candidate": replicas[0]},
                               timeout=60)
     assert status == 200, body
@@ -366,7 +325,7 @@ def test_node_count_nosync_tag_and_key_encoding(cluster_factory, checker, sync_c
 
 
 def test_runtime_toggle_through_patch_config_and_edit_config(cluster_factory, checker, sync_checker):
-    c, leader = running_cluster(cluster_factory, checker, {})
+    c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra={})
     checker_thread = sync_checker(c)
     assert ssn(leader) == ""
     assert sync_key(c) is None

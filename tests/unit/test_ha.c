@@ -73,6 +73,37 @@ TEST(member_key_optional_fields) {
         ASSERT_ERROR(ha_member_key_json(&i, &j), EINVAL);
 }
 
+TEST(member_key_scheduled_restart) {
+        _cleanup_(cJSON_Deletep) cJSON *sr = NULL, *j = NULL;
+        _cleanup_free_ char *s = NULL;
+        HaMemberKeyInfo i = {
+                .conn_url = "c",
+                .api_url = "a",
+                .state = "running",
+                .role = "replica",
+                .version = "3.0.2",
+                .has_xlog = true,
+                .xlog_location = 5,
+                .timeline = 1,
+                .pause = true,
+        };
+
+        ASSERT_OK(json_parse_string(
+                "{\"postgres_version\":\"99.1\",\"schedule\":\"2026-11-27T10:00:00+00:00\","
+                "\"postmaster_start_time\":\"2026-11-27 09:00:00.1+00:00\"}",
+                &sr));
+        i.scheduled_restart = sr;
+        ASSERT_OK(ha_member_key_json(&i, &j));
+        s = compact(j);
+        /* after xlog_location and timeline, before pause, as Patroni's touch_member() builds it */
+        ASSERT_STREQ(
+                s,
+                "{\"conn_url\":\"c\",\"api_url\":\"a\",\"state\":\"running\",\"role\":\"replica\","
+                "\"version\":\"3.0.2\",\"xlog_location\":5,\"timeline\":1,\"scheduled_restart\":{"
+                "\"postgres_version\":\"99.1\",\"schedule\":\"2026-11-27T10:00:00+00:00\","
+                "\"postmaster_start_time\":\"2026-11-27 09:00:00.1+00:00\"},\"pause\":true}");
+}
+
 TEST(member_api_parse) {
         static const char primary[] =
                 "{\"state\":\"running\",\"role\":\"master\",\"xlog\":{\"location\":100},\"timeline\":3,"

@@ -535,6 +535,27 @@ SETUP(s_restart_not_due) {
         f->restart.scheduled = true;
         f->restart.scheduled_at = NOW + 60 * USEC_PER_SEC;
 }
+SETUP(s_restart_replica_requested) {
+        base_replica(f);
+        f->restart.requested = true;
+}
+SETUP(s_restart_scheduled_paused) {
+        base(f);
+        f->dcs.config.pause = true;
+        f->restart.scheduled = true;
+        f->restart.scheduled_at = NOW - 30 * USEC_PER_SEC; /* stale, but paused: kept, not run */
+}
+SETUP(s_restart_requested_paused) {
+        base_replica(f);
+        f->dcs.config.pause = true;
+        f->restart.requested = true; /* a manual restart is allowed in maintenance mode */
+}
+SETUP(s_restart_start_time_unknown) {
+        base(f);
+        f->restart.scheduled = true;
+        f->restart.scheduled_at = NOW;
+        f->restart.postmaster_start_time = 0; /* scheduled while PostgreSQL was down */
+}
 /* lock holder */
 SETUP(s_renew_failed_replica) {
         base_replica(f);
@@ -1156,6 +1177,29 @@ static const Scenario scenarios[] = {
            .row = "leader_primary",
            .action = HA_ACTION_RENEW_LOCK,
            .next = HA_ROLE_PRIMARY),
+        /* a replica restarts still following its leader, never without primary_conninfo */
+        SC(s_restart_replica_requested,
+           .row = "restart_due",
+           .action = HA_ACTION_RESTART,
+           .next = HA_ROLE_REPLICA,
+           .target = "node1",
+           .flags = HA_FLAG_CLEAR_RESTART),
+        SC(s_restart_scheduled_paused,
+           .row = "leader_primary",
+           .action = HA_ACTION_RENEW_LOCK,
+           .next = HA_ROLE_PRIMARY,
+           .message = "PAUSE: no action. I am (node1), the leader with the lock"),
+        SC(s_restart_requested_paused,
+           .row = "restart_due",
+           .action = HA_ACTION_RESTART,
+           .next = HA_ROLE_REPLICA,
+           .target = "node1",
+           .flags = HA_FLAG_CLEAR_RESTART),
+        SC(s_restart_start_time_unknown,
+           .row = "restart_due",
+           .action = HA_ACTION_RESTART,
+           .next = HA_ROLE_PRIMARY,
+           .flags = HA_FLAG_CLEAR_RESTART),
         SC(s_renew_failed_replica,
            .row = "renew_failed_replica",
            .action = HA_ACTION_WAIT,
@@ -1609,6 +1653,54 @@ TEST(string_tables) {
 
 /* ---- helpers and housekeeping ----------------------------------------------------------------------------
  */
+
+TEST(restart_filters) {
+        /* no filter: always */
+        ASSERT_TRUE(ha_fsm_restart_mismatch(NULL, 0, false, "replica", 150002, false) == NULL);
+        /* role: primary and master name the same role */
+        ASSERT_TRUE(ha_fsm_restart_mismatch("primary", 0, false, "master", 150002, false) == NULL);
+        ASSERT_TRUE(ha_fsm_restart_mismatch("master", 0, false, "master", 150002, false) == NULL);
+        ASSERT_TRUE(ha_fsm_restart_mismatch("replica", 0, false, "replica", 150002, false) == NULL);
+        ASSERT_STREQ(
+                ha_fsm_restart_mismatch("replica", 0, false, "master", 150002, false), "host role mismatch");
+        ASSERT_STREQ(
+                ha_fsm_restart_mismatch("primary", 0, false, "replica", 150002, false),
+                "host role mismatch");
+        /* postgres_version: restart only an older server */
+        ASSERT_TRUE(ha_fsm_restart_mismatch(NULL, 150003, false, "replica", 150002, false) == NULL);
+        ASSERT_STREQ(
+                ha_fsm_restart_mismatch(NULL, 150002, false, "replica", 150002, false),
+                "postgres version mismatch");
+        ASSERT_STREQ(
+                ha_fsm_restart_mismatch(NULL, 140000, false, "replica", 150002, false),
+                "postgres version mismatch");
+        /* restart_pending */
+        ASSERT_TRUE(ha_fsm_restart_mismatch(NULL, 0, true, "replica", 150002, true) == NULL);
+        ASSERT_STREQ(
+                ha_fsm_restart_mismatch(NULL, 0, true, "replica", 150002, false),
+                "pending restart flag is not set");
+        /* several fail: the last checked is reported, as Patroni does */
+        ASSERT_STREQ(
+                ha_fsm_restart_mismatch("replica", 990100, true, "master", 150002, false),
+                "pending restart flag is not set");
+        ASSERT_STREQ(
+                ha_fsm_restart_mismatch("replica", 140000, false, "master", 150002, false),
+                "postgres version mismatch");
+}
+
+TEST(decision_carries_the_healthiest_reason) {
+        HaFacts f;
+        HaDecision d;
+
+        s_unlocked_lagging(&f);
+        ASSERT_OK(ha_fsm_decide(&f, &d));
+        ASSERT_STREQ(d.message, "following a different leader because i am not the healthiest node");
+        ASSERT_STREQ(d.reason, "My wal position exceeds maximum replication lag");
+
+        s_unlocked_other_ahead(&f);
+        ASSERT_OK(ha_fsm_decide(&f, &d));
+        ASSERT_STREQ(d.reason, "Wal position of node3 is ahead of my wal position");
+}
 
 TEST(healthiest_reasons) {
         HaFacts f;

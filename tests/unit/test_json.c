@@ -122,4 +122,40 @@ TEST(base64) {
         }
 }
 
+TEST(truthy_and_parse_bool) {
+        static const struct {
+                const char *json;
+                bool truthy, parse_bool;
+        } cases[] = {
+                {"null", false, false},
+                {"false", false, false},
+                {"true", true, true},
+                {"0", false, false},
+                {"2", true, true},
+                {"\"\"", false, false},
+                {"\"no\"", true, false},
+                {"\"On\"", true, true},
+                {"\"YES\"", true, true},
+                {"\"1\"", true, true},
+                {"[]", false, false},
+                {"[0]", true, false},
+                {"{}", false, false},
+                {"{\"a\":1}", true, false},
+        };
+
+        ASSERT_FALSE(json_truthy(NULL));
+        ASSERT_FALSE(json_parse_bool(NULL));
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                cJSON *j = cJSON_Parse(cases[i].json);
+                ASSERT_NOT_NULL(j);
+                if (json_truthy(j) != cases[i].truthy || json_parse_bool(j) != cases[i].parse_bool)
+                        TEST_FAIL(
+                                "%s: truthy %d parse_bool %d",
+                                cases[i].json,
+                                json_truthy(j),
+                                json_parse_bool(j));
+                cJSON_Delete(j);
+        }
+}
+
 DEFINE_TEST_MAIN

@@ -323,6 +323,18 @@ TEST(leader_needs_postgres) {
         ASSERT_EQ(rest_health_status(&p, REST_CHECK_PRIMARY, &q), 200); /* running: unchanged */
         snapshot_done(&s);
         snapshot_done(&p);
+
+        /* Lock held, PostgreSQL restarted read-only after a crash and not promoted yet: not writable. */
+        s =
+                load("{\"state\":\"running\",\"status_ok\":true,\"role\":\"replica\",\"in_recovery\":true,"
+                     "\"is_leader\":true,\"cluster_view\":true,\"leader_name\":\"node1\"}");
+        q.leader_needs_postgres = false;
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_LEADER, &q), 200);
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_PRIMARY, &q), 200);
+        q.leader_needs_postgres = true;
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_LEADER, &q), 503);
+        ASSERT_EQ(rest_health_status(&s, REST_CHECK_PRIMARY, &q), 503);
+        snapshot_done(&s);
 }
 
 TEST(path_to_check) {
