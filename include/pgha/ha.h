@@ -63,6 +63,7 @@ typedef struct HaMemberApi {
         uint32_t timeline;
         bool nofailover;
         bool watchdog_failed;
+        bool upstream_detached; /* "upstream_detached": true (quorum vote, docs/ha.md) */
 } HaMemberApi;
 
 /* ha_member_api_parse - fills *ret from a GET /patroni body (fetch = OK), -EINVAL when unusable. */

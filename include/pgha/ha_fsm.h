@@ -26,6 +26,8 @@
 #define HA_SYNC_MAX    64
 #define HA_NAME_MAX    128
 #define HA_MESSAGE_MAX 384
+/* A leaderless quorum cluster re-decides this often while voters detach (capped by loop_wait). */
+#define HA_QUORUM_RECHECK_USEC (200 * USEC_PER_MSEC)
 
 /* The node's HA role: the row dimension of the table. The ha module keeps it between ticks, sets it at
  * start-up from the data directory and PostgreSQL (empty → uninitialized, running primary → master,
@@ -177,6 +179,9 @@ typedef struct HaMember {
                 uint32_t timeline;
                 bool nofailover;
                 bool watchdog_failed;
+                /* its PostgreSQL cannot stream from anyone (primary_conninfo cleared and no walreceiver
+                 * seen since): the WAL position it reported is final (quorum vote, docs/ha.md) */
+                bool upstream_detached;
         } api;
 } HaMember;
 
@@ -226,6 +231,9 @@ typedef struct HaFacts {
                 HaDivergence divergence;
                 bool rewind_usable; /* pg_rewind runs and wal_log_hints=on or data checksums */
                 bool rewind_failed; /* the last pg_rewind failed */
+                /* a replica whose primary_conninfo we cleared, with no walreceiver in two probes
+                 * since: it receives no more WAL from the former leader (quorum vote) */
+                bool upstream_detached;
         } pg;
 
         /* Our own lease as seen by the lease keep-alive timer. */

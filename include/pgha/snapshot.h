@@ -85,6 +85,7 @@ typedef struct NodeSnapshot {
         bool synchronous_mode;      /* cluster config synchronous_mode */
         bool quorum_mode;           /* synchronous_mode: quorum (Patroni 4) */
         bool sync_member;           /* this node is listed in the sync key */
+        bool upstream_detached;     /* quorum vote: replica detached from the former leader (docs/ha.md) */
         bool standby_cluster;       /* config has a standby_cluster section (host/port/restore_command) */
         bool paused;                /* maintenance mode (config "pause") */
         bool failsafe_mode;         /* config failsafe_mode is on */

@@ -135,6 +135,8 @@ struct Ha {
         HaRole role;
         HaDecision decision;
         char last_message[HA_MESSAGE_MAX];
+        char last_reason[HA_MESSAGE_MAX];
+        usec_t last_logged_at; /* when last_message was logged */
 
         /* lock */
         bool lock_held, renew_failed, bootstrap_won;
@@ -156,6 +158,11 @@ struct Ha {
 
         /* following */
         char *following; /* "host:port" the recovery section points at; NULL: none */
+        /* The recovery section we last wrote names no upstream (recovery_for(NULL)) and the job that
+         * applied it did not fail; detached_probes counts the probes since, taken with no job running,
+         * that saw PostgreSQL in recovery without a walreceiver. Two of them: upstream detached. */
+        bool upstream_cleared;
+        unsigned detached_probes;
 
         /* intents */
         bool reinit_requested, restart_requested;
@@ -536,6 +543,11 @@ static cJSON *cluster_json(Ha *h) {
         return o;
 }
 
+/* Our PostgreSQL receives WAL from nobody and will not until we write another recovery section. */
+static bool upstream_detached(Ha *h) {
+        return h->upstream_cleared && h->detached_probes >= 2;
+}
+
 static void snapshot_update(Ha *h) {
         const PgStatus *st = pgstatus(h);
         NodeSnapshot *s = &h->snap;
@@ -601,6 +613,8 @@ static void snapshot_update(Ha *h) {
         s->failsafe_mode = h->dyn.failsafe_mode;
         s->synchronous_mode = h->dyn.synchronous_mode != SYNCHRONOUS_MODE_OFF;
         s->quorum_mode = h->dyn.synchronous_mode == SYNCHRONOUS_MODE_QUORUM;
+        /* Published only where a quorum key counts votes, so other documents stay Patroni's. */
+        s->upstream_detached = upstream_detached(h) && h->cluster && h->cluster->sync_quorum > 0;
         s->watchdog_failed = h->watchdog && !watchdog_is_healthy(h->watchdog);
         if (h->cluster) {
                 free(s->leader_name);
@@ -645,6 +659,8 @@ static int recovery_for(Ha *h, const char *target, PgParams *ret) {
         h->following = NULL;
         if (host && asprintf(&h->following, "%s:%u", host, port) < 0)
                 h->following = NULL;
+        h->upstream_cleared = !host;
+        h->detached_probes = 0;
         return 0;
 }
 
@@ -662,6 +678,8 @@ static void job_finish(Ha *h, int r) {
                 h->rewind_failed = r < 0;
         if (kind == HA_JOB_START || kind == HA_JOB_RESTART)
                 h->start_failed_seen = r < 0;
+        if (r < 0) /* the recovery section it was to apply may not be live */
+                h->upstream_cleared = false;
         if (h->job_step == STEP_RESTART && h->restart_call) {
                 (void)rest_call_reply_text(
                         h->restart_call,
@@ -1655,7 +1673,9 @@ static int act_follow(Ha *h, const HaDecision *dec) {
         (void)member_host_port(h, dec->target, &host, &port);
         if (host && asprintf(&want, "%s:%u", host, port) < 0)
                 return -ENOMEM;
-        if (streq_ptr(want, h->following) && (want || !h->following))
+        /* Following nobody is settled only once we cleared the upstream ourselves: a PostgreSQL we found
+         * running may still stream from a former leader. */
+        if (want ? streq_ptr(want, h->following) : h->upstream_cleared)
                 return 0;
         if (!h->following && st->receiver_host && host && streq(st->receiver_host, host) &&
             st->receiver_port == port) {
@@ -1974,6 +1994,7 @@ static void decide_and_act(Ha *h) {
         f.pg.state_since = st ? (st->running ? st->process_checked_at : st->not_running_since) : 0;
         f.pg.rewind_usable = h->pgs.use_pg_rewind;
         f.pg.rewind_failed = h->rewind_failed;
+        f.pg.upstream_detached = upstream_detached(h);
         f.pg.divergence = HA_DIVERGENCE_UNKNOWN;
         if (h->cluster && h->cluster->leader && !streq(h->cluster->leader, h->pgs.name)) {
                 const DcsMember *lm = dcs_cluster_find_member(h->cluster, h->cluster->leader);
@@ -2076,11 +2097,18 @@ static void decide_and_act(Ha *h) {
                         ha_role_to_string(h->role),
                         ha_role_to_string(dec.next_role),
                         dec.comment);
-        if (dec.reason[0])
-                log_info("%s", dec.reason);
-        if (!streq(dec.message, h->last_message) || dec.action != HA_ACTION_RENEW_LOCK)
+        /* A decision repeated by ticks closer than loop_wait (a quorum recheck) is logged about once per
+         * loop_wait, as Patroni logs each cycle; a renewal only when its message changes. */
+        if (!streq(dec.message, h->last_message) || !streq(dec.reason, h->last_reason) ||
+            (dec.action != HA_ACTION_RENEW_LOCK &&
+             h->now + loop_wait_usec(h) / 2 >= h->last_logged_at + loop_wait_usec(h))) {
+                if (dec.reason[0])
+                        log_info("%s", dec.reason);
                 log_info("%s", dec.message);
+                h->last_logged_at = h->now;
+        }
         snprintf(h->last_message, sizeof h->last_message, "%s", dec.message);
+        snprintf(h->last_reason, sizeof h->last_reason, "%s", dec.reason);
         h->decision = dec;
         if (!h->lock_held)
                 sync_forget(h);
@@ -2246,6 +2274,12 @@ static void on_probe(PgMon *m, const PgStatus *status, void *userdata) {
                 (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
                 (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
         }
+
+        if (h->upstream_cleared && !h->job && status->running && status->query_ok && status->in_recovery &&
+            !status->receiver_status)
+                h->detached_probes = MIN(h->detached_probes + 1, 2u);
+        else
+                h->detached_probes = 0;
 
         snapshot_update(h);
         if (h->waiting_probe) {

@@ -79,6 +79,8 @@ int ha_member_api_parse(const char *body, size_t size, HaMemberApi *ret) {
                 a.nofailover = b;
         if (json_get_bool(j, "watchdog_failed", &b) >= 0)
                 a.watchdog_failed = b;
+        if (json_get_bool(j, "upstream_detached", &b) >= 0)
+                a.upstream_detached = b;
         *ret = a;
         return 0;
 }
@@ -150,6 +152,7 @@ void ha_facts_fill_dcs(
                         m->api.timeline = api[i].timeline;
                         m->api.nofailover = api[i].nofailover;
                         m->api.watchdog_failed = api[i].watchdog_failed;
+                        m->api.upstream_detached = api[i].upstream_detached;
                 }
                 if (c->leader && streq(c->leader, dm->name) && dm->checkpoint_after_promote == 0)
                         f->dcs.leader.checkpoint_pending = true;

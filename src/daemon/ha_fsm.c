@@ -439,12 +439,24 @@ unsigned ha_fsm_quorum_votes(const HaFacts *f) {
 
                 if (!m || is_me(f, name) || (f->dcs.sync.leader && streq(f->dcs.sync.leader, name)))
                         continue;
-                if (m->api.fetch != HA_FETCH_OK || !m->api.in_recovery || !m->api.has_wal_position ||
-                    m->api.wal_position == 0 || m->api.wal_position > mine)
+                /* A voter still streaming from the former leader could acknowledge its commits after we
+                 * promote; its vote counts only once it can no longer receive (docs/ha.md). */
+                if (m->api.fetch != HA_FETCH_OK || !m->api.in_recovery || !m->api.upstream_detached ||
+                    !m->api.has_wal_position || m->api.wal_position == 0 || m->api.wal_position > mine)
                         continue;
                 votes++;
         }
         return votes;
+}
+
+/* A standby of a quorum key (one with votes to count), other than the key's former leader. */
+static bool quorum_voter(const HaFacts *f) {
+        if (f->dcs.sync.quorum == 0 || (f->dcs.sync.leader && is_me(f, f->dcs.sync.leader)))
+                return false;
+        for (size_t i = 0; i < f->dcs.sync.n_standbys; i++)
+                if (is_me(f, f->dcs.sync.standbys[i]))
+                        return true;
+        return false;
 }
 
 /* Quorum commit (docs/ha.md): a standby of the key promotes only after seeing `quorum` other standbys of
@@ -961,6 +973,13 @@ static bool p_follow_leader(const HaFacts *f) {
 }
 
 /* Nobody holds the lock (process_unhealthy_cluster). */
+/* A quorum voter of a leaderless cluster stops streaming from the former leader before anything else:
+ * until it does, that leader (frozen, not dead) could still collect its acknowledgements for commits
+ * the winner of the race will not have. */
+static bool p_unlocked_quorum_detach(const HaFacts *f) {
+        return unlocked(f) && !paused(f) && pg_alive(f) && !f->pg.is_primary && quorum_voter(f) &&
+                !f->pg.upstream_detached;
+}
 static bool p_unlocked_healthiest_primary(const HaFacts *f) {
         return unlocked(f) && pg_primary(f) && healthiest(f);
 }
@@ -1066,6 +1085,7 @@ static bool p_unlocked_not_healthiest(const HaFacts *f) {
 #define COMMENT_LEADER                    "leader with the lock"
 #define COMMENT_PROMOTE                   "lock held, postgres in recovery: promote"
 #define COMMENT_FOLLOW                    "another node leads: follow it"
+#define COMMENT_QUORUM_DETACH             "no leader, quorum voter: stop streaming from the former leader"
 #define COMMENT_ACQUIRE                   "no leader, healthiest, already primary: take the lock"
 #define COMMENT_ACQUIRE_PROMOTE           "no leader and healthiest: take the lock and promote"
 #define COMMENT_UNLOCKED_PRIMARY_PAUSED   "no leader, primary while paused"
@@ -1319,6 +1339,8 @@ static const HaFsmRow ha_fsm_table[] = {
             "no action. I am ({me}), a secondary, and following a leader ({leader})", NULL),
 
         /* Nobody holds the lock (process_unhealthy_cluster). */
+        ROW(R_PRD, p_unlocked_quorum_detach, HA_ROLE_REPLICA, HA_ACTION_FOLLOW, 0, COMMENT_QUORUM_DETACH,
+            "no leader: stopping replication from the former leader before the quorum vote", NULL),
         ROW(R_PRD, p_unlocked_healthiest_primary, HA_ROLE_PRIMARY, HA_ACTION_ACQUIRE_LOCK,
             F_LEADER | HA_FLAG_CLEAR_FAILOVER, COMMENT_ACQUIRE, "acquired session lock as a leader",
             "demoted self after trying and failing to obtain lock"),
@@ -1547,6 +1569,10 @@ static void housekeeping(const HaFacts *f, HaDecision *d) {
                 min_wake(&d->wake_at, f->restart.scheduled_at);
         if (d->tilt_until)
                 min_wake(&d->wake_at, d->tilt_until);
+        /* A leaderless quorum cluster waits for voters to detach (ours and theirs): look again soon, not
+         * a whole loop_wait later. */
+        if (unlocked(f) && !paused(f) && f->dcs.sync.quorum > 0 && d->action == HA_ACTION_FOLLOW)
+                min_wake(&d->wake_at, f->now + MIN(HA_QUORUM_RECHECK_USEC, c->loop_wait));
 }
 
 static bool facts_valid(const HaFacts *f) {

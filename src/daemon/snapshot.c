@@ -315,6 +315,8 @@ static int status_add_postgres(const NodeSnapshot *s, usec_t now, cJSON *doc) {
                 return -ENOMEM;
         if (snapshot_is_quorum_standby(s, now) && !add(doc, "quorum_standby", cJSON_CreateTrue()))
                 return -ENOMEM;
+        if (s->in_recovery && s->upstream_detached && !add(doc, "upstream_detached", cJSON_CreateTrue()))
+                return -ENOMEM;
 
         if (!add(doc,
                  "timeline",
@@ -609,6 +611,8 @@ int snapshot_load_json(const cJSON *j, usec_t now, NodeSnapshot *ret, char **ret
                         r = load_bool(f, &s.sync_member);
                 else if (streq(k, "quorum_mode"))
                         r = load_bool(f, &s.quorum_mode);
+                else if (streq(k, "upstream_detached"))
+                        r = load_bool(f, &s.upstream_detached);
                 else if (streq(k, "standby_cluster"))
                         r = load_bool(f, &s.standby_cluster);
                 else if (streq(k, "paused"))

@@ -381,22 +381,106 @@ def test_runtime_toggle_through_patch_config_and_edit_config(cluster_factory, ch
     assert leader.postmaster_pid() == pid, "PostgreSQL was restarted"
 
 
+QUORUM_1 = {"synchronous_mode": "quorum", "synchronous_node_count": 1}
+
+
+def quorum_1_ready(c, leader):
+    """The standbys of a `sync` key of leader with quorum 1 and a live ANY 1 over the same names."""
+    key, value = sync_key(c), ssn(leader)
+    return (key and key.get("leader") == leader.name and len(standbys(key)) == 2
+            and key.get("quorum") == 1 and value.startswith("ANY 1 (")
+            and sorted(ssn_rule(value)[1]) == sorted(standbys(key)) and standbys(key))
+
+
+def wait_quorum_1(c, leader):
+    # A new standby enters the key (quorum raised) before the setting names it: wait for both.
+    return lib.wait_until(lambda: quorum_1_ready(c, leader), 30, interval=0.1,
+                          what=f"ANY 1 of two standbys, quorum 1 on {leader.name}")
+
+
+class UpstreamWatcher(threading.Thread):
+    """Samples, every few milliseconds, the leader key and which replicas still run a walreceiver
+    pointed at old_port (PostgreSQL's own pg_stat_wal_receiver, not what pghad reports)."""
+
+    def __init__(self, cluster, replicas, old_port):
+        super().__init__(daemon=True)
+        self.cluster, self.replicas, self.old_port = cluster, replicas, old_port
+        self.samples = []  # (monotonic time, leader key, names attached to old_port)
+        self._stop_event = threading.Event()
+
+    def attached(self, node):
+        with contextlib.suppress(Exception):
+            rows = node.query("SELECT conninfo FROM pg_stat_wal_receiver")
+            return any(f"port={self.old_port}" in (r[0] or "") for r in rows)
+        return False
+
+    def run(self):
+        while not self._stop_event.is_set():
+            names = {r.name for r in self.replicas if self.attached(r)}
+            self.samples.append((time.monotonic(), self.cluster.leader_key(), names))
+            self._stop_event.wait(0.01)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(10)
+
+
+def test_quorum_mode_frozen_primary_voters_detach_before_promotion(cluster_factory, checker, sync_checker):
+    """ANY 1 (a,b), quorum 1; the primary's whole host frozen past ttl, then woken. A voter still streaming
+    from the frozen primary could, once it wakes, acknowledge commits the new primary never receives:
+    so every voter stops streaming from it before the new leader takes the key (each vote counts only
+    from a detached voter), the woken primary acknowledges nothing, and nothing acknowledged is lost."""
+    c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra=QUORUM_1)
+    sync_checker(c, quorum=True)
+    w = pc.start_writer(c, leader)
+    named = wait_quorum_1(c, leader)
+    replicas = [n for n in c.nodes if n is not leader]
+    watcher = UpstreamWatcher(c, replicas, leader.pg_port)
+    watcher.start()
+    lib.wait_until(lambda: any(len(s[2]) == 2 for s in watcher.samples), 10,
+                   what="both replicas seen streaming from the primary")
+    conn = leader.connect(timeout=1)
+    leader.signal_all(signal.SIGSTOP)
+    try:
+        new = c.wait_for_leader(30, exclude=(leader.name,))
+    finally:
+        leader.signal_all(signal.SIGCONT)
+    woke, acked_after_wake = time.monotonic(), []
+    while time.monotonic() - woke < 3:
+        try:
+            if conn is None:
+                conn = leader.connect(timeout=1)
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO pgha_acks VALUES (-1 - %s, 'old', now())", (len(acked_after_wake),))
+            acked_after_wake.append(time.monotonic() - woke)
+        except Exception:  # noqa: BLE001 - blocked or refused writes are what we want
+            if conn:
+                conn.close()
+            conn = None
+    if conn:
+        conn.close()
+    watcher.stop()
+    w.stop()
+    assert new.name in named, f"{new.name} took over although sync named only {named}"
+    key_at = next(t for t, key, _ in watcher.samples if key == new.name)
+    late = [(round(t - key_at, 3), names) for t, key, names in watcher.samples
+            if t > key_at and names - {new.name}]
+    assert late == [], f"a voter still streamed from the old primary after {new.name} took the key: {late}"
+    assert acked_after_wake == [], f"the woken old primary acknowledged commits at {acked_after_wake}"
+    assert w.missing_on(new) == []
+
+
 def test_quorum_mode_kill9_primary_loses_no_acknowledged_commit(cluster_factory, checker, sync_checker):
     """synchronous_mode: quorum (Patroni 4): ANY 1 (a,b) and sync = {..., "quorum": 1}; a failover
     (kill -9 of the primary, twice) keeps every acknowledged commit, and the key always covers the live
     setting."""
-    c, leader = running_cluster(cluster_factory, checker,
-                                {"synchronous_mode": "quorum", "synchronous_node_count": 1})
+    c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra=QUORUM_1)
     sync_checker(c, quorum=True)
-    w = start_writer(c, leader)
+    w = pc.start_writer(c, leader)
     for _ in range(2):
+        named = wait_quorum_1(c, leader)
         def ready():
-            key, value = sync_key(c), ssn(leader)
-            return (key and key.get("leader") == leader.name and len(standbys(key)) == 2
-                    and key.get("quorum") == 1 and value.startswith("ANY 1 (")
-                    and sorted(ssn_rule(value)[1]) == sorted(standbys(key)) and standbys(key))
-        # A new standby enters the key (quorum raised) before the setting names it: wait for both.
-        named = lib.wait_until(ready, 30, interval=0.1, what=f"ANY 1 of two standbys, quorum 1 on {leader.name}")
+            return quorum_1_ready(c, leader)
         key = json.loads(c.key_value("sync"))
         assert set(key) == {"leader", "sync_standby", "quorum"}, key
         assert key["sync_standby"] == ",".join(sorted(named)), key

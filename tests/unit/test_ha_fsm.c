@@ -806,6 +806,15 @@ SETUP(s_sync_sync_replica) {
         f->dcs.members[0].api.wal_position = WAL + 5000;
         f->dcs.members[2].api.wal_position = WAL + 1000; /* not in sync: not compared */
 }
+SETUP(s_quorum_voter_attached) {
+        /* ANY 1 (node2,node3), quorum 1; node2 still has the dead leader as its upstream. */
+        base_unlocked(f);
+        sync_key(f, "node1", "node2");
+        f->dcs.sync.standbys[1] = "node3";
+        f->dcs.sync.n_standbys = 2;
+        f->dcs.sync.quorum = 1;
+        f->dcs.members[2].api.upstream_detached = true;
+}
 SETUP(s_sync_switchover_non_sync) {
         base_unlocked(f);
         sync_key(f, "node1", "node3");
@@ -1436,6 +1445,11 @@ static const Scenario scenarios[] = {
            .action = HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE,
            .next = HA_ROLE_PRIMARY,
            .flags = HA_FLAG_CLAIM_SYNC),
+        SC(s_quorum_voter_attached,
+           .row = "unlocked_quorum_detach",
+           .action = HA_ACTION_FOLLOW,
+           .next = HA_ROLE_REPLICA,
+           .message = "no leader: stopping replication from the former leader before the quorum vote"),
         SC(s_sync_switchover_non_sync,
            .row = "unlocked_not_healthiest",
            .action = HA_ACTION_FOLLOW,
@@ -1751,6 +1765,10 @@ static void quorum_key(HaFacts *f, unsigned quorum) {
         f->dcs.sync.standbys[1] = "node3";
         f->dcs.sync.n_standbys = 2;
         f->dcs.sync.quorum = quorum;
+        /* every voter already stopped streaming from node1 */
+        f->pg.upstream_detached = true;
+        for (size_t i = 0; i < f->dcs.n_members; i++)
+                f->dcs.members[i].api.upstream_detached = true;
 }
 
 TEST(quorum_votes) {
@@ -1773,6 +1791,14 @@ TEST(quorum_votes) {
         ASSERT_EQ(ha_fsm_quorum_votes(&f), 1);
         ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
         ASSERT_STREQ(reason, "quorum: got 1 of 2 votes needed from the other synchronous standbys");
+
+        /* A voter still able to stream from node1 does not vote: node1 may only be frozen, and once
+         * awake have that voter acknowledge commits the new primary never receives. */
+        quorum_key(&f, 1);
+        f.dcs.members[2].api.upstream_detached = false;
+        ASSERT_EQ(ha_fsm_quorum_votes(&f), 0);
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "quorum: got 0 of 1 votes needed from the other synchronous standbys");
 
         /* A voter whose PostgreSQL is down (no WAL position) does not vote. */
         quorum_key(&f, 1);
@@ -1827,6 +1853,50 @@ TEST(quorum_votes) {
         f.dcs.members[1].api.fetch = HA_FETCH_FAILED;
         f.dcs.members[2].api.fetch = HA_FETCH_FAILED;
         ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, NULL, 0));
+}
+
+TEST(quorum_voter_detaches_before_racing) {
+        HaFacts f;
+        HaDecision d;
+
+        /* node2, a voter still attached to the dead leader: it detaches first (follow nobody), before
+         * racing, and looks again soon rather than after loop_wait. */
+        quorum_key(&f, 1);
+        f.pg.upstream_detached = false;
+        ASSERT_EQ(ha_fsm_decide(&f, &d), 0);
+        ASSERT_EQ(d.action, HA_ACTION_FOLLOW);
+        ASSERT_STREQ(d.target, "");
+        ASSERT_STREQ(d.comment, "no leader, quorum voter: stop streaming from the former leader");
+        ASSERT_TRUE(d.wake_at > 0 && d.wake_at <= f.now + HA_QUORUM_RECHECK_USEC);
+
+        /* Detached, with node3's vote: it races. */
+        f.pg.upstream_detached = true;
+        ASSERT_EQ(ha_fsm_decide(&f, &d), 0);
+        ASSERT_EQ(d.action, HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE);
+
+        /* Detached, node3 not yet: it waits for the vote and looks again soon. */
+        f.dcs.members[2].api.upstream_detached = false;
+        ASSERT_EQ(ha_fsm_decide(&f, &d), 0);
+        ASSERT_EQ(d.action, HA_ACTION_FOLLOW);
+        ASSERT_STREQ(d.reason, "quorum: got 0 of 1 votes needed from the other synchronous standbys");
+        ASSERT_TRUE(d.wake_at > 0 && d.wake_at <= f.now + HA_QUORUM_RECHECK_USEC);
+
+        /* Not a voter of the key (quorum 0: every named standby has every commit), paused, or a leader
+         * present: no detaching. */
+        quorum_key(&f, 0);
+        f.pg.upstream_detached = false;
+        ASSERT_EQ(ha_fsm_decide(&f, &d), 0);
+        ASSERT_EQ(d.action, HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE);
+        quorum_key(&f, 1);
+        f.pg.upstream_detached = false;
+        f.dcs.config.pause = true;
+        ASSERT_EQ(ha_fsm_decide(&f, &d), 0);
+        ASSERT_TRUE(d.action != HA_ACTION_FOLLOW);
+        quorum_key(&f, 1);
+        f.pg.upstream_detached = false;
+        f.node.name = "node1"; /* the key's former leader: it votes for nobody and needs no votes */
+        ASSERT_EQ(ha_fsm_decide(&f, &d), 0);
+        ASSERT_TRUE(d.action != HA_ACTION_FOLLOW);
 }
 
 TEST(failover_possible) {

@@ -6,7 +6,9 @@
  * document itself).
  */
 #include <stdio.h>
+#include <string.h>
 
+#include "pgha/ha.h"
 #include "pgha/rest.h"
 #include "pgha/snapshot.h"
 #include "tests.h"
@@ -578,6 +580,36 @@ TEST(status_document_replica) {
                 "\"dcs_last_seen\": 1795723692, \"tags\": {\"mytag\": \"hello\"}, "
                 "\"database_system_identifier\": \"7712574132163962109\", \"patroni\": {\"version\": "
                 "\"3.0.2\", \"scope\": \"demo\"}}");
+        cJSON_Delete(doc);
+        snapshot_done(&s);
+}
+
+TEST(status_document_quorum_vote) {
+        /* A detached quorum voter says so; the leader race reads it back with ha_member_api_parse(). */
+        NodeSnapshot s =
+                load("{\"scope\":\"demo\",\"state\":\"running\",\"role\":\"replica\",\"in_recovery\":true,"
+                     "\"received_location\":83886848,\"replayed_location\":83886800,\"timeline\":1,"
+                     "\"cluster_view\":true,\"synchronous_mode\":true,\"quorum_mode\":true,"
+                     "\"sync_member\":true,\"upstream_detached\":true}");
+        cJSON *doc = NULL;
+        _cleanup_free_ char *out = NULL;
+        HaMemberApi api;
+
+        ASSERT_OK(snapshot_status_json(&s, NOW, &doc));
+        out = dumps(doc);
+        ASSERT_TRUE(strstr(out, "\"upstream_detached\": true") != NULL);
+        ASSERT_OK(ha_member_api_parse(out, strlen(out), &api));
+        ASSERT_TRUE(api.upstream_detached && api.in_recovery && api.wal_position == 83886848);
+        cJSON_Delete(doc);
+        out = mfree(out);
+
+        /* Attached (the default): no field, no vote. */
+        s.upstream_detached = false;
+        ASSERT_OK(snapshot_status_json(&s, NOW, &doc));
+        out = dumps(doc);
+        ASSERT_TRUE(strstr(out, "upstream_detached") == NULL);
+        ASSERT_OK(ha_member_api_parse(out, strlen(out), &api));
+        ASSERT_FALSE(api.upstream_detached);
         cJSON_Delete(doc);
         snapshot_done(&s);
 }
