@@ -412,6 +412,7 @@ class AckWriter(threading.Thread):
 
     def run(self):
         while not self._stop_event.is_set():
+            committed = False
             try:
                 conn, name = self._connection()
                 if conn:
@@ -419,6 +420,7 @@ class AckWriter(threading.Thread):
                         cur.execute("INSERT INTO pgha_acks VALUES (%s, %s, now())", (self._next_id, name))
                     self.acked.append((self._next_id, name, time.time()))
                     self._next_id += 1
+                    committed = True
             except Exception:  # noqa: BLE001 - failures are expected during failover
                 self.errors += 1
                 # The row may still commit later (e.g. a commit waiting for a synchronous standby):
@@ -427,7 +429,8 @@ class AckWriter(threading.Thread):
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
-            self._stop_event.wait(self.interval)
+            # Without a leader or after a failure, retry at a bounded rate even when writing flat out.
+            self._stop_event.wait(self.interval if committed else max(self.interval, 0.02))
 
     def stop(self):
         self._stop_event.set()
@@ -452,9 +455,10 @@ def running_cluster(cluster_factory, checker, **kwargs):
     return c, leader
 
 
-def start_writer(c, leader):
-    """An AckWriter committing through the cluster's leader, once it has its first 10 acknowledgements."""
-    w = AckWriter(c)
+def start_writer(c, leader, interval=0.02):
+    """An AckWriter committing through the cluster's leader every interval seconds (0: as fast as it
+    can), once it has its first 10 acknowledgements."""
+    w = AckWriter(c, interval)
     w.setup(leader)
     w.start()
     lib.wait_until(lambda: len(w.acked) >= 10, 10, what="first acknowledged writes")

@@ -167,8 +167,8 @@ def wait_sync_standby(c, leader, timeout=20, count=1):
 def test_kill9_primary_repeatedly_loses_no_acknowledged_commit(cluster_factory, checker, sync_checker):
     c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra={"synchronous_mode": True})
     sync_checker(c)
-    w = pc.start_writer(c, leader)
-    for _ in range(3):
+    w = pc.start_writer(c, leader, interval=0)
+    for _ in range(5):
         named = wait_sync_standby(c, leader)
         leader.kill9()
         new = c.wait_for_leader(30, exclude=(leader.name,))
