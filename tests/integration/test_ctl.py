@@ -570,6 +570,49 @@ def test_query(cluster, ctl, tmp_path):
     assert r.returncode == 1 and r.stdout.endswith("\tERROR, SQLSTATE: 42P01\n")
     ctl.fails("query", "-c", "SELECT 1", "--file", str(f), message="--file and --command are mutually exclusive options")
     ctl.fails("query", message="You need to specify either --command or --file")
+    ctl.fails("query", "-r", "replica", "-m", leader.name, "-c", "SELECT 1",
+              message="--role and --member are mutually exclusive options")
+    # -d, --delimiter, --password (prompted, then used for the connection) and the output formats, as patronictl
+    assert ctl.ok("query", "-U", "postgres", "-d", "template1", "-c", "SELECT current_database() AS db") == \
+        "db\ntemplate1\n"
+    assert ctl.ok("query", "--username", "postgres", "--dbname", "postgres", "--delimiter", ",",
+                  "-c", "SELECT 1 AS a, 2 AS b") == "a,b\n1,2\n"
+    r = ctl("query", "-U", "postgres", "--password", "-c", "SELECT 7 AS seven", input="secret\n")
+    assert r.returncode == 0 and r.stdout == "Password: seven\n7\n", r.stdout + r.stderr
+    for fmt in ("tsv", "pretty", "json", "yaml"):
+        same_as_patronictl(ctl, "query", "-U", "postgres", "--format", fmt, "-c",
+                           "SELECT 1 AS a, 'x' AS b, NULL AS c, true AS d")
+
+
+def watch_query(ctl, *args, results, timeout=30):
+    """Runs a watching query until `results` result sets have arrived; returns their arrival times."""
+    proc = subprocess.Popen(pghactl_argv() + ["-c", ctl.config, "query", "-U", "postgres"] + list(args),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    arrivals = []
+    try:
+        def enough():
+            line = proc.stdout.readline()
+            if line == "n\n":
+                arrivals.append(time.monotonic())
+            else:
+                assert line == "1\n", line
+            return len(arrivals) >= results
+        lib.wait_until(enough, timeout, interval=0, what=f"{results} result sets")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(10)
+    assert rc == 0, proc.stderr.read()
+    return arrivals
+
+
+def test_query_watch(cluster, ctl):
+    """-w SECONDS repeats the query at that interval and -W every 2 seconds, as patronictl's query does,
+    until interrupted (exit 0)."""
+    healthy(cluster)
+    arrivals = watch_query(ctl, "-w", "0.3", "-c", "SELECT 1 AS n", results=4)
+    assert all(b - a >= 0.25 for a, b in zip(arrivals, arrivals[1:])), arrivals
+    arrivals = watch_query(ctl, "-W", "-c", "SELECT 1 AS n", results=2)
+    assert 1.9 <= arrivals[1] - arrivals[0] < 5, arrivals
 
 
 # ---- errors: one line, exit code 1 ----
