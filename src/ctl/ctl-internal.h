@@ -79,4 +79,13 @@ int ctl_prompt(const char *text, const char *def, char **ret) _warn_unused_resul
 int ctl_confirm(const char *text) _warn_unused_result_;
 /* patronictl's timestamp(precision): local "%Y-%m-%d %H:%M:%S.%f" cut to precision digits (0: none). */
 char *ctl_timestamp(unsigned precision);
-int ctl_run_query(Ctl *c, int argc, char **argv);
+
+/* Watching (-W/-w) and waiting: SIGINT/SIGTERM end the wait instead of the program once
+ * ctl_catch_interrupt() was called; ctl_sleep() returns early then. */
+void ctl_catch_interrupt(void);
+bool ctl_interrupted(void);
+void ctl_sleep(usec_t t);
+
+typedef struct CtlArgs CtlArgs;
+/* ctl_run_query - the `query` command (ctl_query.c). */
+int ctl_run_query(Ctl *c, const CtlArgs *a);

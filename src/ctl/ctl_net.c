@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -702,4 +703,26 @@ char *ctl_timestamp(unsigned precision) {
         l = strlen(s);
         s[l - (7 - MIN(precision, 6U))] = '\0';
         return s;
+}
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_interrupt(int sig) {
+        interrupted = 1;
+}
+
+void ctl_catch_interrupt(void) {
+        signal(SIGINT, on_interrupt);
+        signal(SIGTERM, on_interrupt);
+}
+
+bool ctl_interrupted(void) {
+        return interrupted;
+}
+
+void ctl_sleep(usec_t t) {
+        struct timespec ts = {
+                .tv_sec = (time_t)(t / USEC_PER_SEC), .tv_nsec = (long)(t % USEC_PER_SEC) * 1000};
+        while (!interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
 }

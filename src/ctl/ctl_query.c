@@ -6,7 +6,6 @@
  * any is verified with pg_is_in_recovery(), as patronictl does.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -14,19 +13,13 @@
 
 #include <libpq-fe.h>
 
+#include "ctl-args.h"
 #include "ctl-internal.h"
 #include "pgha/fileio.h"
 #include "pgha/json.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(PGconn *, PQfinish);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PGresult *, PQclear);
-
-enum {
-        ARG_FORMAT = 0x200,
-        ARG_PASSWORD,
-        ARG_DELIMITER,
-        ARG_GROUP,
-};
 
 static void print_error_row(CtlFormat format, const char *delimiter, const char *message) {
         _cleanup_(ctl_table_freep) CtlTable *t = NULL;
@@ -96,104 +89,27 @@ static char *read_password(void) {
         return line;
 }
 
-int ctl_run_query(Ctl *c, int argc, char **argv) {
-        static const struct option options[] = {
-                {"format", required_argument, NULL, ARG_FORMAT},
-                {"file", required_argument, NULL, 'f'},
-                {"password", no_argument, NULL, ARG_PASSWORD},
-                {"username", required_argument, NULL, 'U'},
-                {"watch", required_argument, NULL, 'w'},
-                {"role", required_argument, NULL, 'r'},
-                {"member", required_argument, NULL, 'm'},
-                {"delimiter", required_argument, NULL, ARG_DELIMITER},
-                {"command", required_argument, NULL, 'c'},
-                {"dbname", required_argument, NULL, 'd'},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
-        };
+typedef struct Query {
+        const char *name, *role, *member, *sql, *user, *password, *dbname, *delimiter;
+        CtlFormat format;
+} Query;
+
+/* One round: reads the cluster, picks the member, connects and runs the SQL. Errors of the member or
+ * the SQL are printed as patronictl's error row and return -EIO; others (etcd) are reported and
+ * returned as they are. */
+static int query_once(Ctl *c, const Query *q) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(PQfinishp) PGconn *conn = NULL;
         _cleanup_(PQclearp) PGresult *res = NULL;
         _cleanup_(ctl_table_freep) CtlTable *t = NULL;
-        _cleanup_free_ char *sql = NULL, *host = NULL, *port_s = NULL, *password = NULL;
+        _cleanup_free_ char *host = NULL, *port_s = NULL;
         _cleanup_free_ const char **columns = NULL;
-        const char *role = NULL, *member = NULL, *command = NULL, *file = NULL, *user = NULL, *dbname = NULL;
-        const char *delimiter = "\t", *name;
-        CtlFormat format = CTL_FORMAT_TSV;
-        bool ask_password = false;
+        const char *name = q->name, *role = q->role, *member = q->member, *sql = q->sql;
+        const char *delimiter = q->delimiter;
+        CtlFormat format = q->format;
         const DcsMember *m = NULL;
         unsigned port;
-        int opt, r;
-
-        optind = 0;
-        opterr = 0;
-        while ((opt = getopt_long(argc, argv, "f:U:Ww:r:m:c:d:", options, NULL)) >= 0)
-                switch (opt) {
-                case ARG_FORMAT:
-                        format = ctl_format_from_string(optarg);
-                        if ((int)format < 0)
-                                return ctl_fail(
-                                        "Invalid value for '--format': '%s' (pretty, tsv, json, yaml)",
-                                        optarg);
-                        break;
-                case 'f':
-                        file = optarg;
-                        break;
-                case ARG_PASSWORD:
-                        ask_password = true;
-                        break;
-                case 'U':
-                        user = optarg;
-                        break;
-                case 'W':
-                case 'w':
-                        return ctl_fail("query: watching (-W/-w) is not supported by pghactl");
-                case 'r':
-                        if (!ctl_role_valid(optarg))
-                                return ctl_fail("Invalid value for '--role' / '-r': '%s'", optarg);
-                        role = optarg;
-                        break;
-                case 'm':
-                        member = optarg;
-                        break;
-                case ARG_DELIMITER:
-                        delimiter = optarg;
-                        break;
-                case 'c':
-                        command = optarg;
-                        break;
-                case 'd':
-                        dbname = optarg;
-                        break;
-                case ARG_GROUP:
-                        if (!streq(optarg, "0"))
-                                return ctl_fail(
-                                        "Citus groups are not supported by pghactl (--group %s)", optarg);
-                        break;
-                default:
-                        return ctl_fail("query: no such option: %s (or it needs a value)", argv[optind - 1]);
-                }
-        if (member && role)
-                return ctl_fail("--role and --member are mutually exclusive options");
-        if (file && command)
-                return ctl_fail("--file and --command are mutually exclusive options");
-        if (!file && !command)
-                return ctl_fail("You need to specify either --command or --file");
-        if (member)
-                role = "any";
-        else if (!role)
-                role = "leader";
-        name = ctl_scope(c, optind < argc ? argv[optind] : NULL);
-        if (!name)
-                return ctl_fail("No cluster name: give it as an argument or set scope in the configuration");
-        if (file) {
-                r = read_full_file(file, 16 * 1024 * 1024, &sql, NULL);
-                if (r < 0)
-                        return ctl_fail("Cannot read %s: %s", file, strerror(-r));
-        } else if (!(sql = strdup(command)))
-                return -ENOMEM;
-        if (ask_password && !(password = read_password()))
-                return ctl_fail("No password given");
+        int r;
 
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
@@ -231,9 +147,9 @@ int ctl_run_query(Ctl *c, int argc, char **argv) {
                 size_t k = 0;
                 values[k++] = host;
                 values[k++] = port_s;
-                values[k++] = user;
-                values[k++] = password;
-                values[k++] = dbname;
+                values[k++] = q->user;
+                values[k++] = q->password;
+                values[k++] = q->dbname;
                 values[k++] = "Patroni ctl";
                 values[k++] = "5";
                 values[k] = NULL;
@@ -302,4 +218,61 @@ int ctl_run_query(Ctl *c, int argc, char **argv) {
                         return r;
         }
         return ctl_table_print(t, format, NULL, delimiter, stdout);
+}
+
+int ctl_run_query(Ctl *c, const CtlArgs *a) {
+        _cleanup_free_ char *sql = NULL, *password = NULL;
+        const char *file = a->value[CTL_SLOT_FILE], *command = a->value[CTL_SLOT_COMMAND];
+        Query q = {
+                .role = a->value[CTL_SLOT_ROLE],
+                .member = a->value[CTL_SLOT_MEMBER],
+                .user = a->value[CTL_SLOT_USERNAME],
+                .dbname = a->value[CTL_SLOT_DBNAME],
+                .delimiter = a->value[CTL_SLOT_DELIMITER] ?: "\t",
+                .format = a->value[CTL_SLOT_FORMAT] ? ctl_format_from_string(a->value[CTL_SLOT_FORMAT])
+                                                    : CTL_FORMAT_TSV,
+        };
+        double watch = ctl_watch_interval(a);
+        int r;
+
+        if (q.member && q.role)
+                return ctl_fail("--role and --member are mutually exclusive options");
+        if (file && command)
+                return ctl_fail("--file and --command are mutually exclusive options");
+        if (!file && !command)
+                return ctl_fail("You need to specify either --command or --file");
+        if (q.member)
+                q.role = "any";
+        else if (!q.role)
+                q.role = "leader";
+        q.name = ctl_scope(c, a->positional[0]);
+        if (!q.name)
+                return ctl_fail("No cluster name: give it as an argument or set scope in the configuration");
+        if (file) {
+                r = read_full_file(file, 16 * 1024 * 1024, &sql, NULL);
+                if (r < 0)
+                        return ctl_fail("Cannot read %s: %s", file, strerror(-r));
+        } else if (!(sql = strdup(command)))
+                return -ENOMEM;
+        q.sql = sql;
+        if (ctl_args_has(a, CTL_SLOT_PASSWORD)) {
+                password = read_password();
+                if (!password)
+                        return ctl_fail("No password given");
+                q.password = password;
+        }
+
+        /* -W/-w as patronictl: the query again every interval (reading the cluster and connecting anew,
+         * so role=leader follows a failover), without clearing the screen, until interrupted. */
+        if (watch > 0)
+                ctl_catch_interrupt();
+        for (;;) {
+                r = query_once(c, &q);
+                fflush(stdout);
+                if ((r < 0 && r != -EIO) || watch <= 0 || ctl_interrupted())
+                        return r;
+                ctl_sleep((usec_t)(watch * USEC_PER_SEC));
+                if (ctl_interrupted())
+                        return r;
+        }
 }

@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pghactl: the operator's command line, interchangeable with patronictl 3.0.2. The command tree is one
- * table of verbs, each with its own getopt_long parser; every command reads the cluster straight from
- * etcd and calls the members' REST API where patronictl does (edit-config writes the config key itself
- * with a compare on its mod_revision). Output matches patronictl's; errors are one "Error: ..." line on
- * stderr and exit code 1. See docs/pghactl.md.
+ * table of verbs, each declaring its options and positional arguments for the one parser (ctl_args.c);
+ * every command reads the cluster straight from etcd and calls the members' REST API where patronictl
+ * does (edit-config writes the config key itself with a compare on its mod_revision). Output matches
+ * patronictl's; errors are one "Error: ..." line on stderr and exit code 1. See docs/pghactl.md.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "ctl-args.h"
 #include "ctl-internal.h"
 #include "pgha/fileio.h"
 #include "pgha/json.h"
@@ -26,68 +25,24 @@
 #define PATRONICTL_VERSION "3.0.2"
 
 typedef struct Verb {
-        const char *name;
-        int (*run)(Ctl *c, int argc, char **argv);
+        CtlCommandSpec spec;
+        int (*run)(Ctl *c, const CtlArgs *a);
         const char *help;
-        const char *usage; /* arguments and options after the verb */
 } Verb;
 
-enum {
-        ARG_GROUP = 0x100,
-        ARG_LEADER,
-        ARG_CANDIDATE,
-        ARG_SCHEDULED,
-        ARG_FORCE,
-        ARG_WAIT,
-        ARG_ANY,
-        ARG_PG_VERSION,
-        ARG_PENDING,
-        ARG_TIMEOUT,
-        ARG_APPLY,
-        ARG_REPLACE,
-        ARG_PASSWORD,
-        ARG_DELIMITER,
-        ARG_FORMAT,
-};
+/* The positional cluster name, else the configuration's scope. */
+static int cluster_name(Ctl *c, const char *arg, const char **ret) {
+        const char *name = ctl_scope(c, arg);
 
-static const struct option no_options[] = {
-        {"group", required_argument, NULL, ARG_GROUP},
-        {"help", no_argument, NULL, 'h'},
-        {},
-};
-
-/* getopt state is global: every verb starts from a clean slate. */
-static void getopt_reset(void) {
-        optind = 0;
-        opterr = 0;
-}
-
-static int bad_option(int argc, char **argv, const char *verb) {
-        if (optopt && optopt < 0x100)
-                return ctl_fail("%s: no such option: -%c (or it needs a value)", verb, optopt);
-        return ctl_fail("%s: no such option: %s (or it needs a value)", verb, argv[optind - 1]);
-}
-
-static int bad_group(const char *arg) {
-        char *end;
-        long g = strtol(arg, &end, 10);
-        if (*end || end == arg || g < 0)
-                return ctl_fail("Invalid value for '--group': '%s' is not a valid integer", arg);
-        if (g != 0)
-                return ctl_fail("Citus groups are not supported by pghactl (--group %ld)", g);
-        return 0;
-}
-
-static int cluster_arg(Ctl *c, int argc, char **argv, bool required, const char **ret) {
-        const char *name = optind < argc ? argv[optind++] : NULL;
-
-        if (!name && required)
-                return ctl_fail("Missing argument 'CLUSTER_NAME'");
-        name = ctl_scope(c, name);
         if (!name)
                 return ctl_fail("No cluster name: give it as an argument or set scope in the configuration");
         *ret = name;
         return 0;
+}
+
+static CtlFormat format_arg(const CtlArgs *a, CtlFormat def) {
+        /* validated by the parser */
+        return a->value[CTL_SLOT_FORMAT] ? ctl_format_from_string(a->value[CTL_SLOT_FORMAT]) : def;
 }
 
 static int print_members(const DcsCluster *cluster, const char *name) {
@@ -147,82 +102,17 @@ static int ask_scheduled(const char *what, const char *given, bool force, char *
 
 /* ==== list / topology ==== */
 
-static volatile sig_atomic_t interrupted = 0;
-
-static void on_sigint(int sig) {
-        interrupted = 1;
-}
-
-static void sleep_usec(usec_t t) {
-        struct timespec ts = {
-                .tv_sec = (time_t)(t / USEC_PER_SEC), .tv_nsec = (long)(t % USEC_PER_SEC) * 1000};
-        while (!interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
-static int parse_watch(const char *arg, double *ret) {
-        char *end;
-        double d = strtod(arg, &end);
-        if (*end || end == arg || d <= 0 || d > 86400)
-                return ctl_fail(
-                        "Invalid value for '-w' / '--watch': '%s' is not a positive number of seconds", arg);
-        *ret = d;
-        return 0;
-}
-
-static int list_like(Ctl *c, int argc, char **argv, bool topology) {
-        static const struct option options[] = {
-                {"extended", no_argument, NULL, 'e'},
-                {"timestamp", no_argument, NULL, 't'},
-                {"format", required_argument, NULL, 'f'},
-                {"watch", required_argument, NULL, 'w'},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
+static int list_like(Ctl *c, const CtlArgs *a, bool topology) {
+        CtlListOptions o = {
+                .format = topology ? CTL_FORMAT_TOPOLOGY : format_arg(a, CTL_FORMAT_PRETTY),
+                .extended = ctl_args_has(a, CTL_SLOT_EXTENDED),
         };
-        CtlListOptions o = {.format = topology ? CTL_FORMAT_TOPOLOGY : CTL_FORMAT_PRETTY};
-        const char *verb = topology ? "topology" : "list";
-        double watch = 0;
-        bool ts = false;
-        char **names;
-        size_t n_names;
-        int opt, r;
+        double watch = ctl_watch_interval(a);
+        bool ts = ctl_args_has(a, CTL_SLOT_TIMESTAMP);
+        char **names = a->many;
+        size_t n_names = a->n_many;
+        int r;
 
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, topology ? "+Ww:" : "+etf:Ww:", options, NULL)) >= 0)
-                switch (opt) {
-                case 'e':
-                        o.extended = true;
-                        break;
-                case 't':
-                        ts = true;
-                        break;
-                case 'f':
-                        o.format = ctl_format_from_string(optarg);
-                        if ((int)o.format < 0)
-                                return ctl_fail(
-                                        "Invalid value for '--format' / '-f': '%s' (pretty, tsv, json, "
-                                        "yaml)",
-                                        optarg);
-                        break;
-                case 'W':
-                        if (watch == 0)
-                                watch = 2;
-                        break;
-                case 'w':
-                        r = parse_watch(optarg, &watch);
-                        if (r < 0)
-                                return r;
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, verb);
-                }
-        names = argv + optind;
-        n_names = (size_t)(argc - optind);
         if (n_names == 0) {
                 static char *scope[1];
                 scope[0] = (char *)ctl_scope(c, NULL);
@@ -233,10 +123,8 @@ static int list_like(Ctl *c, int argc, char **argv, bool topology) {
                 names = scope;
                 n_names = 1;
         }
-        if (watch > 0) {
-                signal(SIGINT, on_sigint);
-                signal(SIGTERM, on_sigint);
-        }
+        if (watch > 0)
+                ctl_catch_interrupt();
         for (;;) {
                 if (watch > 0 && isatty(STDOUT_FILENO))
                         fputs("\033[2J\033[1;1H", stdout);
@@ -255,57 +143,35 @@ static int list_like(Ctl *c, int argc, char **argv, bool topology) {
                                 return ctl_fail("Cannot print the cluster: %s", strerror(-r));
                 }
                 fflush(stdout);
-                if (watch <= 0 || interrupted)
+                if (watch <= 0 || ctl_interrupted())
                         return 0;
-                sleep_usec((usec_t)(watch * USEC_PER_SEC));
-                if (interrupted)
+                ctl_sleep((usec_t)(watch * USEC_PER_SEC));
+                if (ctl_interrupted())
                         return 0;
         }
 }
 
-static int verb_list(Ctl *c, int argc, char **argv) {
-        return list_like(c, argc, argv, false);
+static int verb_list(Ctl *c, const CtlArgs *a) {
+        return list_like(c, a, false);
 }
 
-static int verb_topology(Ctl *c, int argc, char **argv) {
-        return list_like(c, argc, argv, true);
+static int verb_topology(Ctl *c, const CtlArgs *a) {
+        return list_like(c, a, true);
 }
 
 /* ==== show-config / history / dsn / version ==== */
-
-static int simple_cluster_verb(Ctl *c, int argc, char **argv, const char *verb, const char **ret_name) {
-        int opt, r;
-
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "+", no_options, NULL)) >= 0)
-                switch (opt) {
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, verb);
-                }
-        r = cluster_arg(c, argc, argv, false, ret_name);
-        if (r < 0)
-                return r;
-        if (optind < argc)
-                return ctl_fail("%s: unexpected argument '%s'", verb, argv[optind]);
-        return 0;
-}
 
 static cJSON *cluster_config(const DcsCluster *cluster) {
         return cluster->config ? cJSON_Duplicate(cluster->config, true) : cJSON_CreateObject();
 }
 
-static int verb_show_config(Ctl *c, int argc, char **argv) {
+static int verb_show_config(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(cJSON_Deletep) cJSON *config = NULL;
-        const char *name;
+        const char *name = NULL;
         int r;
 
-        r = simple_cluster_verb(c, argc, argv, "show-config", &name);
+        r = cluster_name(c, a->positional[0], &name);
         if (r < 0)
                 return r;
         r = ctl_get_cluster(c, name, &cluster);
@@ -319,43 +185,18 @@ static int verb_show_config(Ctl *c, int argc, char **argv) {
         return r;
 }
 
-static int verb_history(Ctl *c, int argc, char **argv) {
-        static const struct option options[] = {
-                {"format", required_argument, NULL, 'f'},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
-        };
+static int verb_history(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
-        CtlFormat format = CTL_FORMAT_PRETTY;
-        const char *name;
-        int opt, r;
+        const char *name = NULL;
+        int r;
 
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "+f:", options, NULL)) >= 0)
-                switch (opt) {
-                case 'f':
-                        format = ctl_format_from_string(optarg);
-                        if ((int)format < 0)
-                                return ctl_fail(
-                                        "Invalid value for '--format' / '-f': '%s' (pretty, tsv, json, "
-                                        "yaml)",
-                                        optarg);
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, "history");
-                }
-        r = cluster_arg(c, argc, argv, false, &name);
+        r = cluster_name(c, a->positional[0], &name);
         if (r < 0)
                 return r;
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
                 return r;
-        return ctl_history_print(cluster, format, stdout);
+        return ctl_history_print(cluster, format_arg(a, CTL_FORMAT_PRETTY), stdout);
 }
 
 static const DcsMember *find_member(const DcsCluster *cluster, const char *role, const char *member) {
@@ -367,42 +208,17 @@ static const DcsMember *find_member(const DcsCluster *cluster, const char *role,
         return NULL;
 }
 
-static int verb_dsn(Ctl *c, int argc, char **argv) {
-        static const struct option options[] = {
-                {"role", required_argument, NULL, 'r'},
-                {"member", required_argument, NULL, 'm'},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
-        };
+static int verb_dsn(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_free_ char *host = NULL;
-        const char *name, *role = NULL, *member = NULL;
+        const char *name = NULL, *role = a->value[CTL_SLOT_ROLE], *member = a->value[CTL_SLOT_MEMBER];
         const DcsMember *m;
         unsigned port;
-        int opt, r;
+        int r;
 
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "+r:m:", options, NULL)) >= 0)
-                switch (opt) {
-                case 'r':
-                        if (!ctl_role_valid(optarg))
-                                return ctl_fail("Invalid value for '--role' / '-r': '%s'", optarg);
-                        role = optarg;
-                        break;
-                case 'm':
-                        member = optarg;
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, "dsn");
-                }
         if (member && role)
                 return ctl_fail("--role and --member are mutually exclusive options");
-        r = cluster_arg(c, argc, argv, false, &name);
+        r = cluster_name(c, a->positional[0], &name);
         if (r < 0)
                 return r;
         r = ctl_get_cluster(c, name, &cluster);
@@ -419,26 +235,14 @@ static int verb_dsn(Ctl *c, int argc, char **argv) {
         return 0;
 }
 
-static int verb_version(Ctl *c, int argc, char **argv) {
+static int verb_version(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
-        const char *name;
-        int opt, r;
+        const char *name = a->positional[0];
+        int r;
 
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "+", no_options, NULL)) >= 0)
-                switch (opt) {
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, "version");
-                }
         printf("pghactl version %s (patronictl %s compatible)\n", PGHA_VERSION, PATRONICTL_VERSION);
-        if (optind >= argc)
+        if (!name)
                 return 0;
-        name = argv[optind++];
         printf("\n");
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
@@ -448,11 +252,11 @@ static int verb_version(Ctl *c, int argc, char **argv) {
                 _cleanup_free_ char *body = NULL, *error = NULL, *pg = NULL;
                 _cleanup_(cJSON_Deletep) cJSON *j = NULL;
                 const cJSON *ver, *sv;
-                bool wanted = optind >= argc;
+                bool wanted = a->n_many == 0;
                 long status;
 
-                for (int k = optind; k < argc; k++)
-                        wanted = wanted || streq(argv[k], m->name);
+                for (size_t k = 0; k < a->n_many; k++)
+                        wanted = wanted || streq(a->many[k], m->name);
                 if (!wanted || isempty(m->api_url))
                         continue;
                 r = ctl_rest(c, m, "GET", NULL, NULL, 0, &status, &body, &error);
@@ -578,78 +382,6 @@ static int get_members(
         return 0;
 }
 
-typedef struct MemberArgs {
-        const char *role;
-        bool force, any, pending, wait;
-        const char *scheduled, *pg_version, *timeout;
-        const char *target; /* flush */
-} MemberArgs;
-
-static int parse_member_args(int argc, char **argv, const char *verb, bool with_role, MemberArgs *a) {
-        static const struct option options[] = {
-                {"role", required_argument, NULL, 'r'},
-                {"force", no_argument, NULL, ARG_FORCE},
-                {"any", no_argument, NULL, ARG_ANY},
-                {"scheduled", required_argument, NULL, ARG_SCHEDULED},
-                {"pg-version", required_argument, NULL, ARG_PG_VERSION},
-                {"pending", no_argument, NULL, ARG_PENDING},
-                {"timeout", required_argument, NULL, ARG_TIMEOUT},
-                {"wait", no_argument, NULL, ARG_WAIT},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
-        };
-        bool restart = streq(verb, "restart"), reinit = streq(verb, "reinit");
-        int opt, r;
-
-        getopt_reset();
-        /* Options may follow the positional arguments, as click allows. */
-        while ((opt = getopt_long(argc, argv, with_role ? "r:" : "", options, NULL)) >= 0)
-                switch (opt) {
-                case 'r':
-                        if (!ctl_role_valid(optarg))
-                                return ctl_fail(
-                                        "Invalid value for '--role' / '-r': '%s' (leader, primary, "
-                                        "standby-leader, replica, standby, any, master)",
-                                        optarg);
-                        a->role = optarg;
-                        break;
-                case ARG_FORCE:
-                        a->force = true;
-                        break;
-                case ARG_ANY:
-                case ARG_SCHEDULED:
-                case ARG_PG_VERSION:
-                case ARG_PENDING:
-                case ARG_TIMEOUT:
-                        if (!restart)
-                                return bad_option(argc, argv, verb);
-                        if (opt == ARG_ANY)
-                                a->any = true;
-                        else if (opt == ARG_SCHEDULED)
-                                a->scheduled = optarg;
-                        else if (opt == ARG_PG_VERSION)
-                                a->pg_version = optarg;
-                        else if (opt == ARG_PENDING)
-                                a->pending = true;
-                        else
-                                a->timeout = optarg;
-                        break;
-                case ARG_WAIT:
-                        if (!reinit)
-                                return bad_option(argc, argv, verb);
-                        a->wait = true;
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, verb);
-                }
-        return 0;
-}
-
 static void
 print_response(const char *prefix, const char *action, const DcsMember *m, long status, const char *body) {
         printf("%s: %s for member %s, status code=%ld, (%s)\n", prefix, action, m->name, status, body);
@@ -659,52 +391,41 @@ static int rest_failed(const DcsMember *m, const char *error) {
         return ctl_fail("Member %s is not accessible: %s", m->name, strna(error));
 }
 
-/* The common start of the member commands (reload, restart, reinit): their options, the cluster name,
- * the cluster read from etcd and the members to act on (patronictl's get_members()). role NULL: the
- * --role option's. */
+/* The common start of the member commands (reload, restart, reinit): the cluster read from etcd and
+ * the members to act on (patronictl's get_members()). role NULL: the --role option's, else any. */
 static int member_command_start(
         Ctl *c,
-        int argc,
-        char **argv,
-        const char *verb,
+        const CtlArgs *a,
         const char *role,
         const char *action,
         bool confirm,
-        MemberArgs *a,
         DcsCluster **ret_cluster,
         Members *ret_members) {
-        const char *name;
+        const char *name = a->positional[0];
         int r;
 
-        r = parse_member_args(argc, argv, verb, !role, a);
-        if (r < 0)
-                return r;
-        r = cluster_arg(c, argc, argv, true, &name);
-        if (r < 0)
-                return r;
         r = ctl_get_cluster(c, name, ret_cluster);
         if (r < 0)
                 return r;
         return get_members(
                 *ret_cluster,
                 name,
-                argv + optind,
-                (size_t)(argc - optind),
-                role ?: a->role,
-                a->force,
+                a->many,
+                a->n_many,
+                role ?: a->value[CTL_SLOT_ROLE] ?: "any",
+                ctl_args_has(a, CTL_SLOT_FORCE),
                 action,
                 confirm,
                 ret_members);
 }
 
-static int verb_reload(Ctl *c, int argc, char **argv) {
+static int verb_reload(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(members_done) Members s = {};
-        MemberArgs a = {.role = "any"};
         const cJSON *loop_wait;
         int r, ret = 0;
 
-        r = member_command_start(c, argc, argv, "reload", NULL, "reload", true, &a, &cluster, &s);
+        r = member_command_start(c, a, NULL, "reload", true, &cluster, &s);
         if (r < 0)
                 return r;
         loop_wait = json_get(cluster->config, "loop_wait");
@@ -749,23 +470,24 @@ static bool pg_version_valid(const char *v) {
         return parts == 2 || parts == 3;
 }
 
-static int verb_restart(Ctl *c, int argc, char **argv) {
+static int verb_restart(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(members_done) Members s = {};
         _cleanup_(cJSON_Deletep) cJSON *content = NULL;
         _cleanup_free_ char *scheduled = NULL, *scheduled_at = NULL, *version = NULL;
-        MemberArgs a = {.role = "any"};
+        const char *pg_version = a->value[CTL_SLOT_PG_VERSION], *timeout_arg = a->value[CTL_SLOT_TIMEOUT];
+        bool force = ctl_args_has(a, CTL_SLOT_FORCE);
         usec_t timeout = 120 * USEC_PER_SEC;
         int r, ret = 0;
 
-        r = member_command_start(c, argc, argv, "restart", NULL, "restart", false, &a, &cluster, &s);
+        r = member_command_start(c, a, NULL, "restart", false, &cluster, &s);
         if (r < 0)
                 return r;
 
-        r = ask_scheduled("restart", a.scheduled, a.force, &scheduled, &scheduled_at);
+        r = ask_scheduled("restart", a->value[CTL_SLOT_SCHEDULED], force, &scheduled, &scheduled_at);
         if (r < 0)
                 return r;
-        if (!a.force && s.n > 0) {
+        if (!force && s.n > 0) {
                 _cleanup_free_ char *q = NULL, *list = NULL;
                 size_t size = 0;
                 FILE *f = open_memstream(&list, &size);
@@ -791,15 +513,15 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
                 if (r == 0)
                         return ctl_fail(scheduled_at ? "Aborted scheduled restart" : "Aborted restart");
         }
-        if (a.any && s.n > 1) {
+        if (ctl_args_has(a, CTL_SLOT_ANY) && s.n > 1) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 s.m[0] = s.m[(size_t)ts.tv_nsec % s.n];
                 s.n = 1;
         }
-        if (a.pg_version)
-                version = strdup(a.pg_version);
-        else if (!a.force) {
+        if (pg_version)
+                version = strdup(pg_version);
+        else if (!force) {
                 r = ctl_prompt(
                         "Restart if the PostgreSQL version is less than provided (e.g. 9.5.2) ",
                         "",
@@ -811,7 +533,7 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
         content = cJSON_CreateObject();
         if (!content)
                 return -ENOMEM;
-        if (a.pending && json_add_bool(content, "restart_pending", true) < 0)
+        if (ctl_args_has(a, CTL_SLOT_PENDING) && json_add_bool(content, "restart_pending", true) < 0)
                 return -ENOMEM;
         if (!isempty(version)) {
                 if (!pg_version_valid(version))
@@ -826,12 +548,12 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
                 if (json_add_string(content, "schedule", scheduled_at) < 0)
                         return -ENOMEM;
         }
-        if (a.timeout) {
+        if (timeout_arg) {
                 char *end;
-                long t = strtol(a.timeout, &end, 10);
-                if (json_add_string(content, "timeout", a.timeout) < 0)
+                long t = strtol(timeout_arg, &end, 10);
+                if (json_add_string(content, "timeout", timeout_arg) < 0)
                         return -ENOMEM;
-                if (end != a.timeout && t > 0 && t < 86400)
+                if (end != timeout_arg && t > 0 && t < 86400)
                         timeout = (usec_t)(t + 60) * USEC_PER_SEC;
         }
 
@@ -840,7 +562,7 @@ static int verb_restart(Ctl *c, int argc, char **argv) {
                 _cleanup_free_ char *body = NULL, *error = NULL;
                 long status;
 
-                if (scheduled_at && a.force && m->scheduled_restart) {
+                if (scheduled_at && force && m->scheduled_restart) {
                         _cleanup_free_ char *b2 = NULL, *e2 = NULL;
                         r = ctl_rest(c, m, "DELETE", "restart", NULL, 0, &status, &b2, &e2);
                         if (r >= 0 && status >= 400)
@@ -885,16 +607,16 @@ static int member_start_time(Ctl *c, const DcsMember *m, char **ret_state, char 
 
 #define REINIT_WAIT_MAX (3600 * USEC_PER_SEC)
 
-static int verb_reinit(Ctl *c, int argc, char **argv) {
+static int verb_reinit(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(members_done) Members s = {};
-        MemberArgs a = {};
         const DcsMember **waiting;
+        bool wait = ctl_args_has(a, CTL_SLOT_WAIT);
         char **before;
         size_t n_waiting = 0;
         int r, ret = 0;
 
-        r = member_command_start(c, argc, argv, "reinit", "replica", "reinitialize", true, &a, &cluster, &s);
+        r = member_command_start(c, a, "replica", "reinitialize", true, &cluster, &s);
         if (r < 0)
                 return r;
         waiting = new0(const DcsMember *, s.n);
@@ -906,11 +628,11 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
         }
         for (size_t i = 0; i < s.n; i++) {
                 const DcsMember *m = s.m[i];
-                bool force = a.force;
+                bool force = ctl_args_has(a, CTL_SLOT_FORCE);
                 _cleanup_free_ char *state = NULL;
 
                 /* Remember when PostgreSQL started, so --wait can tell the rebuilt server from the old. */
-                if (a.wait)
+                if (wait)
                         (void)member_start_time(c, m, &state, &before[n_waiting]);
                 for (;;) {
                         _cleanup_(cJSON_Deletep) cJSON *body = cJSON_CreateObject();
@@ -925,7 +647,7 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
                         }
                         if (status < 400) {
                                 printf("Success: reinitialize for member %s\n", m->name);
-                                if (a.wait)
+                                if (wait)
                                         waiting[n_waiting++] = m;
                                 break;
                         }
@@ -943,7 +665,7 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
                         }
                         break;
                 }
-                if (a.wait && (n_waiting == 0 || waiting[n_waiting - 1] != m)) {
+                if (wait && (n_waiting == 0 || waiting[n_waiting - 1] != m)) {
                         free(before[n_waiting]);
                         before[n_waiting] = NULL;
                 }
@@ -959,7 +681,7 @@ static int verb_reinit(Ctl *c, int argc, char **argv) {
                 fflush(stdout);
                 while (n_waiting > 0) {
                         struct timespec now;
-                        sleep_usec(2 * USEC_PER_SEC);
+                        ctl_sleep(2 * USEC_PER_SEC);
                         for (size_t i = 0; i < n_waiting;) {
                                 _cleanup_free_ char *state = NULL, *started = NULL;
                                 /* Done when it runs again on a newly started postmaster (patronictl only
@@ -1177,92 +899,40 @@ static int do_failover_or_switchover(
         return print_members(cluster, name);
 }
 
-static int switchover_like(Ctl *c, int argc, char **argv, bool failover) {
-        static const struct option options[] = {
-                {"leader", required_argument, NULL, ARG_LEADER},
-                {"primary", required_argument, NULL, ARG_LEADER},
-                {"master", required_argument, NULL, ARG_LEADER},
-                {"candidate", required_argument, NULL, ARG_CANDIDATE},
-                {"scheduled", required_argument, NULL, ARG_SCHEDULED},
-                {"force", no_argument, NULL, ARG_FORCE},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
-        };
-        const char *leader = NULL, *candidate = NULL, *scheduled = NULL, *name,
-                   *verb = failover ? "failover" : "switchover";
-        bool force = false;
-        int opt, r;
+static int switchover_like(Ctl *c, const CtlArgs *a, bool failover) {
+        const char *leader = a->value[CTL_SLOT_LEADER], *name = NULL;
+        int r;
 
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
-                switch (opt) {
-                case ARG_LEADER:
-                        leader = optarg;
-                        break;
-                case ARG_CANDIDATE:
-                        candidate = optarg;
-                        break;
-                case ARG_SCHEDULED:
-                        if (failover)
-                                return bad_option(argc, argv, verb);
-                        scheduled = optarg;
-                        break;
-                case ARG_FORCE:
-                        force = true;
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, verb);
-                }
-        r = cluster_arg(c, argc, argv, false, &name);
+        r = cluster_name(c, a->positional[0], &name);
         if (r < 0)
                 return r;
-        if (optind < argc)
-                return ctl_fail("%s: unexpected argument '%s'", verb, argv[optind]);
         /* patronictl 3.0.2: failover with --leader is a switchover */
         return do_failover_or_switchover(
                 c,
                 failover && !leader ? "failover" : "switchover",
                 name,
                 leader,
-                candidate,
-                force,
-                scheduled);
+                a->value[CTL_SLOT_CANDIDATE],
+                ctl_args_has(a, CTL_SLOT_FORCE),
+                a->value[CTL_SLOT_SCHEDULED]);
 }
 
-static int verb_switchover(Ctl *c, int argc, char **argv) {
-        return switchover_like(c, argc, argv, false);
+static int verb_switchover(Ctl *c, const CtlArgs *a) {
+        return switchover_like(c, a, false);
 }
 
-static int verb_failover(Ctl *c, int argc, char **argv) {
-        return switchover_like(c, argc, argv, true);
+static int verb_failover(Ctl *c, const CtlArgs *a) {
+        return switchover_like(c, a, true);
 }
 
 /* ==== flush ==== */
 
-static int verb_flush(Ctl *c, int argc, char **argv) {
+static int verb_flush(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(members_done) Members s = {};
-        MemberArgs a = {.role = "any"};
-        const char *name, *target;
+        const char *name = a->positional[0], *target = a->positional[2];
         int r, ret = 0;
 
-        r = parse_member_args(argc, argv, "flush", true, &a);
-        if (r < 0)
-                return r;
-        r = cluster_arg(c, argc, argv, true, &name);
-        if (r < 0)
-                return r;
-        if (optind >= argc)
-                return ctl_fail("Missing argument 'TARGET' (restart or switchover)");
-        target = argv[--argc];
-        if (!streq(target, "restart") && !streq(target, "switchover"))
-                return ctl_fail(
-                        "Invalid value for 'TARGET': '%s' is not one of 'restart', 'switchover'", target);
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
                 return r;
@@ -1270,10 +940,10 @@ static int verb_flush(Ctl *c, int argc, char **argv) {
                 r = get_members(
                         cluster,
                         name,
-                        argv + optind,
-                        (size_t)(argc - optind),
-                        a.role,
-                        a.force,
+                        a->many,
+                        a->n_many,
+                        a->value[CTL_SLOT_ROLE] ?: "any",
+                        ctl_args_has(a, CTL_SLOT_FORCE),
                         "flush",
                         true,
                         &s);
@@ -1328,33 +998,14 @@ static int verb_flush(Ctl *c, int argc, char **argv) {
 
 /* ==== pause / resume ==== */
 
-static int pause_like(Ctl *c, int argc, char **argv, bool paused) {
-        static const struct option options[] = {
-                {"wait", no_argument, NULL, ARG_WAIT},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
-        };
+static int pause_like(Ctl *c, const CtlArgs *a, bool paused) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(cJSON_Deletep) cJSON *body = NULL;
-        const char *verb = paused ? "pause" : "resume", *name;
-        bool wait = false;
-        int opt, r;
+        const char *verb = paused ? "pause" : "resume", *name = NULL;
+        bool wait = ctl_args_has(a, CTL_SLOT_WAIT);
+        int r;
 
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
-                switch (opt) {
-                case ARG_WAIT:
-                        wait = true;
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, verb);
-                }
-        r = cluster_arg(c, argc, argv, false, &name);
+        r = cluster_name(c, a->positional[0], &name);
         if (r < 0)
                 return r;
         r = ctl_get_cluster(c, name, &cluster);
@@ -1422,7 +1073,7 @@ static int pause_like(Ctl *c, int argc, char **argv, bool paused) {
                                                 }
                                                 break;
                                         }
-                                        sleep_usec(USEC_PER_SEC);
+                                        ctl_sleep(USEC_PER_SEC);
                                 }
                         }
                         printf("Success: cluster management is %s\n", paused ? "paused" : "resumed");
@@ -1431,12 +1082,12 @@ static int pause_like(Ctl *c, int argc, char **argv, bool paused) {
         return ctl_fail("Can not find accessible cluster member");
 }
 
-static int verb_pause(Ctl *c, int argc, char **argv) {
-        return pause_like(c, argc, argv, true);
+static int verb_pause(Ctl *c, const CtlArgs *a) {
+        return pause_like(c, a, true);
 }
 
-static int verb_resume(Ctl *c, int argc, char **argv) {
-        return pause_like(c, argc, argv, false);
+static int verb_resume(Ctl *c, const CtlArgs *a) {
+        return pause_like(c, a, false);
 }
 
 /* ==== edit-config ==== */
@@ -1558,64 +1209,18 @@ static int invoke_editor(const char *before, const char *name, char **ret_after,
         return 0;
 }
 
-static int verb_edit_config(Ctl *c, int argc, char **argv) {
-        static const struct option options[] = {
-                {"quiet", no_argument, NULL, 'q'},
-                {"set", required_argument, NULL, 's'},
-                {"pg", required_argument, NULL, 'p'},
-                {"apply", required_argument, NULL, ARG_APPLY},
-                {"replace", required_argument, NULL, ARG_REPLACE},
-                {"force", no_argument, NULL, ARG_FORCE},
-                {"group", required_argument, NULL, ARG_GROUP},
-                {},
-        };
+static int verb_edit_config(Ctl *c, const CtlArgs *a) {
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_(cJSON_Deletep) cJSON *before_data = NULL, *data = NULL;
         _cleanup_free_ char *before = NULL, *after = NULL;
-        _cleanup_free_ char **pairs = NULL;
-        const char *apply = NULL, *replace = NULL, *name;
-        size_t n_pairs = 0, n_set = 0;
-        bool quiet = false, force = false, changed_requested = false;
-        int opt, r;
+        const char *apply = a->value[CTL_SLOT_APPLY], *replace = a->value[CTL_SLOT_REPLACE], *name = NULL;
+        bool quiet = ctl_args_has(a, CTL_SLOT_QUIET), force = ctl_args_has(a, CTL_SLOT_FORCE),
+             changed_requested = false;
+        int r;
 
-        pairs = new0(char *, (size_t)argc + 1);
-        if (!pairs)
-                return -ENOMEM;
-        /* First pass: collect -s pairs, then -p pairs, in the order patronictl applies them. */
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "qs:p:", options, NULL)) >= 0)
-                switch (opt) {
-                case 'q':
-                        quiet = true;
-                        break;
-                case 's':
-                        pairs[n_pairs++] = optarg;
-                        n_set++;
-                        break;
-                case 'p':
-                        break;
-                case ARG_APPLY:
-                        apply = optarg;
-                        break;
-                case ARG_REPLACE:
-                        replace = optarg;
-                        break;
-                case ARG_FORCE:
-                        force = true;
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, "edit-config");
-                }
-        r = cluster_arg(c, argc, argv, false, &name);
+        r = cluster_name(c, a->positional[0], &name);
         if (r < 0)
                 return r;
-        if (optind < argc)
-                return ctl_fail("edit-config: unexpected argument '%s'", argv[optind]);
 
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
@@ -1646,28 +1251,23 @@ static int verb_edit_config(Ctl *c, int argc, char **argv) {
                         return r;
                 changed_requested = true;
         }
-        /* -s pairs, then -p pairs as postgresql.parameters.<pair> */
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "qs:p:", options, NULL)) >= 0)
-                if (opt == 'p') {
-                        char *p;
-                        if (asprintf(&p, "postgresql.parameters.%s", optarg + strspn(optarg, " \t")) < 0)
+        /* -s pairs, then -p pairs as postgresql.parameters.<pair>, in the order patronictl applies them */
+        for (size_t i = 0; i < a->n_values[CTL_SLOT_SET] + a->n_values[CTL_SLOT_PG]; i++) {
+                _cleanup_free_ char *error = NULL, *pg = NULL;
+                const char *pair;
+                if (i < a->n_values[CTL_SLOT_SET])
+                        pair = a->values[CTL_SLOT_SET][i];
+                else {
+                        const char *v = a->values[CTL_SLOT_PG][i - a->n_values[CTL_SLOT_SET]];
+                        if (asprintf(&pg, "postgresql.parameters.%s", v + strspn(v, " \t")) < 0)
                                 return -ENOMEM;
-                        pairs[n_pairs++] = p;
+                        pair = pg;
                 }
-        for (size_t i = 0; i < n_pairs; i++) {
-                _cleanup_free_ char *error = NULL;
-                r = ctl_config_set_pair(data, pairs[i], &error);
-                if (r < 0) {
-                        r = ctl_fail("%s", error ?: strerror(-r));
-                        for (size_t k = n_set; k < n_pairs; k++)
-                                free(pairs[k]);
-                        return r;
-                }
+                r = ctl_config_set_pair(data, pair, &error);
+                if (r < 0)
+                        return ctl_fail("%s", error ?: strerror(-r));
                 changed_requested = true;
         }
-        for (size_t k = n_set; k < n_pairs; k++)
-                free(pairs[k]);
 
         if (changed_requested) {
                 r = ctl_yaml_dump_string(data, false, &after);
@@ -1710,31 +1310,13 @@ static int verb_edit_config(Ctl *c, int argc, char **argv) {
 
 /* ==== remove ==== */
 
-static int verb_remove(Ctl *c, int argc, char **argv) {
+static int verb_remove(Ctl *c, const CtlArgs *a) {
         static const char *const aware = "Yes I am aware";
         _cleanup_(dcs_cluster_freep) DcsCluster *cluster = NULL;
         _cleanup_free_ char *a1 = NULL, *a2 = NULL, *a3 = NULL, *q = NULL;
-        const char *name;
-        int opt, r;
+        const char *name = a->positional[0];
+        int r;
 
-        getopt_reset();
-        while ((opt = getopt_long(argc, argv, "+f:", no_options, NULL)) >= 0)
-                switch (opt) {
-                case 'f':
-                        if ((int)ctl_format_from_string(optarg) < 0)
-                                return ctl_fail("Invalid value for '--format' / '-f': '%s'", optarg);
-                        break;
-                case ARG_GROUP:
-                        r = bad_group(optarg);
-                        if (r < 0)
-                                return r;
-                        break;
-                default:
-                        return bad_option(argc, argv, "remove");
-                }
-        if (optind >= argc)
-                return ctl_fail("Missing argument 'CLUSTER_NAME'");
-        name = argv[optind];
         r = ctl_get_cluster(c, name, &cluster);
         if (r < 0)
                 return r;
@@ -1770,100 +1352,251 @@ static int verb_remove(Ctl *c, int argc, char **argv) {
         return ctl_delete_cluster(c);
 }
 
-static int verb_query(Ctl *c, int argc, char **argv) {
-        return ctl_run_query(c, argc, argv);
-}
+static int verb_help(Ctl *c, const CtlArgs *a);
 
-static int verb_help(Ctl *c, int argc, char **argv);
+/* ==== the command table ==== */
+
+#define FLAG(slot, s, l, h) \
+        { (slot), (s), {(l)}, 0, NULL, (h), NULL }
+#define VALUE(slot, s, l, m, h) \
+        { (slot), (s), {(l)}, CTL_OPTION_VALUE, (m), (h), NULL }
+
+static const CtlOption opt_extended =
+        FLAG(CTL_SLOT_EXTENDED, 'e', "extended", "Show some extra information");
+static const CtlOption opt_timestamp = FLAG(CTL_SLOT_TIMESTAMP, 't', "timestamp", "Print timestamp");
+static const CtlOption opt_dsn_member =
+        VALUE(CTL_SLOT_MEMBER, 'm', "member", "TEXT", "Generate a dsn for this member");
+static const CtlOption opt_leader = {
+        CTL_SLOT_LEADER,
+        0,
+        {"leader", "primary", "master"},
+        CTL_OPTION_VALUE,
+        "TEXT",
+        "The name of the current leader",
+        NULL};
+static const CtlOption opt_candidate =
+        VALUE(CTL_SLOT_CANDIDATE, 0, "candidate", "TEXT", "The name of the candidate");
+static const CtlOption opt_scheduled =
+        VALUE(CTL_SLOT_SCHEDULED,
+              0,
+              "scheduled",
+              "TEXT",
+              "Timestamp of a scheduled event in unambiguous format (e.g. ISO 8601)");
+static const CtlOption opt_any = FLAG(CTL_SLOT_ANY, 0, "any", "Restart a single member only");
+static const CtlOption opt_pg_version =
+        VALUE(CTL_SLOT_PG_VERSION,
+              0,
+              "pg-version",
+              "TEXT",
+              "Restart if the PostgreSQL version is less than provided (e.g. 9.5.2)");
+static const CtlOption opt_pending = FLAG(CTL_SLOT_PENDING, 0, "pending", "Restart if pending");
+static const CtlOption opt_timeout =
+        VALUE(CTL_SLOT_TIMEOUT,
+              0,
+              "timeout",
+              "TEXT",
+              "Return error and fail over if necessary when restarting takes longer than this");
+static const CtlOption opt_quiet = FLAG(CTL_SLOT_QUIET, 'q', "quiet", "Do not show changes");
+static const CtlOption opt_set = {
+        CTL_SLOT_SET,
+        's',
+        {"set"},
+        CTL_OPTION_VALUE | CTL_OPTION_REPEAT,
+        "TEXT",
+        "Set specific configuration value. Can be specified multiple times",
+        NULL};
+static const CtlOption opt_pg = {
+        CTL_SLOT_PG,
+        'p',
+        {"pg"},
+        CTL_OPTION_VALUE | CTL_OPTION_REPEAT,
+        "TEXT",
+        "Set specific PostgreSQL parameter value (shorthand for -s postgresql.parameters.). Repeatable",
+        NULL};
+static const CtlOption opt_apply =
+        VALUE(CTL_SLOT_APPLY, 0, "apply", "TEXT", "Apply configuration from file. Use - for stdin.");
+static const CtlOption opt_replace =
+        VALUE(CTL_SLOT_REPLACE,
+              0,
+              "replace",
+              "TEXT",
+              "Apply configuration from file, replacing existing configuration");
+static const CtlOption opt_query_format = {
+        CTL_SLOT_FORMAT,
+        0,
+        {"format"},
+        CTL_OPTION_VALUE,
+        "TEXT",
+        "Output format (pretty, tsv, json, yaml)",
+        ctl_check_format};
+static const CtlOption opt_file =
+        VALUE(CTL_SLOT_FILE, 'f', "file", "FILENAME", "Execute the SQL commands from this file");
+static const CtlOption opt_password = FLAG(CTL_SLOT_PASSWORD, 0, "password", "force password prompt");
+static const CtlOption opt_username =
+        VALUE(CTL_SLOT_USERNAME, 'U', "username", "TEXT", "database user name");
+static const CtlOption opt_query_member =
+        VALUE(CTL_SLOT_MEMBER, 'm', "member", "TEXT", "Query a specific member");
+static const CtlOption opt_delimiter =
+        VALUE(CTL_SLOT_DELIMITER, 0, "delimiter", "TEXT", "The column delimiter");
+static const CtlOption opt_command =
+        VALUE(CTL_SLOT_COMMAND, 'c', "command", "TEXT", "The SQL commands to execute");
+static const CtlOption opt_dbname =
+        VALUE(CTL_SLOT_DBNAME, 'd', "dbname", "TEXT", "database name to connect to");
+
+#define G &ctl_option_group
+static const CtlOption *const only_group[] = {G};
+static const CtlOption *const list_options[] = {
+        G, &opt_extended, &opt_timestamp, &ctl_option_format, &ctl_option_watch_default, &ctl_option_watch};
+static const CtlOption *const topology_options[] = {G, &ctl_option_watch_default, &ctl_option_watch};
+static const CtlOption *const format_options[] = {G, &ctl_option_format};
+static const CtlOption *const dsn_options[] = {&ctl_option_role, &opt_dsn_member, G};
+static const CtlOption *const switchover_options[] = {
+        G, &opt_leader, &opt_candidate, &opt_scheduled, &ctl_option_force};
+static const CtlOption *const failover_options[] = {G, &opt_leader, &opt_candidate, &ctl_option_force};
+static const CtlOption *const restart_options[] = {
+        G,
+        &ctl_option_role,
+        &opt_any,
+        &opt_scheduled,
+        &opt_pg_version,
+        &opt_pending,
+        &opt_timeout,
+        &ctl_option_force};
+static const CtlOption *const role_force_options[] = {G, &ctl_option_role, &ctl_option_force};
+static const CtlOption *const reinit_options[] = {G, &ctl_option_force, &ctl_option_wait};
+static const CtlOption *const wait_options[] = {G, &ctl_option_wait};
+static const CtlOption *const edit_config_options[] = {
+        G, &opt_quiet, &opt_set, &opt_pg, &opt_apply, &opt_replace, &ctl_option_force};
+static const CtlOption *const query_options[] = {
+        G,
+        &opt_query_format,
+        &opt_file,
+        &opt_password,
+        &opt_username,
+        &ctl_option_watch_default,
+        &ctl_option_watch,
+        &ctl_option_role,
+        &opt_query_member,
+        &opt_delimiter,
+        &opt_command,
+        &opt_dbname};
+#undef G
+
+static const char *const flush_targets[] = {"restart", "switchover", NULL};
+static const CtlPositional cluster_optional[] = {{.name = "CLUSTER_NAME"}};
+static const CtlPositional cluster_required[] = {{.name = "CLUSTER_NAME", .required = true}};
+static const CtlPositional cluster_names[] = {{.name = "CLUSTER_NAMES", .many = true}};
+static const CtlPositional cluster_members[] = {
+        {.name = "CLUSTER_NAME", .required = true}, {.name = "MEMBER_NAMES", .many = true}};
+static const CtlPositional cluster_members_optional[] = {
+        {.name = "CLUSTER_NAME"}, {.name = "MEMBER_NAMES", .many = true}};
+static const CtlPositional flush_positionals[] = {
+        {.name = "CLUSTER_NAME", .required = true},
+        {.name = "MEMBER_NAMES", .many = true},
+        {.name = "TARGET", .required = true, .choices = flush_targets}};
+static const CtlPositional help_positionals[] = {{.name = "COMMAND"}};
+
+#define VERB(n, run, help, opts, pos) \
+        { {n, opts, ELEMENTSOF(opts), pos, ELEMENTSOF(pos), false}, run, help }
 
 static const Verb verbs[] = {
-        {"dsn",
-         verb_dsn,
-         "Generate a dsn for the provided member, defaults to a dsn of the leader",
-         "[CLUSTER_NAME] [-r ROLE | -m MEMBER]"},
-        {"edit-config",
-         verb_edit_config,
-         "Edit cluster configuration",
-         "[CLUSTER_NAME] [-q] [-s KEY=VALUE]... [-p GUC=VALUE]... [--apply FILE|-] [--replace FILE|-] "
-         "[--force]"},
-        {"failover",
-         verb_failover,
-         "Failover to a replica",
-         "[CLUSTER_NAME] [--leader NAME] --candidate NAME [--force]"},
-        {"flush",
-         verb_flush,
-         "Discard scheduled events",
-         "CLUSTER_NAME [MEMBER_NAMES]... {restart|switchover} [-r ROLE] [--force]"},
-        {"help", verb_help, "Show this help", ""},
-        {"history", verb_history, "Show the history of failovers/switchovers", "[CLUSTER_NAME] [-f FORMAT]"},
-        {"list",
-         verb_list,
-         "List the Patroni members for a given Patroni",
-         "[CLUSTER_NAMES]... [-e] [-t] [-f pretty|tsv|json|yaml] [-W | -w SECONDS]"},
-        {"pause", verb_pause, "Disable auto failover", "[CLUSTER_NAME] [--wait]"},
-        {"query",
-         verb_query,
-         "Query a Patroni PostgreSQL member",
-         "[CLUSTER_NAME] (-c SQL | --file FILE) [-r ROLE | -m MEMBER] [-U USER] [--password] [-d DBNAME] "
-         "[--format FORMAT] [--delimiter D]"},
-        {"reinit",
-         verb_reinit,
-         "Reinitialize cluster member",
-         "CLUSTER_NAME [MEMBER_NAMES]... [--force] [--wait]"},
-        {"reload",
-         verb_reload,
-         "Reload cluster member configuration",
-         "CLUSTER_NAME [MEMBER_NAMES]... [-r ROLE] [--force]"},
-        {"restart",
-         verb_restart,
-         "Restart cluster member",
-         "CLUSTER_NAME [MEMBER_NAMES]... [-r ROLE] [--any] [--scheduled TS] [--pg-version V] [--pending] "
-         "[--timeout T] [--force]"},
-        {"remove", verb_remove, "Remove cluster from DCS", "CLUSTER_NAME"},
-        {"resume", verb_resume, "Resume auto failover", "[CLUSTER_NAME] [--wait]"},
-        {"show-config", verb_show_config, "Show cluster configuration", "[CLUSTER_NAME]"},
-        {"switchover",
-         verb_switchover,
-         "Switchover to a replica",
-         "[CLUSTER_NAME] [--leader NAME] [--candidate NAME] [--scheduled TS] [--force]"},
-        {"topology",
-         verb_topology,
-         "Prints ASCII topology for given cluster",
-         "[CLUSTER_NAMES]... [-W | -w SECONDS]"},
-        {"version",
-         verb_version,
-         "Output version of pghactl command or a running Patroni instance",
-         "[CLUSTER_NAME [MEMBER_NAMES]...]"},
+        VERB("dsn",
+             verb_dsn,
+             "Generate a dsn for the provided member, defaults to a dsn of the leader",
+             dsn_options,
+             cluster_optional),
+        VERB("edit-config",
+             verb_edit_config,
+             "Edit cluster configuration",
+             edit_config_options,
+             cluster_optional),
+        VERB("failover", verb_failover, "Failover to a replica", failover_options, cluster_optional),
+        VERB("flush", verb_flush, "Discard scheduled events", role_force_options, flush_positionals),
+        {{"help", NULL, 0, help_positionals, ELEMENTSOF(help_positionals), false},
+         verb_help,
+         "Show this help"},
+        VERB("history",
+             verb_history,
+             "Show the history of failovers/switchovers",
+             format_options,
+             cluster_optional),
+        VERB("list", verb_list, "List the Patroni members for a given Patroni", list_options, cluster_names),
+        VERB("pause", verb_pause, "Disable auto failover", wait_options, cluster_optional),
+        VERB("query", ctl_run_query, "Query a Patroni PostgreSQL member", query_options, cluster_optional),
+        VERB("reinit", verb_reinit, "Reinitialize cluster member", reinit_options, cluster_members),
+        VERB("reload",
+             verb_reload,
+             "Reload cluster member configuration",
+             role_force_options,
+             cluster_members),
+        VERB("restart", verb_restart, "Restart cluster member", restart_options, cluster_members),
+        VERB("remove", verb_remove, "Remove cluster from DCS", format_options, cluster_required),
+        VERB("resume", verb_resume, "Resume auto failover", wait_options, cluster_optional),
+        VERB("show-config", verb_show_config, "Show cluster configuration", only_group, cluster_optional),
+        VERB("switchover", verb_switchover, "Switchover to a replica", switchover_options, cluster_optional),
+        VERB("topology",
+             verb_topology,
+             "Prints ASCII topology for given cluster",
+             topology_options,
+             cluster_names),
+        VERB("version",
+             verb_version,
+             "Output version of pghactl command or a running Patroni instance",
+             only_group,
+             cluster_members_optional),
 };
 
-static int verb_help(Ctl *c, int argc, char **argv) {
+/* pghactl's own options, before the command */
+static const CtlOption opt_config_file =
+        VALUE(CTL_SLOT_CONFIG_FILE, 'c', "config-file", "TEXT", "Configuration file");
+static const CtlOption opt_dcs_url = {
+        CTL_SLOT_DCS_URL, 'd', {"dcs-url", "dcs"}, CTL_OPTION_VALUE, "TEXT", "The DCS connect url", NULL};
+static const CtlOption opt_insecure =
+        FLAG(CTL_SLOT_INSECURE, 'k', "insecure", "Allow connections to SSL sites without certs");
+static const CtlOption opt_version = FLAG(CTL_SLOT_VERSION, 0, "version", "Show the version and exit.");
+static const CtlOption *const main_options[] = {&opt_config_file, &opt_dcs_url, &opt_insecure, &opt_version};
+static const CtlCommandSpec main_spec = {
+        "pghactl", main_options, ELEMENTSOF(main_options), NULL, 0, .stop_at_positional = true};
+
+static const Verb *find_verb(const char *name) {
+        for (size_t i = 0; name && i < ELEMENTSOF(verbs); i++)
+                if (streq(name, verbs[i].spec.name))
+                        return &verbs[i];
+        return NULL;
+}
+
+static void print_main_help(void) {
         printf("Usage: pghactl [OPTIONS] COMMAND [ARGS]...\n\n"
                "Options:\n"
                "  -c, --config-file TEXT  Configuration file\n"
                "  -d, --dcs-url, --dcs TEXT\n"
                "                          The DCS connect url\n"
                "  -k, --insecure          Allow connections to SSL sites without certs\n"
+               "  --version               Show the version and exit.\n"
                "  --help                  Show this message and exit.\n\n"
                "Commands:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                printf("  %-12s %s\n", verbs[i].name, verbs[i].help);
+                printf("  %-12s %s\n", verbs[i].spec.name, verbs[i].help);
+}
+
+static int verb_help(Ctl *c, const CtlArgs *a) {
+        const Verb *v = find_verb(a->positional[0]);
+
+        if (a->positional[0] && !v)
+                return ctl_fail("No such command '%s'. See 'pghactl help'.", a->positional[0]);
+        if (v)
+                ctl_args_print_help(&v->spec, "pghactl", v->help, stdout);
+        else
+                print_main_help();
         return 0;
 }
 
 int main(int argc, char **argv) {
-        static const struct option options[] = {
-                {"config-file", required_argument, NULL, 'c'},
-                {"dcs-url", required_argument, NULL, 'd'},
-                {"dcs", required_argument, NULL, 'd'},
-                {"insecure", no_argument, NULL, 'k'},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},
-                {},
-        };
+        _cleanup_(ctl_args_done) CtlArgs global = {}, args = {};
         _cleanup_(ctl_done) Ctl c = {};
         const char *level = NULL;
-        const Verb *verb = NULL;
-        int opt, r;
+        const Verb *verb;
+        int r;
 
         /* Quiet unless asked: the etcd client's retries are not the operator's business. */
         for (const char *const *v =
@@ -1877,52 +1610,41 @@ int main(int argc, char **argv) {
                 level && log_level_from_string(level) >= 0 ? log_level_from_string(level)
                                                            : 2 /* LOG_CRIT */);
 
-        opterr = 0;
-        while ((opt = getopt_long(argc, argv, "+c:d:kh", options, NULL)) >= 0)
-                switch (opt) {
-                case 'c':
-                        c.config_path = optarg;
-                        break;
-                case 'd':
-                        c.dcs_url = optarg;
-                        break;
-                case 'k':
-                        c.insecure = true;
-                        break;
-                case 'h':
-                        return verb_help(&c, argc, argv), 0;
-                case 'V':
-                        printf("pghactl version %s\n", PGHA_VERSION);
-                        return 0;
-                default:
-                        ctl_fail("no such option: %s", argv[optind - 1]);
-                        return 1;
-                }
+        r = ctl_args_parse(&main_spec, argc - 1, argv + 1, &global);
+        if (r < 0)
+                return 1;
+        if (r > 0) {
+                print_main_help();
+                return 0;
+        }
+        if (ctl_args_has(&global, CTL_SLOT_VERSION)) {
+                printf("pghactl version %s\n", PGHA_VERSION);
+                return 0;
+        }
+        c.config_path = (char *)global.value[CTL_SLOT_CONFIG_FILE];
+        c.dcs_url = (char *)global.value[CTL_SLOT_DCS_URL];
+        c.insecure = ctl_args_has(&global, CTL_SLOT_INSECURE);
         if (!c.dcs_url)
                 c.dcs_url = getenv("DCS_URL");
-        if (optind >= argc) {
-                verb_help(&c, argc, argv);
+        if (global.n_rest == 0) {
+                print_main_help();
                 return 1;
         }
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (streq(argv[optind], verbs[i].name))
-                        verb = &verbs[i];
+        verb = find_verb(global.rest[0]);
         if (!verb) {
-                ctl_fail("No such command '%s'. See 'pghactl help'.", argv[optind]);
+                ctl_fail("No such command '%s'. See 'pghactl help'.", global.rest[0]);
                 return 1;
+        }
+        /* the command's arguments are checked before the configuration is read */
+        r = ctl_args_parse(&verb->spec, global.n_rest - 1, global.rest + 1, &args);
+        if (r < 0)
+                return 1;
+        if (r > 0) {
+                ctl_args_print_help(&verb->spec, "pghactl", verb->help, stdout);
+                return 0;
         }
         if (verb->run == verb_help)
-                return verb_help(&c, argc, argv), 0;
-        for (int i = optind + 1; i < argc; i++)
-                if (streq(argv[i], "--help")) {
-                        printf("Usage: pghactl [OPTIONS] %s %s\n\n  %s\n\nSee docs/pghactl.md for every "
-                               "option.\n",
-                               verb->name,
-                               verb->usage,
-                               verb->help);
-                        return 0;
-                }
-        /* version without a cluster needs no configuration */
+                return verb_help(&c, &args) < 0 ? 1 : 0;
         r = ctl_load_config(&c);
         if (r < 0) {
                 if (r != -EINVAL)
@@ -1930,7 +1652,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        r = verb->run(&c, argc - optind, argv + optind);
+        r = verb->run(&c, &args);
         fflush(stdout);
         curl_global_cleanup();
         if (r == -ENOMEM)
