@@ -1154,11 +1154,11 @@ static const HaFsmRow ha_fsm_table[] = {
         ROW(R_RDU, p_shutdown, KEEP, HA_ACTION_SHUTDOWN_STOP, HA_FLAG_DISABLE_WATCHDOG, COMMENT_SHUTDOWN,
             "shutting down: stopping PostgreSQL", NULL),
 
-        /* TILT: a stalled process or a clock jump; observe for one ttl. */
+        /* TILT: a stalled process or a clock jump; observe for one loop_wait. */
         ROW(R_P, p_tilt_primary, KEEP, HA_ACTION_WAIT, 0, COMMENT_TILT_PRIMARY,
-            "TILT: {gap} seconds since the last HA cycle, observing only for one ttl", NULL),
+            "TILT: {gap} seconds since the last HA cycle, observing only for one loop_wait", NULL),
         ROW(R_RDU, p_tilt, KEEP, HA_ACTION_WAIT, 0, COMMENT_TILT,
-            "TILT: {gap} seconds since the last HA cycle, observing only for one ttl", NULL),
+            "TILT: {gap} seconds since the last HA cycle, observing only for one loop_wait", NULL),
 
         /* DCS unreachable (_handle_dcs_error). */
         ROW(R_PRD, p_dcs_down_paused, KEEP, HA_ACTION_WAIT, 0, COMMENT_DCS_DOWN_PAUSED,
@@ -1551,9 +1551,11 @@ static void housekeeping(const HaFacts *f, HaDecision *d) {
         if (paused(f))
                 d->flags |= HA_FLAG_DISABLE_WATCHDOG;
 
-        /* TILT lasts one ttl from the tick that noticed the gap. */
+        /* TILT lasts one loop_wait (at most a ttl) from the tick that noticed the gap: that tick's facts
+         * were gathered after the wake-up, so one ordinary period of observing is enough; a whole ttl
+         * kept a fenced old primary out of the cluster for as long again. */
         if (tilt_gap(f))
-                d->tilt_until = f->now + c->ttl;
+                d->tilt_until = f->now + MIN(c->loop_wait, c->ttl);
         else if (f->tilt_until > f->now)
                 d->tilt_until = f->tilt_until;
         else

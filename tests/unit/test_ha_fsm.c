@@ -212,7 +212,7 @@ SETUP(s_tilt_leader) {
 }
 SETUP(s_tilt_replica_no_leader) {
         base_unlocked(f);
-        f->tilt_until = NOW + 5 * USEC_PER_SEC; /* noticed on an earlier tick, still within one ttl */
+        f->tilt_until = NOW + 5 * USEC_PER_SEC; /* noticed on an earlier tick, still within one loop_wait */
 }
 /* DCS unreachable */
 SETUP(s_dcs_down_paused) {
@@ -894,7 +894,7 @@ static const Scenario scenarios[] = {
            .row = "tilt_primary",
            .action = HA_ACTION_WAIT,
            .next = HA_ROLE_PRIMARY,
-           .message = "TILT: 31 seconds since the last HA cycle, observing only for one ttl"),
+           .message = "TILT: 31 seconds since the last HA cycle, observing only for one loop_wait"),
         SC(s_tilt_replica_no_leader, .row = "tilt", .action = HA_ACTION_WAIT, .next = HA_ROLE_REPLICA),
         SC(s_dcs_down_paused,
            .row = "dcs_down_paused",
@@ -2002,20 +2002,20 @@ TEST(housekeeping) {
         ASSERT_EQ(d.action, HA_ACTION_ACQUIRE_LOCK);
         ASSERT_TRUE(d.flags & HA_FLAG_WRITE_INITIALIZE);
 
-        /* TILT starts for one ttl from the tick that noticed the gap, then ends. */
+        /* TILT starts for one loop_wait from the tick that noticed the gap, then ends. */
         s_tilt_leader(&f);
         ASSERT_OK(ha_fsm_decide(&f, &d));
-        ASSERT_U64_EQ(d.tilt_until, NOW + 30 * USEC_PER_SEC);
-        ASSERT_U64_EQ(d.wake_at, NOW + 30 * USEC_PER_SEC);
+        ASSERT_U64_EQ(d.tilt_until, NOW + 10 * USEC_PER_SEC);
+        ASSERT_U64_EQ(d.wake_at, NOW + 10 * USEC_PER_SEC);
         base(&f);
-        f.tilt_until = NOW + 30 * USEC_PER_SEC;
+        f.tilt_until = NOW + 10 * USEC_PER_SEC;
         f.lease.deadline = NOW + 50 * USEC_PER_SEC;
-        f.now = NOW + 10 * USEC_PER_SEC;
+        f.now = NOW + 5 * USEC_PER_SEC;
         f.last_tick = NOW;
         ASSERT_OK(ha_fsm_decide(&f, &d));
         ASSERT_EQ(d.action, HA_ACTION_WAIT);
-        f.now = NOW + 30 * USEC_PER_SEC;
-        f.last_tick = NOW + 20 * USEC_PER_SEC;
+        f.now = NOW + 10 * USEC_PER_SEC;
+        f.last_tick = NOW + 5 * USEC_PER_SEC;
         ASSERT_OK(ha_fsm_decide(&f, &d));
         ASSERT_EQ(d.action, HA_ACTION_RENEW_LOCK);
         ASSERT_EQ(d.tilt_until, 0);
