@@ -133,7 +133,7 @@ class Round:
             node.stop()
             node.start()
         # a healthy daemon rejoins within a few loops; beyond that the scenario fails instead of waiting
-        healthy_cluster(self.cluster, timeout=max(60, 4 * PROFILES[self.profile]["ttl"]))
+        healthy_cluster(self.cluster, timeout=max(60, 2 * PROFILES[self.profile]["ttl"]))
 
     # ---- scenarios -------------------------------------------------------------------------------
     def bootstrap(self):
@@ -145,7 +145,7 @@ class Round:
         self.checker.start()
 
     def memory(self, idle_seconds):
-        rss, pss, cpu = [], [], []
+        rss, pss, private, cpu = [], [], [], []
         ticks = os.sysconf("SC_CLK_TCK")
 
         def cpu_of(pid):
@@ -159,10 +159,14 @@ class Round:
             cpu.append((cpu_of(n.process.pid) - start[n.name]) / idle_seconds * 100)
             with open(f"/proc/{n.process.pid}/smaps_rollup") as f:
                 text = f.read()
-            rss.append(int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1)) / 1024)
-            pss.append(int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1)) / 1024)
+            def kb(field):
+                return int(re.search(rf"^{field}:\s+(\d+)", text, re.M).group(1))
+            rss.append(kb("Rss") / 1024)
+            pss.append(kb("Pss") / 1024)
+            private.append((kb("Private_Clean") + kb("Private_Dirty")) / 1024)
         self.record("rss_mb", statistics.median(rss))
         self.record("pss_mb", statistics.median(pss))
+        self.record("private_mb", statistics.median(private))
         self.record("idle_cpu_pct", statistics.median(cpu))
 
     def wrk(self, name, url, seconds=WRK_SECONDS):
@@ -424,7 +428,8 @@ def render(results, args, started, finished, load_samples):
     load = sorted(load_samples) or [os.getloadavg()[0]]
     lines.append(f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; 1-minute load "
                  f"average during the run: median {statistics.median(load):.2f}, max {load[-1]:.2f}.")
-    lines.append(f"Run: {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC, {args.rounds} round(s) per "
+    lines.append(f"Run: {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC "
+                 f"({(finished - started).total_seconds() / 60:.0f} min), {args.rounds} round(s) per "
                  f"daemon and profile, medians shown; daemons: {', '.join(args.daemons)}.")
     lines.append("")
     for profile in args.profiles:
