@@ -629,7 +629,7 @@ static void start_on_isready(PgCtlJob *j, const ProcResult *r) {
                         "pg_isready could not tell whether postgres accepts connections, assuming it does.");
                 return start_succeeded(j);
         }
-        JOB_TRY(j, pgctl_job_after(j, PGCTL_POLL_USEC, start_poll), "could not arm timer");
+        JOB_TRY(j, pgctl_job_after(j, pgctl_poll_backoff(j), start_poll), "could not arm timer");
 }
 
 static void start_exited(PgCtlJob *j, const char *why) {
@@ -1214,7 +1214,7 @@ static void promote_on_controldata(PgCtlJob *j, const ProcResult *r) {
         if (pgctl_job_past_deadline(j))
                 return pgctl_job_finish(
                         j, -ETIMEDOUT, "postgres did not leave recovery in time (state: %s)", strna(state));
-        JOB_TRY(j, pgctl_job_after(j, PGCTL_POLL_USEC * 2, promote_poll), "could not arm timer");
+        JOB_TRY(j, pgctl_job_after(j, pgctl_poll_backoff(j), promote_poll), "could not arm timer");
 }
 
 static void promote_poll(PgCtlJob *j) {

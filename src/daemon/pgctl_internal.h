@@ -95,7 +95,18 @@ struct PgCtlJob {
         bool checkpoint;    /* stop: CHECKPOINT first */
         job_timer_fn after_stale; /* continuation once a crashed postmaster's lock file is cleared */
         bool crash_recovery_done;
+        unsigned polls; /* start/promote: readiness checks so far (pgctl_poll_backoff) */
 };
+
+/* pgctl_poll_backoff - the delay before the next readiness check of a start or promotion: 10, 20, 40,
+ * 80 ms, then PGCTL_POLL_USEC. Most finish within tens of milliseconds, and every one of them is time a
+ * primary does not take writes; a long crash recovery is not polled much faster than before. */
+static inline usec_t pgctl_poll_backoff(PgCtlJob *j) {
+        usec_t delay = (10 * USEC_PER_MSEC) << (j->polls < 4 ? j->polls : 4);
+
+        j->polls++;
+        return delay < PGCTL_POLL_USEC ? delay : PGCTL_POLL_USEC;
+}
 
 /* A step failed with an errno from our side (spawn, write, allocation): finish with the message and
  * the errno's text. */
