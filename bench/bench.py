@@ -50,20 +50,52 @@ def healthy_cluster(cluster, timeout=120):
     return leader
 
 
-def lease_remaining(cluster):
-    """Seconds left on the leader key's lease, read from etcd at this instant."""
+def leader_lease(cluster):
+    """The leader key's lease ID, or None."""
     key = base64.b64encode(f"/service/{cluster.scope}/leader".encode()).decode()
     kvs = cluster.etcd.v3("kv/range", {"key": key}).get("kvs") or []
-    if not kvs or not kvs[0].get("lease"):
-        return None
-    ttl = cluster.etcd.v3("lease/timetolive", {"ID": kvs[0]["lease"]}).get("TTL")
-    return float(ttl) if ttl is not None else None
+    return kvs[0].get("lease") if kvs and kvs[0].get("lease") else None
+
+
+def lease_ttl(cluster, lease):
+    """Whole seconds left on a lease as etcd reports them (the remainder truncated; the gateway omits a
+    0), or -1 once it is gone."""
+    return int(cluster.etcd.v3("lease/timetolive", {"ID": lease}).get("TTL") or 0)
+
+
+class LeaseExpiryWatcher(threading.Thread):
+    """Finds the instant a lease that nobody renews any more expires, to about 5 ms: etcd reports the
+    remaining TTL truncated to whole seconds, so at the first instant the reported value drops to k,
+    exactly k + 1 seconds are left. None when the lease went before its value changed."""
+
+    def __init__(self, cluster, lease):
+        super().__init__(daemon=True)
+        self.cluster, self.lease, self.expiry = cluster, lease, None
+        self._stop_event = threading.Event()
+        self.start()
+
+    def run(self):
+        first = None
+        while not self._stop_event.is_set():
+            with contextlib.suppress(Exception):
+                ttl = lease_ttl(self.cluster, self.lease)
+                if ttl < 0:
+                    return
+                if first is None:
+                    first = ttl
+                elif ttl < first:
+                    self.expiry = now() + ttl + 1
+                    return
+            time.sleep(0.005)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(5)
 
 
 class KeyGoneWatcher(threading.Thread):
-    """Notes the instant (polled every 10 ms) the old leader's name leaves the leader key: etcd reports a
-    lease's remaining TTL in whole seconds and revokes expired leases on a 500 ms sweep, so only this
-    instant isolates the daemons' own reaction."""
+    """Notes the instant (polled every 10 ms) the old leader's name leaves the leader key: etcd revokes
+    expired leases on a 500 ms sweep, so only this instant isolates the daemons' own reaction."""
 
     def __init__(self, cluster, old_leader):
         super().__init__(daemon=True)
@@ -198,14 +230,17 @@ class Round:
     def crash(self):
         leader = healthy_cluster(self.cluster)
         w = self.start_writer(leader)
-        remaining = lease_remaining(self.cluster)
+        lease = leader_lease(self.cluster)
         t0 = now()
         leader.kill9()
         key_gone = KeyGoneWatcher(self.cluster, leader.name)
+        expiry = LeaseExpiryWatcher(self.cluster, lease) if lease else None
         first = first_ack_after(w, t0, exclude_node=leader.name)
         self.record("crash_failover_s", first - t0)
-        if remaining is not None:
-            self.record("crash_after_lease_expiry_s", first - (t0 + remaining))
+        if expiry:
+            expiry.stop()
+            if expiry.expiry is not None:
+                self.record("crash_after_lease_expiry_s", first - expiry.expiry)
         if key_gone.at is not None:
             self.record("crash_after_key_deleted_s", first - key_gone.at)
         key_gone.stop()
