@@ -72,6 +72,7 @@ typedef struct RestartRequest {
         char *role;       /* "master", "primary" or "replica"; NULL: any */
         unsigned version; /* restart only if the server is older than this (150002); 0: any */
         bool pending;     /* restart only if PostgreSQL has a pending restart */
+        usec_t timeout;   /* "timeout": answer "postgres is still starting" after it; 0: when done */
 } RestartRequest;
 
 static void restart_request_done(RestartRequest *r) {
@@ -85,6 +86,7 @@ static int restart_request_set(RestartRequest *r, const RestIntent *in) {
                 return -ENOMEM;
         r->version = in->postgres_version;
         r->pending = in->restart_pending;
+        r->timeout = in->timeout > 0 ? (usec_t)in->timeout * USEC_PER_SEC : 0;
         return 0;
 }
 
@@ -202,7 +204,8 @@ struct Ha {
         char *sync_then_ssn;           /* after that write succeeds, set synchronous_standby_names to this */
         bool disable_sync;             /* shutting down: publish nosync until the leader releases us */
         usec_t release_deadline;
-        sd_event_source *release_timer; /* "ha-sync-release" */
+        sd_event_source *release_timer;       /* "ha-sync-release" */
+        sd_event_source *restart_reply_timer; /* "ha-restart-reply": POST /restart's "timeout" */
 
         /* shutdown */
         ManagerDoneFunc done;
@@ -687,6 +690,8 @@ static void job_finish(Ha *h, int r) {
                         r < 0 ? "restart failed" : "restarted successfully");
                 h->restart_call = NULL;
         }
+        if (h->job_step == STEP_RESTART)
+                h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
         h->job_kind = HA_JOB_NONE;
         h->job_step = STEP_NONE;
         h->job_next_role_set = false;
@@ -1486,6 +1491,8 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
                 h->reinit_requested = false;
 }
 
+static void restart_reply_arm(Ha *h, usec_t after);
+
 static void arm_watchdog(Ha *h) {
         if (h->watchdog && watchdog_activate(h->watchdog) >= 0 && watchdog_is_active(h->watchdog))
                 (void)watchdog_keepalive(h->watchdog);
@@ -1827,12 +1834,15 @@ static void act(Ha *h) {
                 _cleanup_(pg_params_done) PgParams rec = {};
                 const PgStatus *st = pgstatus(h);
                 bool replica = !(st && st->query_ok && !st->in_recovery);
+                usec_t reply_after = h->restart_call ? h->restart_now.timeout : 0;
 
-                apply_flags_after(h, dec);
+                apply_flags_after(h, dec); /* clears restart_now */
                 if (replica && recovery_for(h, dec->target, &rec) < 0)
                         break;
                 job_begin(h, HA_JOB_RESTART, STEP_RESTART, dec->target);
                 r = pgctl_restart(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job);
+                if (r >= 0 && reply_after > 0)
+                        restart_reply_arm(h, reply_after);
                 break;
         }
         case HA_ACTION_CANCEL_JOB:
@@ -2686,7 +2696,12 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                 }
                 /* the filters first, as Patroni's restart() checks them before anything else */
                 why = restart_mismatch(
-                        h, &(RestartRequest){(char *)in->role, in->postgres_version, in->restart_pending});
+                        h,
+                        &(RestartRequest){
+                                .role = (char *)in->role,
+                                .version = in->postgres_version,
+                                .pending = in->restart_pending,
+                        });
                 if (why) {
                         log_info("not proceeding with the restart: %s", why);
                         (void)rest_call_reply_text(call, 503, "restart conditions are not satisfied");
@@ -2886,6 +2901,33 @@ static void on_release_cluster(Dcs *d, int error, const char *message, DcsCluste
         log_info("Waiting for primary to release us from synchronous standby");
         (void)sd_event_source_set_time_relative(h->release_timer, 250 * USEC_PER_MSEC);
         (void)sd_event_source_set_enabled(h->release_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_restart_reply_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+
+        /* Patroni's answer when the restart outlasts the request's timeout; the job goes on. */
+        if (h->restart_call) {
+                log_info("restart still running after the request's timeout: answering the request now");
+                (void)rest_call_reply_text(h->restart_call, 503, "postgres is still starting");
+                h->restart_call = NULL;
+        }
+        h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
+        return 0;
+}
+
+static void restart_reply_arm(Ha *h, usec_t after) {
+        int r;
+
+        h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
+        r = sd_event_add_time_relative(
+                h->event, &h->restart_reply_timer, CLOCK_MONOTONIC, after, 0, on_restart_reply_timer, h);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the restart request's timeout, ignoring: %m");
+                return;
+        }
+        (void)sd_event_source_set_priority(h->restart_reply_timer, PGHA_PRIORITY_HA);
+        (void)sd_event_source_set_description(h->restart_reply_timer, "ha-restart-reply");
 }
 
 static int on_release_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -3228,6 +3270,7 @@ Ha *ha_free(Ha *h) {
         h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
         h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
         h->release_timer = sd_event_source_disable_unref(h->release_timer);
+        h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
         h->lease_watch = sd_event_source_disable_unref(h->lease_watch);
         h->pgmon = pgmon_free(h->pgmon);
         h->conn = pgconn_free(h->conn);

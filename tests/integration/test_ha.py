@@ -177,6 +177,33 @@ def test_postmaster_crash_is_handled_without_waiting_for_loop_wait(cluster_facto
     assert time.monotonic() - killed < 3.0, f"writes back only after {time.monotonic() - killed:.1f} s"
 
 
+def test_restart_request_timeout_answers_while_the_restart_goes_on(cluster_factory, checker):
+    """POST /restart with "timeout": a restart that outlasts it is answered 503 "postgres is still
+    starting" at the timeout, as Patroni answers, and goes on; without a timeout the request waits for
+    the restart. The replica's postmaster is frozen (SIGSTOP) so that its shutdown cannot finish until
+    the test lets it."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    replica = next(n for n in c.nodes if n is not leader)
+    pid = replica.postmaster_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        status, body = replica.api("/restart", "POST", {"timeout": 2}, timeout=30)
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert (status, body) == (503, b"postgres is still starting"), (status, body)
+    assert 1.9 < took < 10, f"answered after {took:.1f} s"
+    lib.wait_until(lambda: replica.postmaster_pid() not in (None, pid), 60, what="postgres restarted")
+    c.wait_for_streaming(leader, 1, 60)
+
+    def restart_once_the_first_one_ended():
+        reply = replica.api("/restart", "POST", {}, timeout=60)
+        return None if reply == (503, b"restart already in progress") else reply
+    reply = lib.wait_until(restart_once_the_first_one_ended, 30, interval=0.2, what="the first restart's end")
+    assert reply == (200, b"restarted successfully"), reply
+
+
 def test_replica_lagging_beyond_maximum_lag_on_failover_does_not_promote(cluster_factory, checker):
     """maximum_lag_on_failover (1 MB here): a replica further behind the leader's last published WAL
     position than that must not take over, and the old leader, back, leads again with its data."""
