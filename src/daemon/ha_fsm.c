@@ -574,7 +574,19 @@ bool ha_fsm_is_healthiest_node(const HaFacts *f, char *reason, size_t size) {
                         set_reason(reason, size, "switchover in synchronous mode: not in the sync key");
                         return false;
                 }
-                return ha_fsm_manual_failover_no_leader(f, reason, size) > 0;
+                if (ha_fsm_manual_failover_no_leader(f, reason, size) <= 0)
+                        return false;
+                /* Named or not, a candidate of a synchronous cluster must hold every acknowledged
+                 * commit: be in the sync key and, with a quorum, have its votes (an operator's failover
+                 * waits for them rather than lose commits). */
+                if (c->synchronous_mode && sync_nonempty(f)) {
+                        if (!ha_fsm_sync_matches(f, f->node.name)) {
+                                set_reason(reason, size, "manual failover: not in the sync key");
+                                return false;
+                        }
+                        return quorum_votes_suffice(f, reason, size);
+                }
+                return true;
         }
         if (c->failsafe_mode && f->dcs.failsafe.present && !f->dcs.failsafe.contains_us) {
                 set_reason(reason, size, "not listed in the failsafe key");

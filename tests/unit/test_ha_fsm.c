@@ -1855,6 +1855,32 @@ TEST(quorum_votes) {
         ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, NULL, 0));
 }
 
+TEST(manual_failover_keeps_synchronous_guarantees) {
+        HaFacts f;
+        char reason[HA_MESSAGE_MAX];
+
+        /* Failover key naming node2 (no leader), quorum key ANY 1 (node2,node3), quorum 1: the named
+         * candidate still needs node3's vote, as an unnamed one would. */
+        quorum_key(&f, 1);
+        switchover(&f, NULL, "node2");
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        f.dcs.members[2].api.upstream_detached = false;
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "quorum: got 0 of 1 votes needed from the other synchronous standbys");
+
+        /* synchronous_mode on, sync = {node1, node3}: a failover key naming node2 (written straight to
+         * etcd; the REST API refuses it) does not make node2, which may lack commits, promote. */
+        base_unlocked(&f);
+        sync_key(&f, "node1", "node3");
+        switchover(&f, NULL, "node2");
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "manual failover: not in the sync key");
+
+        /* Named and in the key: it promotes. */
+        sync_key(&f, "node1", "node2");
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+}
+
 TEST(quorum_voter_detaches_before_racing) {
         HaFacts f;
         HaDecision d;
