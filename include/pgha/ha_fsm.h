@@ -140,6 +140,8 @@ typedef enum HaJob {
         HA_JOB_REWIND,
         HA_JOB_REINIT,
         HA_JOB_STOP,
+        HA_JOB_RELOAD, /* a reload of the configuration (new parameters or upstream), postgres keeps running
+                        */
         _HA_JOB_MAX,
         _HA_JOB_INVALID = -EINVAL,
 } HaJob;

@@ -1692,7 +1692,7 @@ static int act_follow(Ha *h, const HaDecision *dec) {
         log_info("Changing the upstream to %s", strna(want));
         if (recovery_for(h, dec->target, &rec) < 0)
                 return -ENOMEM;
-        job_begin(h, HA_JOB_RESTART, STEP_NONE, dec->target);
+        job_begin(h, HA_JOB_RELOAD, STEP_NONE, dec->target);
         return pgctl_reload(h->event, &h->pgs, &rec, on_job, h, &h->job);
 }
 
@@ -3017,7 +3017,7 @@ static bool pg_reload_config(Ha *h) {
                         snprintf(target, sizeof target, "%s", h->cluster->leader);
                 if (replica)
                         (void)recovery_for(h, target, &rec);
-                job_begin(h, HA_JOB_RESTART, STEP_NONE, target);
+                job_begin(h, HA_JOB_RELOAD, STEP_NONE, target);
                 if (pgctl_reload(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job) < 0)
                         h->job_kind = HA_JOB_NONE;
                 return h->job != NULL;

@@ -112,6 +112,7 @@ static const char *const ha_job_table[_HA_JOB_MAX] = {
         [HA_JOB_REWIND] = "rewind",
         [HA_JOB_REINIT] = "reinitialize",
         [HA_JOB_STOP] = "stop",
+        [HA_JOB_RELOAD] = "reload",
 };
 
 static const char *const ha_switchover_table[_HA_SWITCHOVER_MAX] = {
