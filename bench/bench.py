@@ -290,24 +290,9 @@ class Round:
         self.record("freeze_new_primary_s", first - t0)
         lib.wait_until(lambda: now() - t0 > ttl + 3, ttl + 10, what="ttl + 3 s frozen")
         leader.signal_all(signal.SIGCONT)
-        woke = now()
-        acked, last = 0, None
-        while now() - woke < 3:
-            try:
-                if conn is None:
-                    conn = leader.connect(timeout=1)
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO pgha_acks VALUES (%s, 'old-primary', now())", (-1 - acked,))
-                acked += 1
-                last = now()
-            except Exception:  # noqa: BLE001 - a refused write is the wanted outcome
-                with contextlib.suppress(Exception):
-                    conn.close()
-                conn = None
-        with contextlib.suppress(Exception):
-            conn and conn.close()
-        self.record("freeze_old_primary_acks_after_wake", acked)
-        self.record("freeze_old_primary_writable_s", (last - woke) if last else 0.0)
+        acked = pc.acks_after_wake(leader, conn)
+        self.record("freeze_old_primary_acks_after_wake", len(acked))
+        self.record("freeze_old_primary_writable_s", acked[-1] if acked else 0.0)
         self.finish_writer(w)
         self.rejoin(leader)
 

@@ -445,6 +445,28 @@ class AckWriter(threading.Thread):
         return [a for a in acked if a[0] not in present]
 
 
+def acks_after_wake(node, conn, seconds=3.0):
+    """Right after node was woken (SIGCONT), commits one row after another through it for `seconds`,
+    first over conn (a connection opened before the freeze, or None), reconnecting after each failure;
+    returns the offsets in seconds from the call at which a commit was acknowledged (ids -1, -2, ...).
+    conn is closed on return."""
+    woke, acked = time.monotonic(), []
+    while time.monotonic() - woke < seconds:
+        try:
+            if conn is None:
+                conn = node.connect(timeout=1)
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO pgha_acks VALUES (-1 - %s, 'old', now())", (len(acked),))
+            acked.append(time.monotonic() - woke)
+        except Exception:  # noqa: BLE001 - blocked or refused writes are what a fenced primary gives
+            with contextlib.suppress(Exception):
+                conn.close()
+            conn = None
+    with contextlib.suppress(Exception):
+        conn and conn.close()
+    return acked
+
+
 def running_cluster(cluster_factory, checker, **kwargs):
     """A started cluster (cluster_factory's keyword arguments) with a writable leader and every other
     node streaming, watched by the two-primaries checker; returns (cluster, leader)."""

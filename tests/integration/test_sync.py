@@ -197,20 +197,7 @@ def test_frozen_primary_loses_no_acknowledged_commit(cluster_factory, checker, s
     finally:
         leader.signal_all(signal.SIGCONT)
     assert new.name in named, f"{new.name} took over although sync named only {named}"
-    woke, acked_after_wake = time.monotonic(), []
-    while time.monotonic() - woke < 3:
-        try:
-            if conn is None:
-                conn = leader.connect(timeout=1)
-            with conn.cursor() as cur:
-                cur.execute("INSERT INTO pgha_acks VALUES (-1 - %s, 'old', now())", (len(acked_after_wake),))
-            acked_after_wake.append(time.monotonic() - woke)
-        except Exception:  # noqa: BLE001 - blocked or refused writes are what we want
-            if conn:
-                conn.close()
-            conn = None
-    if conn:
-        conn.close()
+    acked_after_wake = pc.acks_after_wake(leader, conn)
     w.stop()
     assert acked_after_wake == [], f"the woken old primary acknowledged commits at {acked_after_wake}"
     assert w.missing_on(new) == []
@@ -445,20 +432,7 @@ def test_quorum_mode_frozen_primary_voters_detach_before_promotion(cluster_facto
         new = c.wait_for_leader(30, exclude=(leader.name,))
     finally:
         leader.signal_all(signal.SIGCONT)
-    woke, acked_after_wake = time.monotonic(), []
-    while time.monotonic() - woke < 3:
-        try:
-            if conn is None:
-                conn = leader.connect(timeout=1)
-            with conn.cursor() as cur:
-                cur.execute("INSERT INTO pgha_acks VALUES (-1 - %s, 'old', now())", (len(acked_after_wake),))
-            acked_after_wake.append(time.monotonic() - woke)
-        except Exception:  # noqa: BLE001 - blocked or refused writes are what we want
-            if conn:
-                conn.close()
-            conn = None
-    if conn:
-        conn.close()
+    acked_after_wake = pc.acks_after_wake(leader, conn)
     watcher.stop()
     w.stop()
     assert new.name in named, f"{new.name} took over although sync named only {named}"
