@@ -446,7 +446,26 @@ struct PgMon {
         PostmasterState logged_state; /* last state logged, to log changes once */
         sd_event_source *exit_watch;  /* pidfd of the running postmaster: readable once it exits */
         pid_t watched_pid;
+        unsigned received_tli;  /* the last timeline a walreceiver of this replica reported ... */
+        pid_t received_tli_pid; /* ... under this postmaster */
 };
+
+/* A replica's timeline once its walreceiver is gone (a standby detached before a quorum vote, a leader
+ * down): the last one it received, for as long as the same postmaster runs, not the last checkpoint's,
+ * which stays behind a timeline switch until the next restartpoint. (Patroni asks IDENTIFY_SYSTEM on a
+ * replication connection to itself for it.) */
+static void pgmon_remember_timeline(PgMon *m, PgStatus *s) {
+        if (!s->in_recovery || s->postmaster_pid != m->received_tli_pid) {
+                m->received_tli = 0;
+                m->received_tli_pid = s->in_recovery ? s->postmaster_pid : 0;
+        }
+        if (!s->in_recovery)
+                return;
+        if (s->receiver_timeline > 0)
+                m->received_tli = s->receiver_timeline;
+        else if (m->received_tli > s->timeline)
+                s->timeline = m->received_tli;
+}
 
 static usec_t jittered(usec_t interval) {
         uint64_t r;
@@ -492,6 +511,7 @@ on_status_result(PgConn *c, const PGresult *res, int error, const char *message,
                         log_error_errno(r, "Failed to parse the PostgreSQL status reply: %m");
                         pgmon_record_failure(m, now, r, "unexpected reply to the status query");
                 } else {
+                        pgmon_remember_timeline(m, s);
                         if (s->not_responding_since != 0)
                                 log_info("PostgreSQL answers again.");
                         s->queried_at = s->last_ok_at = now;

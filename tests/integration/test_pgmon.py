@@ -153,6 +153,37 @@ def test_replica_status(primary):
         replica.cleanup()
 
 
+def test_replica_keeps_its_received_timeline_without_a_walreceiver(primary):
+    """A cascading standby follows its upstream's promotion onto timeline 2; when that upstream goes
+    away, the standby's walreceiver with it, the probe still reports timeline 2 (the last one received
+    under this postmaster), not the last restartpoint's timeline 1."""
+    middle = primary.make_replica("middle").start()
+    leaf = None
+    stream = None
+    try:
+        lib.wait_until(lambda: primary.psql(
+            "SELECT state FROM pg_stat_replication WHERE application_name = 'middle'") == "streaming",
+            timeout=30, what="middle streaming")
+        leaf = middle.make_replica("leaf").start()
+        stream = ProbeStream(leaf)
+        stream.wait_for(lambda s: s["receiver_status"] == "streaming" and s["timeline"] == 1, timeout=30,
+                        what="leaf streaming from middle on timeline 1")
+        middle.run([os.path.join(lib.PG_BIN_DIR, "pg_ctl"), "-D", middle.data_dir, "-w", "promote"])
+        _, s = stream.wait_for(lambda s: s["receiver_timeline"] == 2, timeout=30,
+                               what="leaf receiving timeline 2")
+        middle.stop(mode="immediate", timeout=30)
+        _, s = stream.wait_for(lambda s: s["query_ok"] and s["receiver_status"] is None, timeout=30,
+                               what="leaf without a walreceiver")
+        assert s["checkpoint_timeline"] == 1, s  # no restartpoint yet: what the probe used to report
+        assert s["timeline"] == 2, s
+    finally:
+        if stream:
+            stream.stop()
+        if leaf:
+            leaf.cleanup()
+        middle.cleanup()
+
+
 def test_stopped_server_and_restart(primary):
     stream = ProbeStream(primary)
     try:
