@@ -245,6 +245,10 @@ static usec_t loop_wait_usec(Ha *h) {
         return (usec_t)MAX(h->dyn.loop_wait, 1) * USEC_PER_SEC;
 }
 
+static usec_t retry_timeout_usec(Ha *h) {
+        return (usec_t)MAX(h->dyn.retry_timeout, 1) * USEC_PER_SEC;
+}
+
 static const PgStatus *pgstatus(Ha *h) {
         return pgmon_get_status(h->pgmon);
 }
@@ -1843,6 +1847,8 @@ static void act(Ha *h) {
                 r = pgctl_restart(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job);
                 if (r >= 0 && reply_after > 0)
                         restart_reply_arm(h, reply_after);
+                else if (r >= 0) /* without a timeout the request waits for the job */
+                        h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
                 break;
         }
         case HA_ACTION_CANCEL_JOB:
@@ -2720,9 +2726,11 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                         (void)rest_call_reply_error(call, 500);
                         break;
                 }
-                /* answered when the restart job ends (or the tick refuses it) */
+                /* answered when the restart job ends, or refused when the tick decides against it or no
+                 * tick has begun it within two loops and a retry */
                 h->restart_requested = true;
                 h->restart_call = call;
+                restart_reply_arm(h, 2 * loop_wait_usec(h) + retry_timeout_usec(h));
                 ha_tick_schedule(h, 0);
                 break;
         case REST_INTENT_RESTART_CANCEL:
@@ -2906,11 +2914,19 @@ static void on_release_cluster(Dcs *d, int error, const char *message, DcsCluste
 static int on_restart_reply_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Ha *h = userdata;
 
-        /* Patroni's answer when the restart outlasts the request's timeout; the job goes on. */
-        if (h->restart_call) {
+        if (h->restart_call && h->job_step == STEP_RESTART) {
+                /* Patroni's answer when the restart outlasts the request's timeout; the job goes on. */
                 log_info("restart still running after the request's timeout: answering the request now");
                 (void)rest_call_reply_text(h->restart_call, 503, "postgres is still starting");
                 h->restart_call = NULL;
+        } else if (h->restart_call) {
+                /* The loop kept deciding something else (postgres failing to start, etcd unreachable):
+                 * refuse rather than leave the request waiting for a restart that may never begin. */
+                log_info("restart request not acted on in time: %s", h->decision.comment ?: "busy");
+                (void)rest_call_reply_text(h->restart_call, 503, "restart failed");
+                h->restart_call = NULL;
+                h->restart_requested = false;
+                restart_request_done(&h->restart_now);
         }
         h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
         return 0;
@@ -3123,7 +3139,7 @@ int ha_new(Manager *m, Ha **ret) {
                         .cacert = c->etcd.cacert,
                         .cert = c->etcd.cert,
                         .key = c->etcd.key,
-                        .request_timeout = (usec_t)MAX(h->dyn.retry_timeout, 1) * USEC_PER_SEC,
+                        .request_timeout = retry_timeout_usec(h),
                         .use_proxies = c->etcd.use_proxies,
                         .priority = PGHA_PRIORITY_DCS,
                 };

@@ -189,6 +189,26 @@ def test_restart_request_timeout_answers_while_the_restart_goes_on(cluster_facto
     assert reply == (200, b"restarted successfully"), reply
 
 
+def test_restart_request_the_loop_cannot_act_on_is_refused(cluster_factory, checker):
+    """A POST /restart that the HA loop does not act on (here etcd is frozen, so every tick decides on
+    the unreachable DCS instead) is answered 503 "restart failed" within two loops and a retry (4 s
+    here), not left waiting; PostgreSQL is not restarted."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    replica = next(n for n in c.nodes if n is not leader)
+    pid = replica.postmaster_pid()
+    c.etcd.freeze()
+    try:
+        started = time.monotonic()
+        status, body = replica.api("/restart", "POST", {}, timeout=30)
+        took = time.monotonic() - started
+    finally:
+        c.etcd.thaw()
+    assert (status, body) == (503, b"restart failed"), (status, body)
+    assert took < 8, f"answered after {took:.1f} s"
+    assert replica.postmaster_pid() == pid, "PostgreSQL was restarted"
+    c.wait_for_streaming(c.wait_for_leader(30), 1, 60)
+
+
 def test_replica_lagging_beyond_maximum_lag_on_failover_does_not_promote(cluster_factory, checker):
     """maximum_lag_on_failover (1 MB here): a replica further behind the leader's last published WAL
     position than that must not take over, and the old leader, back, leads again with its data."""
