@@ -78,16 +78,17 @@ def query(workdir, port, sql, *args):
         return cur.fetchall() if cur.description else None
 
 
-def session_alive(sid):
-    """Live (non-zombie) processes in session sid: the postmaster is a session leader."""
+def alive_with_children(pid):
+    """Live (non-zombie) processes among pid and its children. (Not its session: pgctl starts the
+    postmaster through an intermediate that calls setsid(), so the session is the intermediate's.)"""
     n = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for p in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/stat") as f:
+            with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] not in "ZX" and int(fields[3]) == sid:
+        if fields[0] not in "ZX" and (int(p) == pid or int(fields[1]) == pid):
             n += 1
     return n
 
@@ -227,7 +228,7 @@ def test_bootstrap_replicas_promote_rewind(workdir, cluster):
     pid = tool(c1, "postmaster-pid")["pid"]
     assert pid > 0
     os.kill(pid, signal.SIGKILL)
-    lib.wait_until(lambda: session_alive(pid) == 0, 30, what="node1 processes gone")
+    lib.wait_until(lambda: alive_with_children(pid) == 0, 30, what="node1 processes gone")
     assert tool(c1, "postmaster-pid")["pid"] == 0
 
     # Rewind: single-user crash recovery first (pg_control says "in production"), then pg_rewind.

@@ -156,6 +156,16 @@ def sync_checker():
         assert holder["c"].violations == [], f"sync named a standby PostgreSQL did not: {holder['c'].violations}"
 
 
+def assert_stays_replica(c, node, why, seconds=2 * TTL + 3):
+    """Polls for `seconds` (past the dead leader's ttl) that node neither accepts writes nor holds the
+    leader key; why completes the failure message ("promoted <why>")."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert not node.is_writable_primary(), f"{node.name} promoted {why}"
+        assert c.leader_key() != node.name, f"{node.name} took the leader key {why}"
+        time.sleep(0.2)  # the polling interval of a check that must hold throughout
+
+
 def wait_sync_standby(c, leader, timeout=20, count=1):
     """Waits until `sync` = {leader, count standbys}; returns the standby names."""
     def check():
@@ -216,11 +226,7 @@ def test_only_a_sync_member_may_take_over(cluster_factory, checker, sync_checker
     sc.wait_sampled()
     leader.kill9()
     sync_node.kill9()
-    deadline = time.monotonic() + 2 * TTL + 3
-    while time.monotonic() < deadline:
-        assert not other.is_writable_primary(), f"{other.name} promoted although sync named {named}"
-        assert c.leader_key() != other.name, f"{other.name} took the leader key although sync named {named}"
-        time.sleep(0.2)
+    assert_stays_replica(c, other, f"although sync named {named}")
     w.stop()
     sync_node.start()
     new = c.wait_for_leader(40)
@@ -491,11 +497,7 @@ def test_quorum_mode_kill9_primary_loses_no_acknowledged_commit(cluster_factory,
     gone, other = c.node(named[0]), c.node(named[1])
     leader.kill9()
     gone.kill9()
-    deadline = time.monotonic() + 2 * TTL + 3
-    while time.monotonic() < deadline:
-        assert not other.is_writable_primary(), f"{other.name} promoted without a quorum vote"
-        assert c.leader_key() != other.name, f"{other.name} took the leader key without a quorum vote"
-        time.sleep(0.2)
+    assert_stays_replica(c, other, "without a quorum vote")
     w.stop()
     gone.start()
     new = c.wait_for_leader(40)
