@@ -162,6 +162,16 @@ def test_postmaster_crash_is_handled_without_waiting_for_loop_wait(cluster_facto
     assert time.monotonic() - killed < 3.0, f"writes back only after {time.monotonic() - killed:.1f} s"
 
 
+def timed_restart(node, body):
+    """((status, body), seconds) of a POST /restart; None when the node was still busy with another job
+    (a replica's clone job ends only after it streams), so the caller tries again."""
+    started = time.monotonic()
+    reply = node.api("/restart", "POST", body, timeout=30)
+    if reply[0] == 503 and isinstance(reply[1], bytes) and reply[1].endswith(b"already in progress"):
+        return None
+    return reply, time.monotonic() - started
+
+
 def test_restart_request_timeout_answers_while_the_restart_goes_on(cluster_factory, checker):
     """POST /restart with "timeout": a restart that outlasts it is answered 503 "postgres is still
     starting" at the timeout, as Patroni answers, and goes on; without a timeout the request waits for
@@ -170,13 +180,15 @@ def test_restart_request_timeout_answers_while_the_restart_goes_on(cluster_facto
     c, leader = pc.running_cluster(cluster_factory, checker, n=2)
     replica = next(n for n in c.nodes if n is not leader)
     pid = replica.postmaster_pid()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        started = time.monotonic()
-        status, body = replica.api("/restart", "POST", {"timeout": 2}, timeout=30)
-        took = time.monotonic() - started
-    finally:
-        os.kill(pid, signal.SIGCONT)
+
+    def restart_with_postmaster_frozen():
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            return timed_restart(replica, {"timeout": 2})
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    (status, body), took = lib.wait_until(restart_with_postmaster_frozen, 60, interval=0.5,
+                                          what="a restart request while the replica runs no job")
     assert (status, body) == (503, b"postgres is still starting"), (status, body)
     assert 1.9 < took < 10, f"answered after {took:.1f} s"
     lib.wait_until(lambda: replica.postmaster_pid() not in (None, pid), 60, what="postgres restarted")
@@ -196,13 +208,15 @@ def test_restart_request_the_loop_cannot_act_on_is_refused(cluster_factory, chec
     c, leader = pc.running_cluster(cluster_factory, checker, n=2)
     replica = next(n for n in c.nodes if n is not leader)
     pid = replica.postmaster_pid()
-    c.etcd.freeze()
-    try:
-        started = time.monotonic()
-        status, body = replica.api("/restart", "POST", {}, timeout=30)
-        took = time.monotonic() - started
-    finally:
-        c.etcd.thaw()
+
+    def restart_with_etcd_frozen():
+        c.etcd.freeze()
+        try:
+            return timed_restart(replica, {})
+        finally:
+            c.etcd.thaw()
+    (status, body), took = lib.wait_until(restart_with_etcd_frozen, 60, interval=0.5,
+                                          what="a restart request while the replica runs no job")
     assert (status, body) == (503, b"restart failed"), (status, body)
     assert took < 8, f"answered after {took:.1f} s"
     assert replica.postmaster_pid() == pid, "PostgreSQL was restarted"
