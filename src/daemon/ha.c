@@ -253,6 +253,15 @@ static const PgStatus *pgstatus(Ha *h) {
         return pgmon_get_status(h->pgmon);
 }
 
+/* Answers a REST call the engine holds (switchover, restart), if there is one, and forgets it: each is
+ * answered exactly once. */
+static void call_reply(RestCall **call, unsigned status, const char *text) {
+        if (!*call)
+                return;
+        (void)rest_call_reply_text(*call, status, text);
+        *call = NULL;
+}
+
 /* ==== lease deadline ==== */
 
 static void lease_deadline_arm(Ha *h) {
@@ -687,15 +696,13 @@ static void job_finish(Ha *h, int r) {
                 h->start_failed_seen = r < 0;
         if (r < 0) /* the recovery section it was to apply may not be live */
                 h->upstream_cleared = false;
-        if (h->job_step == STEP_RESTART && h->restart_call) {
-                (void)rest_call_reply_text(
-                        h->restart_call,
+        if (h->job_step == STEP_RESTART) {
+                call_reply(
+                        &h->restart_call,
                         r < 0 ? 503 : 200,
                         r < 0 ? "restart failed" : "restarted successfully");
-                h->restart_call = NULL;
-        }
-        if (h->job_step == STEP_RESTART)
                 h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
+        }
         h->job_kind = HA_JOB_NONE;
         h->job_step = STEP_NONE;
         h->job_next_role_set = false;
@@ -988,6 +995,18 @@ static bool tag_true(const cJSON *tags, const char *name) {
         return tags && json_get_bool(tags, name, &b) >= 0 && b;
 }
 
+/* The synchronous_standby_names the leader wants: "*" in strict mode when no standby is picked (commits
+ * wait rather than go unprotected), else the picked names ("ANY k (...)" in quorum mode). */
+static int sync_wanted_ssn(Ha *h, const HaSyncResult *res, bool quorum, unsigned k, char **ret) {
+        if (res->n_picked == 0 && h->dyn.synchronous_mode_strict) {
+                const char *star[] = {"*"};
+                if (!streq_ptr(h->ssn_want, "*"))
+                        log_warning("No standbys available!");
+                return ha_sync_format_ssn(star, 1, false, 0, ret);
+        }
+        return ha_sync_format_ssn(res->picked, res->n_picked, quorum, k, ret);
+}
+
 /* Quorum mode (docs/ha.md "Quorum commit"): one write per tick, chosen by ha_sync_quorum_step(). */
 static void
 process_quorum(Ha *h, const HaSyncResult *res, char **ssn_names, const HaSyncReplica *reps, size_t n_reps) {
@@ -1015,13 +1034,7 @@ process_quorum(Ha *h, const HaSyncResult *res, char **ssn_names, const HaSyncRep
                 return;
         }
 
-        if (res->n_picked == 0 && h->dyn.synchronous_mode_strict) {
-                const char *star[] = {"*"};
-                if (!streq_ptr(h->ssn_want, "*"))
-                        log_warning("No standbys available!");
-                if (ha_sync_format_ssn(star, 1, false, 0, &want) < 0)
-                        return;
-        } else if (ha_sync_format_ssn(res->picked, res->n_picked, true, k, &want) < 0) {
+        if (sync_wanted_ssn(h, res, true, k, &want) < 0) {
                 log_oom();
                 return;
         }
@@ -1191,13 +1204,7 @@ static void process_sync(Ha *h) {
                 return;
         }
 
-        if (res.n_picked == 0 && h->dyn.synchronous_mode_strict) {
-                const char *star[] = {"*"};
-                if (!streq_ptr(h->ssn_want, "*"))
-                        log_warning("No standbys available!");
-                if (ha_sync_format_ssn(star, 1, false, 0, &want) < 0)
-                        return;
-        } else if (ha_sync_format_ssn(res.picked, res.n_picked, false, 0, &want) < 0) {
+        if (sync_wanted_ssn(h, &res, false, 0, &want) < 0) {
                 log_oom();
                 return;
         }
@@ -1485,11 +1492,8 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
                 h->restart_requested = false;
                 restart_request_done(&h->restart_now);
                 scheduled_restart_clear(h);
-                if (h->restart_call && dec->action != HA_ACTION_RESTART) {
-                        (void)rest_call_reply_text(
-                                h->restart_call, 503, "restart conditions are not satisfied");
-                        h->restart_call = NULL;
-                }
+                if (dec->action != HA_ACTION_RESTART)
+                        call_reply(&h->restart_call, 503, "restart conditions are not satisfied");
         }
         if (dec->flags & HA_FLAG_CLEAR_REINIT)
                 h->reinit_requested = false;
@@ -1884,11 +1888,10 @@ static void switch_check(Ha *h) {
                     !((c && c->revision >= h->switch_revision) || now_mono(h) >= h->switch_deadline))
                         return;
                 snapshot_update(h);
-                (void)rest_call_reply_text(
-                        h->switch_call,
+                call_reply(
+                        &h->switch_call,
                         202,
                         h->switch_failover ? "Failover scheduled" : "Switchover scheduled");
-                h->switch_call = NULL;
                 h->switch_from = mfree(h->switch_from);
                 h->switch_to = mfree(h->switch_to);
                 return;
@@ -2411,12 +2414,11 @@ static void on_intent_write(Dcs *d, int error, const char *message, const DcsWri
         if (!h->switch_call)
                 return;
         if (error < 0) {
-                (void)rest_call_reply_text(
-                        h->switch_call,
+                call_reply(
+                        &h->switch_call,
                         503,
                         h->switch_failover ? "failed to write failover key into DCS"
                                            : "failed to write switchover key into DCS");
-                h->switch_call = NULL;
                 return;
         }
         /* A scheduled one is answered once a tick has read the key back, so a DELETE /switchover
@@ -2917,14 +2919,12 @@ static int on_restart_reply_timer(sd_event_source *s, uint64_t usec, void *userd
         if (h->restart_call && h->job_step == STEP_RESTART) {
                 /* Patroni's answer when the restart outlasts the request's timeout; the job goes on. */
                 log_info("restart still running after the request's timeout: answering the request now");
-                (void)rest_call_reply_text(h->restart_call, 503, "postgres is still starting");
-                h->restart_call = NULL;
+                call_reply(&h->restart_call, 503, "postgres is still starting");
         } else if (h->restart_call) {
                 /* The loop kept deciding something else (postgres failing to start, etcd unreachable):
                  * refuse rather than leave the request waiting for a restart that may never begin. */
                 log_info("restart request not acted on in time: %s", h->decision.comment ?: "busy");
-                (void)rest_call_reply_text(h->restart_call, 503, "restart failed");
-                h->restart_call = NULL;
+                call_reply(&h->restart_call, 503, "restart failed");
                 h->restart_requested = false;
                 restart_request_done(&h->restart_now);
         }
@@ -2993,14 +2993,8 @@ static int on_shutdown(Manager *m, ManagerDoneFunc done, void *cookie, void *use
         h->done = done;
         h->done_cookie = cookie;
         (void)sd_event_source_set_enabled(h->tick_timer, SD_EVENT_OFF);
-        if (h->switch_call) {
-                (void)rest_call_reply_text(h->switch_call, 503, "Switchover status unknown");
-                h->switch_call = NULL;
-        }
-        if (h->restart_call) {
-                (void)rest_call_reply_text(h->restart_call, 503, "restart failed");
-                h->restart_call = NULL;
-        }
+        call_reply(&h->switch_call, 503, "Switchover status unknown");
+        call_reply(&h->restart_call, 503, "restart failed");
         if (h->cancel_call) {
                 (void)rest_call_reply_error(h->cancel_call, 503);
                 h->cancel_call = NULL;
