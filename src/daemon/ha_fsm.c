@@ -282,10 +282,15 @@ bool ha_fsm_lease_expired(const HaFacts *f) {
         return pg_primary(f) && f->lease.deadline != 0 && f->now >= f->lease.deadline;
 }
 
+/* Whether name is the sync key's leader: the former primary, which has every acknowledged commit. */
+static bool is_sync_leader(const HaFacts *f, const char *name) {
+        return name && f->dcs.sync.leader && streq(f->dcs.sync.leader, name);
+}
+
 bool ha_fsm_sync_matches(const HaFacts *f, const char *name) {
         if (!name || !f->dcs.sync.present)
                 return false;
-        if (f->dcs.sync.leader && streq(f->dcs.sync.leader, name))
+        if (is_sync_leader(f, name))
                 return true;
         for (size_t i = 0; i < f->dcs.sync.n_standbys && i < HA_SYNC_MAX; i++)
                 if (f->dcs.sync.standbys[i] && streq(f->dcs.sync.standbys[i], name))
@@ -438,7 +443,7 @@ unsigned ha_fsm_quorum_votes(const HaFacts *f) {
                 const char *name = f->dcs.sync.standbys[i];
                 const HaMember *m = find_member(f, name);
 
-                if (!m || is_me(f, name) || (f->dcs.sync.leader && streq(f->dcs.sync.leader, name)))
+                if (!m || is_me(f, name) || is_sync_leader(f, name))
                         continue;
                 /* A voter still streaming from the former leader could acknowledge its commits after we
                  * promote; its vote counts only once it can no longer receive (docs/ha.md). */
@@ -450,14 +455,14 @@ unsigned ha_fsm_quorum_votes(const HaFacts *f) {
         return votes;
 }
 
+/* We promote only with quorum votes: the key has a quorum and we are not its former leader. */
+static bool needs_quorum_votes(const HaFacts *f) {
+        return f->dcs.sync.quorum > 0 && !is_sync_leader(f, f->node.name);
+}
+
 /* A standby of a quorum key (one with votes to count), other than the key's former leader. */
 static bool quorum_voter(const HaFacts *f) {
-        if (f->dcs.sync.quorum == 0 || (f->dcs.sync.leader && is_me(f, f->dcs.sync.leader)))
-                return false;
-        for (size_t i = 0; i < f->dcs.sync.n_standbys; i++)
-                if (is_me(f, f->dcs.sync.standbys[i]))
-                        return true;
-        return false;
+        return needs_quorum_votes(f) && ha_fsm_sync_matches(f, f->node.name);
 }
 
 /* Quorum commit (docs/ha.md): a standby of the key promotes only after seeing `quorum` other standbys of
@@ -465,7 +470,7 @@ static bool quorum_voter(const HaFacts *f) {
 static bool quorum_votes_suffice(const HaFacts *f, char *reason, size_t size) {
         unsigned votes;
 
-        if (f->dcs.sync.quorum == 0 || (f->dcs.sync.leader && is_me(f, f->dcs.sync.leader)))
+        if (!needs_quorum_votes(f))
                 return true;
         votes = ha_fsm_quorum_votes(f);
         if (votes >= f->dcs.sync.quorum)
