@@ -166,6 +166,19 @@ def assert_stays_replica(c, node, why, seconds=2 * TTL + 3):
         time.sleep(0.2)  # the polling interval of a check that must hold throughout
 
 
+def kill9_primary_and_check(c, w, leader, named):
+    """kill -9 of leader's daemon and postmaster: a standby `sync` named takes over with every
+    acknowledged commit and takes writes; the old leader comes back as a replica. Returns the new leader."""
+    leader.kill9()
+    new = c.wait_for_leader(30, exclude=(leader.name,))
+    assert new.name in named, f"{new.name} took over although sync named only {named}"
+    assert w.missing_on(new) == [], "acknowledged commits lost by the failover"
+    lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
+    leader.start()
+    lib.wait_until(lambda: leader.api("/replica")[0] == 200, 60, what="old leader back as a replica")
+    return new
+
+
 def wait_sync_standby(c, leader, timeout=20, count=1):
     """Waits until `sync` = {leader, count standbys}; returns the standby names."""
     def check():
@@ -179,15 +192,7 @@ def test_kill9_primary_repeatedly_loses_no_acknowledged_commit(cluster_factory, 
     sync_checker(c)
     w = pc.start_writer(c, leader, interval=0)
     for _ in range(5):
-        named = wait_sync_standby(c, leader)
-        leader.kill9()
-        new = c.wait_for_leader(30, exclude=(leader.name,))
-        assert new.name in named, f"{new.name} took over although sync named only {named}"
-        assert w.missing_on(new) == [], "acknowledged commits lost by the failover"
-        lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
-        leader.start()
-        lib.wait_until(lambda: leader.api("/replica")[0] == 200, 60, what="old leader back as a replica")
-        leader = new
+        leader = kill9_primary_and_check(c, w, leader, wait_sync_standby(c, leader))
     w.stop()
     assert w.missing_on(leader) == []
 
@@ -459,21 +464,12 @@ def test_quorum_mode_kill9_primary_loses_no_acknowledged_commit(cluster_factory,
     w = pc.start_writer(c, leader)
     for _ in range(2):
         named = wait_quorum_1(c, leader)
-        def ready():
-            return quorum_1_ready(c, leader)
         key = json.loads(c.key_value("sync"))
         assert set(key) == {"leader", "sync_standby", "quorum"}, key
         assert key["sync_standby"] == ",".join(sorted(named)), key
-        leader.kill9()
-        new = c.wait_for_leader(30, exclude=(leader.name,))
-        assert new.name in named, f"{new.name} took over although sync named only {named}"
-        assert w.missing_on(new) == [], "acknowledged commits lost by the failover"
-        lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
-        leader.start()
-        lib.wait_until(lambda: leader.api("/replica")[0] == 200, 60, what="old leader back as a replica")
-        leader = new
+        leader = kill9_primary_and_check(c, w, leader, named)
     # /quorum, /read-only-quorum and the metric on the standbys the key names (Patroni 4).
-    named = lib.wait_until(ready, 30, interval=0.1, what=f"ANY 1 of two standbys, quorum 1 on {leader.name}")
+    named = wait_quorum_1(c, leader)
     for r in named:
         lib.wait_until(lambda: c.node(r).api("/quorum")[0] == 200, 5, what=f"/quorum 200 on {r}")
         assert c.node(r).api("/sync")[0] == 503 and c.node(r).api("/async")[0] == 503
