@@ -469,10 +469,19 @@ def acks_after_wake(node, conn, seconds=3.0):
 
 def running_cluster(cluster_factory, checker, **kwargs):
     """A started cluster (cluster_factory's keyword arguments) with a writable leader and every other
-    node streaming, watched by the two-primaries checker; returns (cluster, leader)."""
+    node streaming and answering /replica 200, watched by the two-primaries checker; returns (cluster,
+    leader). A replica streams a moment before its daemon has finished the clone and reports it running:
+    until then the leader counts it unhealthy (a switchover finds no candidate)."""
     c = cluster_factory(**kwargs).start()
     leader = c.wait_for_leader(30)
     c.wait_for_streaming(leader, len(c.nodes) - 1, 30)
+
+    def replica_ok(node):
+        with contextlib.suppress(Exception):
+            return node.api("/replica")[0] == 200
+        return False
+    lib.wait_until(lambda: all(replica_ok(n) for n in c.nodes if n is not leader), 30,
+                   what="every replica's daemon reporting it running")
     checker(c.nodes)
     return c, leader
 
