@@ -1,6 +1,7 @@
 """pgha demo: etcd and three pghad nodes (each with its PostgreSQL 15) on 127.0.0.1, run as the postgres
 user with files under /tmp. Shows the cluster with `pghactl list`, kills the leader with SIGKILL, shows the new leader and
 the old one rejoining as a replica, then stops everything it started."""
+import json
 import os
 import subprocess
 import sys
@@ -20,15 +21,23 @@ def show(node, title):
 
 
 def settled(cluster, leader):
-    """True when GET /cluster on the leader lists every live member running, leader first."""
-    status, body = leader.api("/cluster")
-    if status != 200 or not isinstance(body, dict):
+    """True when `pghactl list` (which reads the members' keys in etcd, as patronictl does) shows every
+    live member running, leader as the only leader, and every replica on the leader's timeline with a
+    known lag: the tables the demo prints are then not caught between two updates of a member key."""
+    argv = [lib.binary("pghactl"), "-c", leader.config_path, "list", "-f", "json"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    try:
+        rows = json.loads(out.stdout)
+    except ValueError:
         return False
-    members = body.get("members", [])
-    alive = [n.name for n in cluster.nodes if n.daemon_alive()]
-    return (sorted(m["name"] for m in members) == sorted(alive)
-            and all(m.get("state") == "running" for m in members)
-            and [m["name"] for m in members if m["role"] == "leader"] == [leader.name])
+    alive = sorted(n.name for n in cluster.nodes if n.daemon_alive())
+    leaders = [r for r in rows if r.get("Role") == "Leader"]
+    replicas = [r for r in rows if r.get("Role") != "Leader"]
+    return (sorted(r.get("Member") for r in rows) == alive
+            and [r["Member"] for r in leaders] == [leader.name]
+            and all(r.get("State") == "running" for r in rows)
+            and all(r.get("TL") == leaders[0].get("TL") and isinstance(r.get("Lag in MB"), int)
+                    for r in replicas))
 
 
 def main():
