@@ -14,8 +14,14 @@ import pgha_testlib as lib
 LOG_LINE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:DEBUG|INFO|WARNING|ERROR|CRITICAL): "
 
 
-def minimal_config(name="node1", api_port=8008, level="INFO", data_dir="/tmp/unused-data", extra=""):
-    """A minimal loopback configuration with every key Patroni's validator requires."""
+def minimal_config(name="node1", api_port=None, level="INFO", data_dir="/tmp/unused-data", extra="",
+                   etcd_port=None, pg_port=None):
+    """A minimal loopback configuration with every key Patroni's validator requires. Every port comes
+    from free_port() unless given, so a system etcd or PostgreSQL on the default ports (2379, 5432) is
+    never contacted; a test that rewrites the file passes the same ports again."""
+    api_port = api_port or lib.free_port()
+    etcd_port = etcd_port or lib.free_port()
+    pg_port = pg_port or lib.free_port()
     return f"""scope: daemon-test
 namespace: /service/
 name: {name}
@@ -25,10 +31,10 @@ restapi:
   listen: 127.0.0.1:{api_port}
   connect_address: 127.0.0.1:{api_port}
 etcd3:
-  hosts: 127.0.0.1:2379
+  hosts: 127.0.0.1:{etcd_port}
 postgresql:
-  listen: 127.0.0.1:5432
-  connect_address: 127.0.0.1:5432
+  listen: 127.0.0.1:{pg_port}
+  connect_address: 127.0.0.1:{pg_port}
   data_dir: {data_dir}
   authentication:
     superuser:
@@ -52,9 +58,15 @@ def run(argv, **kwargs):
 
 
 @pytest.fixture
-def config_file(workdir):
+def ports():
+    """The etcd and PostgreSQL ports of config_file (nothing listens there)."""
+    return {"etcd_port": lib.free_port(), "pg_port": lib.free_port()}
+
+
+@pytest.fixture
+def config_file(workdir, ports):
     path = os.path.join(workdir, "pgha.yml")
-    write(path, minimal_config(api_port=lib.free_port(), data_dir=os.path.join(workdir, "data")))
+    write(path, minimal_config(api_port=lib.free_port(), data_dir=os.path.join(workdir, "data"), **ports))
     return path
 
 
@@ -121,7 +133,8 @@ def test_validate_config_bad(workdir):
     path = os.path.join(workdir, "bad.yml")
     # Two errors (an address without a usable port, an unknown watchdog mode) and one warning (an
     # unknown key): all three are reported with their line, not only the first.
-    text = minimal_config().replace("listen: 127.0.0.1:8008", "listen: 127.0.0.1:notaport")
+    api_port = lib.free_port()
+    text = minimal_config(api_port=api_port).replace(f"listen: 127.0.0.1:{api_port}", "listen: 127.0.0.1:notaport")
     text += "  no_such_key: 1\nwatchdog:\n  mode: sometimes\n"
     write(path, text)
     lines = text.splitlines()
@@ -177,7 +190,7 @@ def test_bad_config_at_start_exits_1(workdir, daemons):
     assert d.notify.seen("READY") is None
 
 
-def test_start_reload_and_graceful_stop(workdir, config_file, daemons):
+def test_start_reload_and_graceful_stop(workdir, config_file, ports, daemons):
     d = Daemon(workdir, [config_file], env=dict(os.environ, WATCHDOG_USEC="400000"))
     daemons.append(d)
 
@@ -190,7 +203,7 @@ def test_start_reload_and_graceful_stop(workdir, config_file, daemons):
     # A good, changed file: reloaded, logged, bracketed by RELOADING=1 ... READY=1.
     api_port = lib.free_port()
     write(config_file, minimal_config(api_port=api_port, level="DEBUG",
-                                      data_dir=os.path.join(workdir, "data")))
+                                      data_dir=os.path.join(workdir, "data"), **ports))
     d.process.send_signal(signal.SIGHUP)
     d.wait_log(rf"^{LOG_LINE}Reloaded the configuration\.$")
     reloading = d.wait_notify("RELOADING", "1")
@@ -215,7 +228,7 @@ def test_start_reload_and_graceful_stop(workdir, config_file, daemons):
     # Still serving reloads afterwards, from a good file again; the member name only changes with a
     # restart, so it is reported and the running one kept.
     write(config_file, minimal_config(name="renamed", api_port=api_port, level="DEBUG",
-                                      data_dir=os.path.join(workdir, "data")))
+                                      data_dir=os.path.join(workdir, "data"), **ports))
     d.process.send_signal(signal.SIGHUP)
     d.wait_log(rf"^{LOG_LINE}Changed settings need a restart: name, ignoring until restart\.$")
     d.wait_log(rf"^{LOG_LINE}Reloaded the configuration\.$", count=3)
