@@ -751,6 +751,9 @@ static int config_from_tree(const YNode *root, char **sources, Config **ret, Con
         r = post_checks(&p);
         if (r < 0)
                 return r;
+        r = config_extra_checks(&p);
+        if (r < 0)
+                return r;
         if (config_diagnostics_count_errors(diags) > errors_before)
                 return -EINVAL;
         *ret = TAKE_PTR(c);

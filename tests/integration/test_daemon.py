@@ -282,3 +282,62 @@ def test_configuration_directory(workdir, daemons):
     d.wait_log(rf"^{LOG_LINE}Starting pghad \S+ as member 'node-from-dir' of cluster 'daemon-test'\.$")
     d.wait_notify("READY", "1")
     assert d.stop() == 0, d.process.output()
+
+
+def test_log_dir_rotation_and_format(workdir, ports, daemons):
+    """log.dir: every line after start goes to DIR/patroni.log in log.format's layout, rotated at
+    log.file_size keeping log.file_num old files, as Patroni's RotatingFileHandler does; removing
+    log.dir on reload brings the lines back to stderr."""
+    logdir = os.path.join(workdir, "logs")
+    os.mkdir(logdir)
+    uid, gid = lib.postgres_ids()
+    os.chown(logdir, uid, gid)
+    path = os.path.join(workdir, "pgha.yml")
+    log_keys = ("log:\n  level: INFO\n  dir: {}\n  file_size: 2000\n  file_num: 2\n"
+                "  format: '%(asctime)s [%(name)s] %(levelname)-7s| %(message)s'\n"
+                "  dateformat: '%Y/%m/%d %H:%M:%S'\n").format(logdir)
+    config = minimal_config(api_port=lib.free_port(), data_dir=os.path.join(workdir, "data"), **ports)
+    write(path, config.replace("log:\n  level: INFO\n", log_keys))
+    logfile = os.path.join(logdir, "patroni.log")
+    line = r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[pgha\.\w+\] (?:DEBUG|INFO|WARNING|ERROR) *\| "
+
+    d = Daemon(workdir, [path])
+    daemons.append(d)
+    d.wait_log(rf"^{LOG_LINE}Logging to {re.escape(logfile)}\.$")
+    d.wait_notify("READY", "1")
+
+    def read(name):
+        try:
+            with open(os.path.join(logdir, name)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    lib.wait_until(lambda: re.search(line + r"REST API listening on ", read("patroni.log") or "", re.MULTILINE),
+                   10, what=f"the REST API line in {logfile}: {read('patroni.log')!r}")
+    # Reloads log a few lines each: keep reloading (one at a time, each acknowledged by READY=1, as
+    # signals sent faster would coalesce) until the file has rotated twice over.
+    ready_count = lambda: sum(1 for m in d.notify.poll() if m.get("READY") == "1")  # noqa: E731
+    reloads = 0
+    while read("patroni.log.2") is None:
+        assert reloads < 40, f"no rotation after {reloads} reloads: {os.listdir(logdir)}"
+        reloads += 1
+        d.process.send_signal(signal.SIGHUP)
+        lib.wait_until(lambda: ready_count() >= reloads + 1, 10, what=f"READY=1 after reload {reloads}")
+    assert sorted(os.listdir(logdir)) == ["patroni.log", "patroni.log.1", "patroni.log.2"]
+    for name in ("patroni.log", "patroni.log.1", "patroni.log.2"):
+        text = read(name)
+        assert len(text.encode()) < 2000, (name, len(text))
+        assert all(re.match(line, x) for x in text.splitlines()), text
+    # Nothing went to stderr after the switch.
+    after = d.process.output().split(f"Logging to {logfile}.\n", 1)[1]
+    assert after == "", after
+
+    # Without log.dir again: back to stderr in the default layout, said once in the file.
+    write(path, config)
+    d.process.send_signal(signal.SIGHUP)
+    d.wait_log(rf"^{LOG_LINE}Reloaded the configuration\.$")
+    lib.wait_until(lambda: "Logging to stderr, no longer to" in (read("patroni.log") or ""), 10,
+                   what="the switch back noted in the file")
+    assert d.stop() == 0, d.process.output()
+    assert re.search(rf"^{LOG_LINE}Shutdown complete\.$", d.process.output(), re.MULTILINE)
