@@ -176,7 +176,7 @@ static YNode key_position(const YNode *n) {
 
 /* ---- the walk ---- */
 
-static bool is_dynamic_key(const char *key) {
+bool config_is_dynamic_key(const char *key) {
         return STR_IN_SET(
                 key,
                 "ttl",
@@ -340,7 +340,7 @@ walk_child(ConfigParser *p, const YNode *ch, const char *written_prefix, const c
         }
 
         /* Not in the table. */
-        if (!*canon_prefix && is_dynamic_key(ch->key))
+        if (!*canon_prefix && config_is_dynamic_key(ch->key))
                 return config_parser_warning(
                         p,
                         &kp,

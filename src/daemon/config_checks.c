@@ -93,10 +93,119 @@ static int check_log(ConfigParser *p) {
         return 0;
 }
 
+static bool node_list_has(const YNode *l, const char *s) {
+        if (!l || l->type != YNODE_SEQUENCE)
+                return false;
+        for (size_t i = 0; i < l->n; i++)
+                if (l->items[i]->type == YNODE_SCALAR && streq_ptr(l->items[i]->value, s))
+                        return true;
+        return false;
+}
+
+/* An unknown key of bootstrap.dcs (a typo such as loop_wiat, or postgresql.use_slot) would be written
+ * into the DCS and then silently ignored by every member: warn, as for unknown local keys. Keys
+ * allowed: the dynamic keys of patroni-compat.md §5.3; under postgresql every non-local
+ * postgresql.* key of the local table, use_slots, and replica method sections named in a
+ * create_replica_methods list; under standby_cluster the keys Patroni copies. */
+static int check_bootstrap_dcs(ConfigParser *p) {
+        const YNode *dcs = ynode_get(ynode_get(p->root, "bootstrap"), "dcs"), *pg, *sc;
+        int r;
+
+        if (!dcs || dcs->type != YNODE_MAPPING)
+                return 0;
+
+        for (size_t i = 0; i < dcs->n; i++) {
+                const YNode *ch = dcs->items[i];
+                _cleanup_free_ char *path = NULL;
+                YNode at;
+
+                if (config_is_dynamic_key(ch->key) || STR_IN_SET(ch->key, "postgresql", "watchdog"))
+                        continue;
+                if (asprintf(&path, "bootstrap.dcs.%s", ch->key) < 0)
+                        return -ENOMEM;
+                at = key_at(ch);
+                r = config_parser_warning(p, &at, path, "unknown key, ignored");
+                if (r < 0)
+                        return r;
+        }
+
+        pg = ynode_get(dcs, "postgresql");
+        if (pg && pg->type == YNODE_MAPPING)
+                for (size_t i = 0; i < pg->n; i++) {
+                        const YNode *ch = pg->items[i];
+                        _cleanup_free_ char *path = NULL, *local = NULL;
+                        const YNode *local_methods =
+                                ynode_get(ynode_get(p->root, "postgresql"), "create_replica_methods");
+                        YNode at;
+
+                        if (asprintf(&path, "bootstrap.dcs.postgresql.%s", ch->key) < 0 ||
+                            asprintf(&local, "postgresql.%s", ch->key) < 0)
+                                return -ENOMEM;
+                        at = key_at(ch);
+                        if (STR_IN_SET(
+                                    ch->key,
+                                    "connect_address",
+                                    "proxy_address",
+                                    "listen",
+                                    "config_dir",
+                                    "data_dir",
+                                    "pgpass",
+                                    "authentication")) {
+                                r = config_parser_warning(
+                                        p,
+                                        &at,
+                                        path,
+                                        "local setting, ignored in the dynamic configuration: set "
+                                        "postgresql.%s in each member's file",
+                                        ch->key);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        if (streq(ch->key, "use_slots") || config_key_find(local) ||
+                            (ch->type == YNODE_MAPPING &&
+                             (node_list_has(ynode_get(pg, "create_replica_methods"), ch->key) ||
+                              node_list_has(local_methods, ch->key))))
+                                continue;
+                        r = config_parser_warning(p, &at, path, "unknown key, ignored");
+                        if (r < 0)
+                                return r;
+                }
+
+        sc = ynode_get(dcs, "standby_cluster");
+        if (sc && sc->type == YNODE_MAPPING)
+                for (size_t i = 0; i < sc->n; i++) {
+                        const YNode *ch = sc->items[i];
+                        _cleanup_free_ char *path = NULL;
+                        YNode at;
+
+                        if (STR_IN_SET(
+                                    ch->key,
+                                    "host",
+                                    "port",
+                                    "primary_slot_name",
+                                    "create_replica_methods",
+                                    "restore_command",
+                                    "archive_cleanup_command",
+                                    "recovery_min_apply_delay"))
+                                continue;
+                        if (asprintf(&path, "bootstrap.dcs.standby_cluster.%s", ch->key) < 0)
+                                return -ENOMEM;
+                        at = key_at(ch);
+                        r = config_parser_warning(p, &at, path, "unknown key, ignored");
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 int config_extra_checks(ConfigParser *p) {
         int r;
 
         r = check_log(p);
+        if (r < 0)
+                return r;
+        r = check_bootstrap_dcs(p);
         if (r < 0)
                 return r;
         return 0;
