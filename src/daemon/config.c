@@ -5,7 +5,8 @@
  * run the cross-field checks. Invariants: every problem found is reported (never only the first), each
  * with the source name and 1-based line/column of the node it concerns; a Config is handed out only
  * when no error was found, and it then has every default applied and every object member non-NULL
- * where config.h says so. Reading files is the only I/O; nothing here checks ports or directories.
+ * where config.h says so. Reading files is the only I/O here; config_checks.c also stat()s log.dir and
+ * postgresql.bin_dir (warnings only). Nothing checks ports.
  */
 #include <dirent.h>
 #include <errno.h>
