@@ -9,6 +9,8 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "pgha/macro.h"
@@ -18,6 +20,32 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int level);
+
+/* Patroni's default log.format, and the file log.dir holds (Patroni 3.0.2 names it after its module). */
+#define LOG_FORMAT_DEFAULT "%(asctime)s %(levelname)s: %(message)s"
+#define LOG_FILE_NAME      "patroni.log"
+
+/* Checks a log.format layout (Python logging %-style: "%(field)[flags][width][.precision]s|d|f", "%%"):
+ * 0, or -EINVAL with the problem written to error (e.g. an unknown field name). */
+int log_format_check(const char *format, char *error, size_t error_size);
+/* Sets the layout of stderr and file lines; NULL format: the default; NULL dateformat: asctime as
+ * "2026-01-01 10:00:00,123", else strftime(dateformat) (Python's datefmt). -EINVAL when invalid. */
+int log_set_format(const char *format, const char *dateformat);
+/* NULL dir: no file. Otherwise appends every line to dir/patroni.log instead of stderr or the journal,
+ * and when a line would make it reach max_size bytes renames .N-1 → .N ... patroni.log → .1 (keeping
+ * `backups` old files) first. Keeps the previous output and returns -errno when the file cannot be
+ * opened. A failed write goes to stderr. */
+int log_set_file(const char *dir, uint64_t max_size, unsigned backups);
+/* The open log file's path, or NULL. */
+const char *log_get_file(void);
+
+typedef enum LogTarget {
+        LOG_TARGET_STDERR,
+        LOG_TARGET_JOURNAL,
+        LOG_TARGET_FILE,
+} LogTarget;
+/* Where the next message goes (opens the output first if needed). */
+LogTarget log_get_target(void);
 
 /* Force stderr output even when JOURNAL_STREAM says stderr is the journal (tests, pghactl). */
 void log_set_force_stderr(bool b);

@@ -137,6 +137,11 @@ static inline void strv_freep(char ***l) {
 size_t strv_length(char *const *l);
 bool strv_contains(char *const *l, const char *s);
 
+/* Whether key is a top-level key of the dynamic configuration (patroni-compat.md §5.3). */
+bool config_is_dynamic_key(const char *key);
+/* The checks of config_checks.c, run after post_checks(): reports problems, -ENOMEM only on OOM. */
+int config_extra_checks(ConfigParser *p);
+
 /* Environment overrides: builds the YAML tree of every recognised PATRONI_* variable. */
 int config_env_tree(YNode **ret, ConfigDiagnostics *diags);
 /* getenv(), falling back to the values config_env_scrub() removed. */

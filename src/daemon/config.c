@@ -5,7 +5,8 @@
  * run the cross-field checks. Invariants: every problem found is reported (never only the first), each
  * with the source name and 1-based line/column of the node it concerns; a Config is handed out only
  * when no error was found, and it then has every default applied and every object member non-NULL
- * where config.h says so. Reading files is the only I/O; nothing here checks ports or directories.
+ * where config.h says so. Reading files is the only I/O here; config_checks.c also stat()s log.dir and
+ * postgresql.bin_dir (warnings only). Nothing checks ports.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -176,7 +177,7 @@ static YNode key_position(const YNode *n) {
 
 /* ---- the walk ---- */
 
-static bool is_dynamic_key(const char *key) {
+bool config_is_dynamic_key(const char *key) {
         return STR_IN_SET(
                 key,
                 "ttl",
@@ -340,7 +341,7 @@ walk_child(ConfigParser *p, const YNode *ch, const char *written_prefix, const c
         }
 
         /* Not in the table. */
-        if (!*canon_prefix && is_dynamic_key(ch->key))
+        if (!*canon_prefix && config_is_dynamic_key(ch->key))
                 return config_parser_warning(
                         p,
                         &kp,
@@ -749,6 +750,9 @@ static int config_from_tree(const YNode *root, char **sources, Config **ret, Con
         if (r < 0)
                 return r;
         r = post_checks(&p);
+        if (r < 0)
+                return r;
+        r = config_extra_checks(&p);
         if (r < 0)
                 return r;
         if (config_diagnostics_count_errors(diags) > errors_before)

@@ -213,6 +213,45 @@ int ynode_parse(const char *name, const char *text, bool zero_marks, YNode **ret
                 return r < 0 ? r : -EINVAL;
         }
 
+        /* PyYAML's safe_load() (Patroni) refuses a stream of several documents: so do we, rather than
+         * silently using the first. Only the next event is needed, not a parse of the next document (after
+         * an empty stream, the loader has already taken the end: no event). */
+        {
+                yaml_event_t event;
+
+                if (!yaml_parser_parse(&parser, &event))
+                        r = config_diagnostics_add(
+                                diags,
+                                CONFIG_ERROR,
+                                name,
+                                zero_marks ? 0 : (unsigned)parser.problem_mark.line + 1,
+                                zero_marks ? 0 : (unsigned)parser.problem_mark.column + 1,
+                                "",
+                                "YAML syntax error: %s",
+                                parser.problem ?: "syntax error");
+                else {
+                        r = 0;
+                        if (!IN_SET(event.type, YAML_STREAM_END_EVENT, YAML_NO_EVENT))
+                                r = config_diagnostics_add(
+                                        diags,
+                                        CONFIG_ERROR,
+                                        name,
+                                        zero_marks ? 0 : (unsigned)event.start_mark.line + 1,
+                                        zero_marks ? 0 : (unsigned)event.start_mark.column + 1,
+                                        "",
+                                        "a second YAML document starts here: the configuration must be "
+                                        "a single document");
+                        else
+                                r = 1;
+                        yaml_event_delete(&event);
+                }
+                if (r <= 0) {
+                        yaml_document_delete(&doc);
+                        yaml_parser_delete(&parser);
+                        return r < 0 ? r : -EINVAL;
+                }
+        }
+
         root = yaml_document_get_root_node(&doc);
         if (root) {
                 Converter cv = {.doc = &doc, .name = name, .zero_marks = zero_marks};

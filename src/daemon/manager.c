@@ -206,8 +206,38 @@ void manager_ready_release(Manager *m) {
         manager_maybe_ready(m);
 }
 
-static void manager_apply_log_level(Manager *m) {
-        log_set_max_level(m->config->log.level);
+/* log.level, log.format/dateformat and log.dir (file_size, file_num), at start and on each reload. The
+ * layout was checked by config validation; a log directory that cannot be opened keeps the previous
+ * output and says why there. */
+static void manager_apply_log_config(Manager *m) {
+        const Config *c = m->config;
+        _cleanup_free_ char *path = NULL;
+        const char *current = log_get_file();
+        int r;
+
+        log_set_max_level(c->log.level);
+
+        /* Say where the lines go next where they went so far, in the layout used so far. */
+        if (c->log.dir) {
+                if (asprintf(&path, "%s/%s", c->log.dir, LOG_FILE_NAME) < 0) {
+                        log_oom();
+                        return;
+                }
+                if (!streq_ptr(current, path))
+                        log_info("Logging to %s.", path);
+        } else if (current)
+                log_info("Logging to stderr, no longer to %s.", current);
+
+        r = log_set_format(c->log.format, isempty(c->log.dateformat) ? NULL : c->log.dateformat);
+        if (r < 0)
+                log_warning_errno(r, "Invalid log.format or log.dateformat, keeping the previous layout.");
+        r = log_set_file(c->log.dir, (uint64_t)c->log.file_size, (unsigned)c->log.file_num);
+        if (r < 0)
+                log_error_errno(
+                        r,
+                        "Cannot open the log file in %s: %m; logging to %s.",
+                        c->log.dir,
+                        log_get_file() ?: "stderr");
 }
 
 #define SWAP(a, b)                     \
@@ -286,7 +316,7 @@ int manager_reload(Manager *m) {
 
         old = TAKE_PTR(m->config);
         m->config = new;
-        manager_apply_log_level(m);
+        manager_apply_log_config(m);
 
         for (ManagerHook *h = m->reload_hooks, *next; h; h = next) {
                 int k;
@@ -491,7 +521,7 @@ int manager_new(const char *config_path, Config *config, Manager **ret) {
         if (r < 0)
                 return log_oom();
 
-        manager_apply_log_level(m);
+        manager_apply_log_config(m);
 
         r = sd_event_default(&m->event);
         if (r < 0)

@@ -14,8 +14,14 @@ import pgha_testlib as lib
 LOG_LINE = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:DEBUG|INFO|WARNING|ERROR|CRITICAL): "
 
 
-def minimal_config(name="node1", api_port=8008, level="INFO", data_dir="/tmp/unused-data", extra=""):
-    """A minimal loopback configuration with every key Patroni's validator requires."""
+def minimal_config(name="node1", api_port=None, level="INFO", data_dir="/tmp/unused-data", extra="",
+                   etcd_port=None, pg_port=None):
+    """A minimal loopback configuration with every key Patroni's validator requires. Every port comes
+    from free_port() unless given, so a system etcd or PostgreSQL on the default ports (2379, 5432) is
+    never contacted; a test that rewrites the file passes the same ports again."""
+    api_port = api_port or lib.free_port()
+    etcd_port = etcd_port or lib.free_port()
+    pg_port = pg_port or lib.free_port()
     return f"""scope: daemon-test
 namespace: /service/
 name: {name}
@@ -25,10 +31,10 @@ restapi:
   listen: 127.0.0.1:{api_port}
   connect_address: 127.0.0.1:{api_port}
 etcd3:
-  hosts: 127.0.0.1:2379
+  hosts: 127.0.0.1:{etcd_port}
 postgresql:
-  listen: 127.0.0.1:5432
-  connect_address: 127.0.0.1:5432
+  listen: 127.0.0.1:{pg_port}
+  connect_address: 127.0.0.1:{pg_port}
   data_dir: {data_dir}
   authentication:
     superuser:
@@ -52,9 +58,15 @@ def run(argv, **kwargs):
 
 
 @pytest.fixture
-def config_file(workdir):
+def ports():
+    """The etcd and PostgreSQL ports of config_file (nothing listens there)."""
+    return {"etcd_port": lib.free_port(), "pg_port": lib.free_port()}
+
+
+@pytest.fixture
+def config_file(workdir, ports):
     path = os.path.join(workdir, "pgha.yml")
-    write(path, minimal_config(api_port=lib.free_port(), data_dir=os.path.join(workdir, "data")))
+    write(path, minimal_config(api_port=lib.free_port(), data_dir=os.path.join(workdir, "data"), **ports))
     return path
 
 
@@ -121,7 +133,8 @@ def test_validate_config_bad(workdir):
     path = os.path.join(workdir, "bad.yml")
     # Two errors (an address without a usable port, an unknown watchdog mode) and one warning (an
     # unknown key): all three are reported with their line, not only the first.
-    text = minimal_config().replace("listen: 127.0.0.1:8008", "listen: 127.0.0.1:notaport")
+    api_port = lib.free_port()
+    text = minimal_config(api_port=api_port).replace(f"listen: 127.0.0.1:{api_port}", "listen: 127.0.0.1:notaport")
     text += "  no_such_key: 1\nwatchdog:\n  mode: sometimes\n"
     write(path, text)
     lines = text.splitlines()
@@ -177,7 +190,7 @@ def test_bad_config_at_start_exits_1(workdir, daemons):
     assert d.notify.seen("READY") is None
 
 
-def test_start_reload_and_graceful_stop(workdir, config_file, daemons):
+def test_start_reload_and_graceful_stop(workdir, config_file, ports, daemons):
     d = Daemon(workdir, [config_file], env=dict(os.environ, WATCHDOG_USEC="400000"))
     daemons.append(d)
 
@@ -190,7 +203,7 @@ def test_start_reload_and_graceful_stop(workdir, config_file, daemons):
     # A good, changed file: reloaded, logged, bracketed by RELOADING=1 ... READY=1.
     api_port = lib.free_port()
     write(config_file, minimal_config(api_port=api_port, level="DEBUG",
-                                      data_dir=os.path.join(workdir, "data")))
+                                      data_dir=os.path.join(workdir, "data"), **ports))
     d.process.send_signal(signal.SIGHUP)
     d.wait_log(rf"^{LOG_LINE}Reloaded the configuration\.$")
     reloading = d.wait_notify("RELOADING", "1")
@@ -215,7 +228,7 @@ def test_start_reload_and_graceful_stop(workdir, config_file, daemons):
     # Still serving reloads afterwards, from a good file again; the member name only changes with a
     # restart, so it is reported and the running one kept.
     write(config_file, minimal_config(name="renamed", api_port=api_port, level="DEBUG",
-                                      data_dir=os.path.join(workdir, "data")))
+                                      data_dir=os.path.join(workdir, "data"), **ports))
     d.process.send_signal(signal.SIGHUP)
     d.wait_log(rf"^{LOG_LINE}Changed settings need a restart: name, ignoring until restart\.$")
     d.wait_log(rf"^{LOG_LINE}Reloaded the configuration\.$", count=3)
@@ -269,3 +282,62 @@ def test_configuration_directory(workdir, daemons):
     d.wait_log(rf"^{LOG_LINE}Starting pghad \S+ as member 'node-from-dir' of cluster 'daemon-test'\.$")
     d.wait_notify("READY", "1")
     assert d.stop() == 0, d.process.output()
+
+
+def test_log_dir_rotation_and_format(workdir, ports, daemons):
+    """log.dir: every line after start goes to DIR/patroni.log in log.format's layout, rotated at
+    log.file_size keeping log.file_num old files, as Patroni's RotatingFileHandler does; removing
+    log.dir on reload brings the lines back to stderr."""
+    logdir = os.path.join(workdir, "logs")
+    os.mkdir(logdir)
+    uid, gid = lib.postgres_ids()
+    os.chown(logdir, uid, gid)
+    path = os.path.join(workdir, "pgha.yml")
+    log_keys = ("log:\n  level: INFO\n  dir: {}\n  file_size: 2000\n  file_num: 2\n"
+                "  format: '%(asctime)s [%(name)s] %(levelname)-7s| %(message)s'\n"
+                "  dateformat: '%Y/%m/%d %H:%M:%S'\n").format(logdir)
+    config = minimal_config(api_port=lib.free_port(), data_dir=os.path.join(workdir, "data"), **ports)
+    write(path, config.replace("log:\n  level: INFO\n", log_keys))
+    logfile = os.path.join(logdir, "patroni.log")
+    line = r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[pgha\.\w+\] (?:DEBUG|INFO|WARNING|ERROR) *\| "
+
+    d = Daemon(workdir, [path])
+    daemons.append(d)
+    d.wait_log(rf"^{LOG_LINE}Logging to {re.escape(logfile)}\.$")
+    d.wait_notify("READY", "1")
+
+    def read(name):
+        try:
+            with open(os.path.join(logdir, name)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    lib.wait_until(lambda: re.search(line + r"REST API listening on ", read("patroni.log") or "", re.MULTILINE),
+                   10, what=f"the REST API line in {logfile}: {read('patroni.log')!r}")
+    # Reloads log a few lines each: keep reloading (one at a time, each acknowledged by READY=1, as
+    # signals sent faster would coalesce) until the file has rotated twice over.
+    ready_count = lambda: sum(1 for m in d.notify.poll() if m.get("READY") == "1")  # noqa: E731
+    reloads = 0
+    while read("patroni.log.2") is None:
+        assert reloads < 40, f"no rotation after {reloads} reloads: {os.listdir(logdir)}"
+        reloads += 1
+        d.process.send_signal(signal.SIGHUP)
+        lib.wait_until(lambda: ready_count() >= reloads + 1, 10, what=f"READY=1 after reload {reloads}")
+    assert sorted(os.listdir(logdir)) == ["patroni.log", "patroni.log.1", "patroni.log.2"]
+    for name in ("patroni.log", "patroni.log.1", "patroni.log.2"):
+        text = read(name)
+        assert len(text.encode()) < 2000, (name, len(text))
+        assert all(re.match(line, x) for x in text.splitlines()), text
+    # Nothing went to stderr after the switch.
+    after = d.process.output().split(f"Logging to {logfile}.\n", 1)[1]
+    assert after == "", after
+
+    # Without log.dir again: back to stderr in the default layout, said once in the file.
+    write(path, config)
+    d.process.send_signal(signal.SIGHUP)
+    d.wait_log(rf"^{LOG_LINE}Reloaded the configuration\.$")
+    lib.wait_until(lambda: "Logging to stderr, no longer to" in (read("patroni.log") or ""), 10,
+                   what="the switch back noted in the file")
+    assert d.stop() == 0, d.process.output()
+    assert re.search(rf"^{LOG_LINE}Shutdown complete\.$", d.process.output(), re.MULTILINE)

@@ -149,6 +149,50 @@ static char *write_temp(const char *dir, const char *name, const char *text) {
         "    superuser: {username: postgres}\n" \
         "    replication: {username: repl}\n"
 
+/* The seed's other snippets (synchronous replication, callbacks, pgBackRest and WAL-G replica methods,
+ * recovery_conf), merged into good-seed.yml. */
+static void seed_snippet_values(const Config *c) {
+        const cJSON *dcs = c->bootstrap.dcs, *m, *v;
+
+        ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(dcs, "synchronous_mode")));
+        ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(dcs, "synchronous_mode_strict")));
+        ASSERT_EQ(cJSON_GetObjectItem(dcs, "synchronous_node_count")->valueint, 1);
+        v = cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(dcs, "postgresql"), "parameters"),
+                "synchronous_commit");
+        ASSERT_TRUE(cJSON_IsTrue(v)); /* YAML 1.1 "on", as PyYAML reads it */
+
+        ASSERT_STREQ(c->postgresql.callbacks.on_start, "/scripts/on_start.sh");
+        ASSERT_STREQ(c->postgresql.callbacks.on_stop, "/scripts/on_stop.sh");
+        ASSERT_STREQ(c->postgresql.callbacks.on_restart, "/scripts/on_restart.sh");
+        ASSERT_STREQ(c->postgresql.callbacks.on_reload, "/scripts/on_reload.sh");
+        ASSERT_STREQ(c->postgresql.callbacks.on_role_change, "/scripts/on_role_change.sh");
+
+        ASSERT_EQ(strv_length_for_test(c->postgresql.create_replica_methods), 3);
+        ASSERT_STREQ(c->postgresql.create_replica_methods[0], "pgbackrest");
+        ASSERT_STREQ(c->postgresql.create_replica_methods[1], "walg");
+        ASSERT_STREQ(c->postgresql.create_replica_methods[2], "basebackup");
+        m = cJSON_GetObjectItem(c->postgresql.replica_methods, "pgbackrest");
+        ASSERT_STREQ(
+                cJSON_GetObjectItem(m, "command")->valuestring,
+                "/usr/bin/pgbackrest --stanza=main --delta restore");
+        ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(m, "keep_data")));
+        ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(m, "no_params")));
+        m = cJSON_GetObjectItem(c->postgresql.replica_methods, "walg");
+        ASSERT_STREQ(cJSON_GetObjectItem(m, "command")->valuestring, "/scripts/walg_restore.sh");
+        ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(m, "keep_data")));
+        ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(m, "no_params")));
+        ASSERT_EQ(cJSON_GetArraySize(c->postgresql.replica_methods), 2);
+
+        ASSERT_STREQ(
+                cJSON_GetObjectItem(c->postgresql.recovery_conf, "restore_command")->valuestring,
+                "pgbackrest --stanza=main archive-get %f %p");
+        ASSERT_STREQ(
+                cJSON_GetObjectItem(c->postgresql.parameters, "archive_command")->valuestring,
+                "wal-g wal-push %p");
+        ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(c->postgresql.parameters, "archive_mode")));
+}
+
 TEST(seed_values) {
         _cleanup_(config_freep) Config *c = NULL;
         const cJSON *v;
@@ -187,7 +231,6 @@ TEST(seed_values) {
         ASSERT_STREQ(c->postgresql.rewind.username, "postgres");
         ASSERT_STREQ(c->postgresql.database, "postgres");
         ASSERT_U64_EQ(c->postgresql.pg_ctl_timeout, 60 * USEC_PER_SEC);
-        ASSERT_STREQ(c->postgresql.create_replica_methods[0], "basebackup");
         /* parameters keep file order */
         ASSERT_STREQ(c->postgresql.parameters->child->string, "max_connections");
         ASSERT_STREQ(c->postgresql.parameters->child->next->string, "shared_buffers");
@@ -198,6 +241,7 @@ TEST(seed_values) {
         ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(c->tags, "nosync")));
         ASSERT_EQ(c->log.level, LOG_INFO);
         ASSERT_EQ(c->log.file_num, 4);
+        seed_snippet_values(c);
 }
 
 TEST(etcd_default_port) {
