@@ -110,11 +110,12 @@ def as_postgres_cmd(argv):
     return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + list(argv)
 
 
-def http_get(url, timeout=2.0, method="GET", data=None, headers=None):
-    """(status, body bytes) of an HTTP request; HTTP errors are returned, not raised."""
+def http_get(url, timeout=2.0, method="GET", data=None, headers=None, context=None):
+    """(status, body bytes) of an HTTP request (context: an ssl.SSLContext for https URLs); HTTP errors are
+    returned, not raised."""
     req = urllib.request.Request(url, method=method, data=data, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
