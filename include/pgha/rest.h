@@ -190,6 +190,14 @@ typedef struct RestServer RestServer;
  * snapshot is read (never written) on every request and must outlive the server (or be replaced with
  * rest_server_set_snapshot()). Logs its errors. */
 int rest_server_new(sd_event *e, const RestServerOptions *o, const NodeSnapshot *snapshot, RestServer **ret);
+/* rest_server_reconfigure - applies o (a reloaded restapi section) to a running server: authentication,
+ * allowlist and extra headers at once; a changed listen address, certificate, key, CA or verify_client
+ * starts a new listener from the event loop (not from inside a request), which takes the bound socket
+ * over when the address is the same, while the old one finishes its connections. Whatever cannot be
+ * applied is logged and the server keeps serving as before. Returns 1 when a new listener is on its
+ * way, 0 when none is needed, < 0 when o could not be used (nothing changed, or only the access
+ * settings). */
+int rest_server_reconfigure(RestServer *s, const RestServerOptions *o);
 RestServer *rest_server_free(RestServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RestServer *, rest_server_free);
 

@@ -3056,10 +3056,27 @@ static bool pg_reload_config(Ha *h) {
         return false;
 }
 
+static char *join_url(const char *scheme, const ConfigAddress *a, const char *path);
+
 static int on_reload(Manager *m, const Config *old, const Config *new_config, void *userdata) {
         Ha *h = userdata;
 
+        _cleanup_(rest_server_options_done) RestServerOptions ro = {};
+        char *api_url;
+
         watchdog_apply(h);
+        if (rest_server_options_from_config(new_config, &ro) >= 0) {
+                ro.leader_checks_need_postgres = true;
+                (void)rest_server_reconfigure(h->rest, &ro);
+        }
+        api_url = join_url(
+                new_config->restapi.certfile ? "https" : "http",
+                &new_config->restapi.connect_address,
+                "/patroni");
+        if (api_url) {
+                free(h->api_url);
+                h->api_url = api_url;
+        }
         (void)snapshot_set_tags_from_config(&h->snap, new_config->tags);
         (void)pg_reload_config(h);
         ha_tick_schedule(h, 0);
