@@ -14,8 +14,10 @@
 #include <inttypes.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +82,8 @@ typedef struct RestListener {
         usec_t drain_until; /* the replaced listener: stopped then at the latest */
 } RestListener;
 
+typedef struct RestName RestName;
+
 struct RestServer {
         sd_event *event;
         RestListener listener; /* serving */
@@ -88,6 +92,10 @@ struct RestServer {
         bool restart_wanted;
         sd_event_source *restart_source;
         sd_event_source *timer_source;
+        RestName *names;        /* allowlist and member host names with their addresses */
+        struct gaicb **zombies; /* cancelled lookups glibc has not finished yet */
+        size_t n_zombies;
+        sd_event_source *resolve_source;
         const NodeSnapshot *snapshot;
         const RestIntentHandler *intent;
         void *intent_userdata;
@@ -183,10 +191,296 @@ static bool network_contains(const RestNetwork *n, int family, const uint8_t *ad
         return (n->addr[full] & mask) == (addr[full] & mask);
 }
 
+static void names_free(char **names) {
+        for (char **n = names; n && *n; n++)
+                free(*n);
+        free(names);
+}
+
+/* A DNS host name (RFC 1123 letters, digits, '-' and dots; labels of 1 to 63 characters). */
+static bool hostname_is_valid(const char *s) {
+        size_t label = 0, n = strlen(s);
+
+        if (n == 0 || n > 253)
+                return false;
+        for (; *s; s++) {
+                if (*s == '.') {
+                        if (label == 0)
+                                return false;
+                        label = 0;
+                } else if (
+                        (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                        *s == '-' || *s == '_') {
+                        if (++label > 63)
+                                return false;
+                } else
+                        return false;
+        }
+        return true;
+}
+
+/* ==== Host names: resolved without blocking ==== */
+
+/* getaddrinfo_a() runs the lookup on glibc's helper thread; the loop polls for its end (lookups are rare:
+ * a reload, a new member). A lookup that cannot be cancelled is kept until it ends: its gaicb is written
+ * by that thread. */
+#define REST_RESOLVE_POLL (20 * USEC_PER_MSEC)
+/* A member's host name is looked up again when its answer is older than this. */
+#define REST_NAME_TTL (60 * USEC_PER_SEC)
+/* Member host names remembered at once. */
+#define REST_NAMES_MAX 64U
+
+struct RestName {
+        char *name;
+        RestNetwork *addrs;
+        size_t n_addrs;
+        bool allowlist; /* a restapi.allowlist entry */
+        bool member;    /* a member's api_url host */
+        bool resolved;  /* addrs holds an answer (possibly empty) */
+        usec_t resolved_at;
+        struct gaicb *gai; /* the lookup in flight */
+        RestName *next;
+};
+
+static void gai_free(struct gaicb *g) {
+        if (!g)
+                return;
+        if (g->ar_result)
+                freeaddrinfo(g->ar_result);
+        free((char *)g->ar_name);
+        free((void *)g->ar_request);
+        free(g);
+}
+
+/* Forgets a lookup: cancelled, or parked until glibc's thread is done with it. */
+static void name_abandon_lookup(RestServer *s, RestName *n) {
+        struct gaicb *g = TAKE_PTR(n->gai);
+        struct gaicb **z;
+
+        if (!g)
+                return;
+        if (gai_cancel(g) == EAI_CANCELED || gai_error(g) != EAI_INPROGRESS) {
+                gai_free(g);
+                return;
+        }
+        z = reallocarray(s->zombies, s->n_zombies + 1, sizeof(struct gaicb *));
+        if (!z)
+                return; /* leaked rather than freed under glibc's feet */
+        s->zombies = z;
+        s->zombies[s->n_zombies++] = g;
+}
+
+static RestName *name_free(RestServer *s, RestName *n) {
+        name_abandon_lookup(s, n);
+        free(n->name);
+        free(n->addrs);
+        return mfree(n);
+}
+
+static void resolve_arm(RestServer *s) {
+        bool pending = s->n_zombies > 0;
+
+        for (RestName *n = s->names; n && !pending; n = n->next)
+                pending = n->gai;
+        if (!pending) {
+                (void)sd_event_source_set_enabled(s->resolve_source, SD_EVENT_OFF);
+                return;
+        }
+        (void)sd_event_source_set_time_relative(s->resolve_source, REST_RESOLVE_POLL);
+        (void)sd_event_source_set_enabled(s->resolve_source, SD_EVENT_ONESHOT);
+}
+
+static void name_lookup_start(RestServer *s, RestName *n) {
+        struct gaicb *g;
+        struct addrinfo *hints;
+        struct gaicb *list[1];
+        int r;
+
+        if (n->gai || !s->resolve_source)
+                return;
+        g = calloc(1, sizeof(struct gaicb));
+        hints = calloc(1, sizeof(struct addrinfo));
+        if (!g || !hints) {
+                free(g);
+                free(hints);
+                log_oom();
+                return;
+        }
+        hints->ai_family = AF_UNSPEC;
+        hints->ai_socktype = SOCK_STREAM;
+        hints->ai_protocol = IPPROTO_TCP;
+        g->ar_request = hints;
+        g->ar_name = strdup(n->name);
+        if (!g->ar_name) {
+                gai_free(g);
+                log_oom();
+                return;
+        }
+        list[0] = g;
+        r = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+        if (r != 0) {
+                log_error("Failed to resolve %s: %s", n->name, gai_strerror(r));
+                gai_free(g);
+                return;
+        }
+        n->gai = g;
+        resolve_arm(s);
+}
+
+static void name_lookup_done(RestServer *s, RestName *n) {
+        struct gaicb *g = TAKE_PTR(n->gai);
+        int r = gai_error(g);
+        size_t count = 0;
+        RestNetwork *addrs = NULL;
+
+        if (r != 0)
+                log_error("Failed to resolve %s: %s", n->name, gai_strerror(r));
+        else {
+                for (const struct addrinfo *a = g->ar_result; a; a = a->ai_next)
+                        count++;
+                addrs = calloc(MAX(count, 1U), sizeof(RestNetwork));
+                count = 0;
+                for (const struct addrinfo *a = addrs ? g->ar_result : NULL; a; a = a->ai_next) {
+                        RestNetwork *x = &addrs[count];
+                        if (a->ai_family == AF_INET) {
+                                x->family = AF_INET;
+                                x->prefix = 32;
+                                memcpy(x->addr,
+                                       &((const struct sockaddr_in *)(const void *)a->ai_addr)->sin_addr,
+                                       4);
+                        } else if (a->ai_family == AF_INET6) {
+                                x->family = AF_INET6;
+                                x->prefix = 128;
+                                memcpy(x->addr,
+                                       &((const struct sockaddr_in6 *)(const void *)a->ai_addr)->sin6_addr,
+                                       16);
+                        } else
+                                continue;
+                        count++;
+                }
+                log_debug("REST: %s resolved to %zu addresses", n->name, count);
+        }
+        gai_free(g);
+        /* A failed lookup of a name resolved before keeps the old answer until the next try. */
+        if (r == 0 || !n->resolved) {
+                free(n->addrs);
+                n->addrs = addrs;
+                n->n_addrs = count;
+                n->resolved = true;
+        } else
+                free(addrs);
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &n->resolved_at);
+}
+
+static int on_resolve(sd_event_source *source, uint64_t usec, void *userdata) {
+        RestServer *s = userdata;
+
+        for (RestName *n = s->names; n; n = n->next)
+                if (n->gai && gai_error(n->gai) != EAI_INPROGRESS)
+                        name_lookup_done(s, n);
+        for (size_t i = 0; i < s->n_zombies;)
+                if (gai_error(s->zombies[i]) != EAI_INPROGRESS) {
+                        gai_free(s->zombies[i]);
+                        s->zombies[i] = s->zombies[--s->n_zombies];
+                } else
+                        i++;
+        resolve_arm(s);
+        return 0;
+}
+
+static RestName *name_find(RestServer *s, const char *name) {
+        for (RestName *n = s->names; n; n = n->next)
+                if (strcasecmp(n->name, name) == 0)
+                        return n;
+        return NULL;
+}
+
+static RestName *name_add(RestServer *s, const char *name) {
+        RestName *n = calloc(1, sizeof(RestName));
+
+        if (!n || !(n->name = strdup(name))) {
+                free(n);
+                return NULL;
+        }
+        n->next = s->names;
+        s->names = n;
+        return n;
+}
+
+static bool name_matches(const RestName *n, int family, const uint8_t *addr) {
+        for (size_t i = 0; i < n->n_addrs; i++)
+                if (network_contains(&n->addrs[i], family, addr))
+                        return true;
+        return false;
+}
+
+/* allowlist_resolve - looks the allowlist's host names up again (Patroni resolves them when it loads
+ * the configuration); until an answer arrives a name allows nobody. Names no longer listed are dropped. */
+static void allowlist_resolve(RestServer *s) {
+        RestName **p = &s->names;
+
+        for (RestName *n = s->names; n; n = n->next)
+                n->allowlist = false;
+        for (char **a = s->allowlist.names; a && *a; a++) {
+                RestName *n = name_find(s, *a) ?: name_add(s, *a);
+                if (!n) {
+                        log_oom();
+                        continue;
+                }
+                n->allowlist = true;
+                name_abandon_lookup(s, n);
+                name_lookup_start(s, n);
+        }
+        /* keep member names (they have their own TTL), drop names no longer used */
+        while (*p) {
+                RestName *n = *p;
+                if (!n->allowlist && !n->member) {
+                        *p = n->next;
+                        (void)name_free(s, n);
+                } else
+                        p = &n->next;
+        }
+}
+
+/* A member's api_url host name: true if it resolved to addr; starts or refreshes the lookup otherwise
+ * (the request is refused until the answer is there). */
+static bool member_name_matches(RestServer *s, const char *name, int family, const uint8_t *addr) {
+        RestName *n = name_find(s, name);
+        uint64_t now = 0;
+
+        if (!n) {
+                size_t count = 0;
+                for (RestName *m = s->names; m; m = m->next)
+                        count++;
+                if (count >= REST_NAMES_MAX)
+                        return false;
+                n = name_add(s, name);
+                if (!n)
+                        return false;
+        }
+        n->member = true;
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (!n->allowlist && (!n->resolved || now - n->resolved_at > REST_NAME_TTL))
+                name_lookup_start(s, n);
+        return name_matches(n, family, addr);
+}
+
+static void allowlist_resolve_cancel(RestServer *s) {
+        while (s->names) {
+                RestName *n = s->names;
+                s->names = n->next;
+                (void)name_free(s, n);
+        }
+        /* glibc's thread may still write to these: leaked on purpose at shutdown */
+        s->zombies = mfree(s->zombies);
+        s->n_zombies = 0;
+        s->resolve_source = sd_event_source_disable_unref(s->resolve_source);
+}
+
 /* allowlist_include_members: is addr the host of one of the members' api_url in the cached cluster view?
  * Only literal addresses count: resolving names would block the loop. */
-static bool member_address_matches(const cJSON *cluster, int family, const uint8_t *addr) {
-        const cJSON *members = cJSON_GetObjectItemCaseSensitive(cluster, "members"), *m;
+static bool member_address_matches(RestServer *s, int family, const uint8_t *addr) {
+        const cJSON *members = cJSON_GetObjectItemCaseSensitive(s->snapshot->cluster, "members"), *m;
 
         cJSON_ArrayForEach (m, members) {
                 const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "api_url");
@@ -207,7 +501,10 @@ static bool member_address_matches(const cJSON *cluster, int family, const uint8
                         continue;
                 memcpy(buf, host, (size_t)(end - host));
                 buf[end - host] = '\0';
-                if (network_parse(buf, &n) == 0 && network_contains(&n, family, addr))
+                if (network_parse(buf, &n) == 0) {
+                        if (network_contains(&n, family, addr))
+                                return true;
+                } else if (hostname_is_valid(buf) && member_name_matches(s, buf, family, addr))
                         return true;
         }
         return false;
@@ -239,8 +536,11 @@ static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
         for (size_t i = 0; i < s->allowlist.n_networks; i++)
                 if (network_contains(&s->allowlist.networks[i], family, addr))
                         return true;
+        for (RestName *n = s->names; n; n = n->next)
+                if (n->allowlist && name_matches(n, family, addr))
+                        return true;
         if (s->allowlist.include_members && s->snapshot)
-                return member_address_matches(s->snapshot->cluster, family, addr);
+                return member_address_matches(s, family, addr);
         return false;
 }
 
@@ -251,34 +551,6 @@ static const RestListener *listener_of(RestServer *s, struct MHD_Connection *c) 
         if (ci && s->draining.daemon && ci->daemon == s->draining.daemon)
                 return &s->draining;
         return &s->listener;
-}
-
-static void names_free(char **names) {
-        for (char **n = names; n && *n; n++)
-                free(*n);
-        free(names);
-}
-
-/* A DNS host name (RFC 1123 letters, digits, '-' and dots; labels of 1 to 63 characters). */
-static bool hostname_is_valid(const char *s) {
-        size_t label = 0, n = strlen(s);
-
-        if (n == 0 || n > 253)
-                return false;
-        for (; *s; s++) {
-                if (*s == '.') {
-                        if (label == 0)
-                                return false;
-                        label = 0;
-                } else if (
-                        (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                        *s == '-' || *s == '_') {
-                        if (++label > 63)
-                                return false;
-                } else
-                        return false;
-        }
-        return true;
 }
 
 /* allowlist_build - o's allowlist: addresses and CIDRs are parsed, anything else is taken as a host
@@ -1377,17 +1649,6 @@ static void allowlist_done(RestAllowlist *a) {
         *a = (RestAllowlist){};
 }
 
-static void allowlist_resolve(RestServer *s) {
-        for (char **n = s->allowlist.names; n && *n; n++)
-                log_warning(
-                        "restapi.allowlist entry \"%s\" is a host name, which is not resolved: it allows no "
-                        "client",
-                        *n);
-}
-
-static void allowlist_resolve_cancel(RestServer *s) {
-}
-
 /* settings_apply - the access-control and header settings of o, replacing s's only when all of them
  * could be built. */
 static int settings_apply(RestServer *s, const RestServerOptions *o) {
@@ -1476,6 +1737,14 @@ int rest_server_new(
         (void)sd_event_source_set_enabled(s->restart_source, SD_EVENT_OFF);
         (void)sd_event_source_set_description(s->restart_source, "rest-restart");
         (void)sd_event_source_set_priority(s->restart_source, REST_EVENT_PRIORITY);
+
+        r = sd_event_add_time_relative(
+                e, &s->resolve_source, CLOCK_MONOTONIC, REST_RESOLVE_POLL, 0, on_resolve, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the REST API resolver timer: %m");
+        (void)sd_event_source_set_enabled(s->resolve_source, SD_EVENT_OFF);
+        (void)sd_event_source_set_description(s->resolve_source, "rest-resolve");
+        (void)sd_event_source_set_priority(s->resolve_source, REST_EVENT_PRIORITY);
 
         r = settings_apply(s, o);
         if (r < 0)
