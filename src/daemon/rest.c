@@ -937,8 +937,9 @@ void rest_request_submit(
 /* ==== Request handling ==== */
 
 int rest_request_json(RestRequest *req, bool optional, cJSON **ret) {
-        cJSON *j;
+        _cleanup_free_ char *why = NULL;
         const char *end = NULL;
+        cJSON *j;
 
         *ret = NULL;
         if (!req->has_content_length) {
@@ -949,26 +950,52 @@ int rest_request_json(RestRequest *req, bool optional, cJSON **ret) {
         }
         if (req->content_length == 0 && optional)
                 return 0;
-        if (req->body.len == 0 || !utf8_is_valid(req->body.buf, req->body.len))
+        if (req->body.len == 0) {
+                why = strdup("the body is empty");
                 goto bad;
+        }
+        if (!utf8_is_valid(req->body.buf, req->body.len)) {
+                why = strdup("the body is not valid UTF-8");
+                goto bad;
+        }
         j = cJSON_ParseWithLengthOpts(
                 req->body.buf, req->body.len, &end, /* require_null_terminated= */ false);
-        if (!j)
+        if (!j) {
+                if (asprintf(
+                            &why,
+                            "the body is not valid JSON (at byte %zu)",
+                            end ? (size_t)(end - req->body.buf) : (size_t)0) < 0)
+                        why = NULL;
                 goto bad;
+        }
         for (; end && end < req->body.buf + req->body.len; end++)
                 if (!strchr(" \t\r\n", *end)) {
                         cJSON_Delete(j);
+                        if (asprintf(
+                                    &why,
+                                    "the body has data after its JSON value (at byte %zu)",
+                                    (size_t)(end - req->body.buf)) < 0)
+                                why = NULL;
                         goto bad;
                 }
         if (!cJSON_IsObject(j) || (!optional && !j->child)) {
+                why =
+                        strdup(cJSON_IsObject(j) ? "the body is an empty JSON object"
+                                                 : "the body is not a JSON object");
                 cJSON_Delete(j);
                 goto bad;
         }
         *ret = j;
         return 0;
 bad:
-        log_debug("REST: bad request body for %s %s", req->method, req->path);
-        rest_reply_error(req, 400, NULL);
+        /* Patroni logs "Bad request" with the exception; the page says what was wrong too. */
+        log_warning("Bad request: %s %s: %s", req->method, req->path, why ?: "unreadable body");
+        {
+                _cleanup_free_ char *message = NULL;
+                if (!why || asprintf(&message, "Bad request: %s", why) < 0)
+                        message = NULL;
+                rest_reply_error(req, 400, message);
+        }
         return -EINVAL;
 }
 

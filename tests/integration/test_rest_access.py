@@ -34,3 +34,25 @@ def test_allowlist_host_names_and_fail_closed(nodes):  # noqa: F811
     strangers = nodes("node5", view, "--allow-members")
     assert strangers.request("POST", "/reload")[:3:2] == (403, b"Access is denied")
     assert strangers.request("POST", "/reload")[:3:2] == (403, b"Access is denied")
+
+
+def test_bad_json_bodies_say_what_is_wrong(nodes):  # noqa: F811
+    node = nodes("node1", LEADER, "--intents", "echo")
+    cases = [
+        (b'{"leader": x}', "the body is not valid JSON (at byte 11)"),  # offsets count from 0
+        (b'{"leader": "a"} trailing', "the body has data after its JSON value (at byte 16)"),
+        (b"[1,2]", "the body is not a JSON object"),
+        (b"{}", "the body is an empty JSON object"),
+        (b'{"leader": "\xff"}', "the body is not valid UTF-8"),
+        (b"", "the body is empty"),
+    ]
+    for body, why in cases:
+        status, _, page = node.request("POST", "/switchover", body, headers={"Content-Length": str(len(body))})
+        assert status == 400, body
+        # Python's send_error() page, with the reason as its message
+        assert f"<p>Message: Bad request: {why}.</p>".encode() in page, page
+        assert b"<p>Error code explanation: 400 - Bad request syntax or unsupported method.</p>" in page
+    assert node.request("GET", "/primary")[0] == 200
+    out = node.stop()
+    for _, why in cases:
+        assert f"Bad request: POST /switchover: {why}" in out
