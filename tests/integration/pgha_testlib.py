@@ -484,3 +484,23 @@ class HAProxy:
 
     def stop(self):
         self.process.stop()
+
+
+def promtool_check_metrics(body):
+    """promtool's findings on a /metrics body, or None when promtool (Debian's prometheus package) is
+    missing. Fails on a parse error; Patroni's metric names are kept on purpose, so the only findings
+    allowed are the "_total" lints on its counters, which are returned."""
+    import re
+    import shutil
+    promtool = shutil.which("promtool")
+    if not promtool:
+        return None
+    p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    out = (p.stdout + p.stderr).decode()
+    # exit 0: clean, 3: lint findings only, 1: the text could not be parsed
+    assert p.returncode in (0, 3), out
+    assert "error while linting" not in out, out
+    findings = [line for line in out.splitlines() if line.strip()]
+    for line in findings:
+        assert re.match(r'^patroni_\w+ counter metrics should have "_total" suffix$', line), line
+    return findings
