@@ -442,4 +442,115 @@ TEST(method_access_body_table) {
         printf("  %zu rows checked, %u reached the engine\n", ELEMENTSOF(rows), engine_calls);
 }
 
+/* The engine of the reload test: keeps the call to answer it later. */
+static void submit_later(void *userdata, RestCall *call, const RestIntent *intent) {
+        RestCall **held = userdata;
+
+        *held = call;
+}
+
+static void cancel_later(void *userdata, RestCall *call) {
+        RestCall **held = userdata;
+
+        if (*held == call)
+                *held = NULL;
+}
+
+static const RestIntentHandler later_handler = {.submit = submit_later, .cancel = cancel_later};
+
+static int connect_port(uint16_t port) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                close(fd);
+                return -errno;
+        }
+        return fd;
+}
+
+TEST(reconfigure) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(rest_server_freep) RestServer *server = NULL;
+        _cleanup_(sd_event_source_disable_unrefp) sd_event_source *source = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *j = cJSON_Parse(LEADER);
+        _cleanup_free_ char *err = NULL;
+        _cleanup_close_ int held_fd = -EBADF;
+        char path[] = "/tmp/pgha-test-rest-XXXXXX";
+        _cleanup_close_ int garbage = mkstemp(path);
+        RestServerOptions o = {
+                .listen_host = "127.0.0.1", .auth_username = "admin", .auth_password = "s3cret"};
+        NodeSnapshot snap = {};
+        RestCall *held = NULL;
+        Exchange x, pending = {};
+        uint16_t port, new_port;
+        uint64_t now = 0;
+        static const char reload[] = "POST /reload HTTP/1.0\r\n" AUTH "\r\n";
+        static const char reload_new[] =
+                "POST /reload HTTP/1.0\r\nAuthorization: Basic YWRtaW46bmV3\r\n\r\n";
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
+        ASSERT_OK(snapshot_load_json(j, now, &snap, &err));
+        ASSERT_OK(rest_server_new(e, &o, &snap, &server));
+        rest_server_set_intent_handler(server, &handler, &(unsigned){0});
+        port = rest_server_port(server);
+        ASSERT_EQ(exchange(e, port, reload, &x), 200U);
+
+        /* new credentials: at once, no new listener */
+        o.auth_password = "new";
+        ASSERT_EQ(rest_server_reconfigure(server, &o), 0);
+        ASSERT_EQ(exchange(e, port, reload, &x), 401U);
+        ASSERT_EQ(exchange(e, port, reload_new, &x), 200U); /* admin:new */
+
+        /* an allowlist that excludes us, then none */
+        o.allowlist = (char *[]){(char *)"192.0.2.0/24", NULL};
+        o.n_allowlist = 1;
+        ASSERT_EQ(rest_server_reconfigure(server, &o), 0);
+        ASSERT_EQ(exchange(e, port, reload_new, &x), 403U);
+        o.allowlist = NULL;
+        o.n_allowlist = 0;
+        ASSERT_EQ(rest_server_reconfigure(server, &o), 0);
+        ASSERT_EQ(exchange(e, port, reload_new, &x), 200U);
+
+        /* unusable TLS material: refused before anything changes, the server keeps serving */
+        ASSERT_TRUE(garbage >= 0);
+        ASSERT_EQ(write(garbage, "junk\n", 5), 5);
+        o.certfile = path;
+        ASSERT_EQ(rest_server_reconfigure(server, &o), 1);
+        for (unsigned i = 0; i < 10; i++)
+                ASSERT_OK(sd_event_run(e, 0));
+        ASSERT_EQ(rest_server_port(server), port);
+        ASSERT_EQ(exchange(e, port, reload_new, &x), 200U);
+        o.certfile = NULL;
+
+        /* a new port while a request waits for the engine: the old listener finishes it */
+        rest_server_set_intent_handler(server, &later_handler, &held);
+        held_fd = connect_port(port);
+        ASSERT_TRUE(held_fd >= 0);
+        ASSERT_EQ(send(held_fd, reload_new, strlen(reload_new), MSG_NOSIGNAL), (ssize_t)strlen(reload_new));
+        for (unsigned i = 0; !held && i < 1000; i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        ASSERT_NOT_NULL(held);
+        o.listen_port = 0;
+        o.listen_host = "127.0.0.2"; /* another address of lo */
+        ASSERT_EQ(rest_server_reconfigure(server, &o), 1);
+        for (unsigned i = 0; rest_server_port(server) == port && i < 100; i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        new_port = rest_server_port(server);
+        ASSERT_TRUE(new_port != port);
+        ASSERT_EQ(connect_port(port), -ECONNREFUSED); /* the old socket is closed */
+        ASSERT_OK(sd_event_add_io(e, &source, held_fd, EPOLLIN, on_reply, &pending));
+        ASSERT_OK(rest_call_reply_text(held, 200, "answered late"));
+        for (unsigned i = 0; !pending.done && i < 1000; i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        ASSERT_TRUE(startswith(pending.reply, "HTTP/1.0 200 OK"));
+        ASSERT_NOT_NULL(strstr(pending.reply, "answered late"));
+
+        (void)unlink(path);
+        server = rest_server_free(server);
+        snapshot_done(&snap);
+}
+
 DEFINE_TEST_MAIN
