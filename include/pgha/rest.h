@@ -180,7 +180,7 @@ RestVerifyClient rest_verify_client_from_string(const char *s); /* case-insensit
 struct Config;
 /* rest_server_options_from_config - the options for the restapi section of c: strings are borrowed from
  * c (which must outlive the options), the extra-headers array is owned (rest_server_options_done()).
- * Logs what it cannot honour (restapi.ciphers, a bad verify_client). */
+ * Logs what it cannot honour (a bad verify_client). */
 int rest_server_options_from_config(const struct Config *c, RestServerOptions *ret);
 void rest_server_options_done(RestServerOptions *o);
 
