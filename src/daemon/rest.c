@@ -6,9 +6,13 @@
  * replies shaped like Patroni's (text/html texts, JSON documents, status-only lines, Python's HTML error
  * page).
  *
+ * A reload (rest_server_reconfigure) swaps the access settings at once and, when the address or TLS
+ * material changed, starts a new MHD daemon from a defer event while the old one drains its connections.
+ * Allowlist and member host names are resolved with getaddrinfo_a() (glibc's helper thread), polled.
+ *
  * Invariant: nothing here blocks or waits for another component. Requests that need the HA engine are
  * suspended (MHD_suspend_connection) and resumed when the engine answers; every suspended connection is
- * resumed before the MHD daemon is stopped.
+ * resumed before its MHD daemon is stopped.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -478,7 +482,7 @@ static void allowlist_resolve_cancel(RestServer *s) {
 }
 
 /* allowlist_include_members: is addr the host of one of the members' api_url in the cached cluster view?
- * Only literal addresses count: resolving names would block the loop. */
+ * A host name counts once its lookup (started here, see member_name_matches()) has answered. */
 static bool member_address_matches(RestServer *s, int family, const uint8_t *addr) {
         const cJSON *members = cJSON_GetObjectItemCaseSensitive(s->snapshot->cluster, "members"), *m;
 
