@@ -2177,8 +2177,11 @@ static bool need_fetch(Ha *h) {
 /* peer_tls_options - the TLS side of a request to another member, as Patroni's daemon makes it
  * (patroni-compat.md §3.8): the client certificate, key and CA are ctl.* or else restapi.*; the daemon's
  * client is "insecure": without a client certificate the server's certificate is not checked at all,
- * with one the chain is verified (against the CA) but not the host name. Strings borrow from c. */
+ * with one the chain is verified (against the CA) but not the host name. Like Patroni's it also sends
+ * restapi.authentication as Basic credentials. Strings borrow from c. */
 static void peer_tls_options(const Config *c, HttpRequestOptions *o) {
+        o->username = c->restapi.username;
+        o->password = c->restapi.password;
         o->cert = c->ctl.certfile ?: c->restapi.certfile;
         o->cacert = c->ctl.cacert ?: c->restapi.cafile;
         if (o->cert) {

@@ -444,6 +444,11 @@ int http_client_start(HttpClient *c, const HttpRequestOptions *o, HttpRequest **
              curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK) ||
             (o->tls_no_verify_peer && curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK))
                 goto fail;
+        if (o->username &&
+            (curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK ||
+             curl_easy_setopt(e, CURLOPT_USERNAME, o->username) != CURLE_OK ||
+             curl_easy_setopt(e, CURLOPT_PASSWORD, strempty(o->password)) != CURLE_OK))
+                goto fail;
 
         /* No "Expect: 100-continue" round trip for larger bodies. */
         req->headers = curl_slist_append(NULL, "Expect:");

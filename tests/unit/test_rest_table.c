@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pgha/http_client.h"
 #include "pgha/json.h"
 #include "pgha/rest.h"
 #include "pgha/snapshot.h"
@@ -549,6 +550,61 @@ TEST(reconfigure) {
         ASSERT_NOT_NULL(strstr(pending.reply, "answered late"));
 
         (void)unlink(path);
+        server = rest_server_free(server);
+        snapshot_done(&snap);
+}
+
+static void
+on_client_done(HttpRequest *req, int error, long status, const char *body, size_t size, void *userdata) {
+        long *ret = userdata;
+
+        *ret = error < 0 ? error : status;
+}
+
+static long
+client_post(sd_event *e, HttpClient *client, uint16_t port, const char *user, const char *password) {
+        _cleanup_free_ char *url = NULL;
+        long status = 0;
+
+        ASSERT_TRUE(asprintf(&url, "http://127.0.0.1:%u/reload", port) > 0);
+        HttpRequestOptions o = {
+                .url = url,
+                .body = "",
+                .timeout = 5 * USEC_PER_SEC,
+                .username = user,
+                .password = password,
+                .on_done = on_client_done,
+                .userdata = &status,
+        };
+        ASSERT_OK(http_client_start(client, &o, NULL));
+        for (unsigned i = 0; status == 0 && i < 1000; i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        return status;
+}
+
+/* The HTTP client's Basic credentials (pghad sends restapi.authentication to other members, as Patroni
+ * does) against the server's check. */
+TEST(http_client_credentials) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(rest_server_freep) RestServer *server = NULL;
+        _cleanup_(http_client_freep) HttpClient *client = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *j = cJSON_Parse(LEADER);
+        _cleanup_free_ char *err = NULL;
+        RestServerOptions o = {
+                .listen_host = "127.0.0.1", .auth_username = "admin", .auth_password = "s3cret"};
+        NodeSnapshot snap = {};
+        uint64_t now = 0;
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
+        ASSERT_OK(snapshot_load_json(j, now, &snap, &err));
+        ASSERT_OK(rest_server_new(e, &o, &snap, &server));
+        rest_server_set_intent_handler(server, &handler, &(unsigned){0});
+        ASSERT_OK(http_client_new(e, 0, &client));
+        ASSERT_EQ(client_post(e, client, rest_server_port(server), "admin", "s3cret"), 200);
+        ASSERT_EQ(client_post(e, client, rest_server_port(server), "admin", "wrong"), 401);
+        ASSERT_EQ(client_post(e, client, rest_server_port(server), NULL, NULL), 401);
+        client = http_client_free(client);
         server = rest_server_free(server);
         snapshot_done(&snap);
 }
