@@ -39,9 +39,14 @@ typedef struct HttpRequestOptions {
         const char *cacert;         /* TLS: CA bundle to verify the server with (NULL: system store) */
         const char *cert;           /* TLS client certificate (PEM) */
         const char *key;            /* its key, if not inside cert */
-        bool tcp_keepalive;         /* SO_KEEPALIVE with 5 s idle/interval, for long-lived streams */
-        HttpRequestDone on_done;    /* required */
-        HttpRequestData on_data;    /* optional: stream the body instead of buffering it */
+        const char *key_password;   /* passphrase of an encrypted key */
+        bool tls_no_verify_peer;    /* do not verify the server's certificate at all */
+        bool tls_no_verify_host;    /* verify the chain, but not that it names the URL's host */
+        const char *username;       /* HTTP Basic authentication, sent with the request (NULL: none) */
+        const char *password;
+        bool tcp_keepalive;      /* SO_KEEPALIVE with 5 s idle/interval, for long-lived streams */
+        HttpRequestDone on_done; /* required */
+        HttpRequestData on_data; /* optional: stream the body instead of buffering it */
         void *userdata;
 } HttpRequestOptions;
 

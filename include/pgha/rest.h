@@ -180,7 +180,7 @@ RestVerifyClient rest_verify_client_from_string(const char *s); /* case-insensit
 struct Config;
 /* rest_server_options_from_config - the options for the restapi section of c: strings are borrowed from
  * c (which must outlive the options), the extra-headers array is owned (rest_server_options_done()).
- * Logs what it cannot honour (restapi.ciphers, a bad verify_client). */
+ * Logs what it cannot honour (a bad verify_client). */
 int rest_server_options_from_config(const struct Config *c, RestServerOptions *ret);
 void rest_server_options_done(RestServerOptions *o);
 
@@ -190,6 +190,14 @@ typedef struct RestServer RestServer;
  * snapshot is read (never written) on every request and must outlive the server (or be replaced with
  * rest_server_set_snapshot()). Logs its errors. */
 int rest_server_new(sd_event *e, const RestServerOptions *o, const NodeSnapshot *snapshot, RestServer **ret);
+/* rest_server_reconfigure - applies o (a reloaded restapi section) to a running server: authentication,
+ * allowlist and extra headers at once; a changed listen address, certificate, key, CA or verify_client
+ * starts a new listener from the event loop (not from inside a request), which takes the bound socket
+ * over when the address is the same, while the old one finishes its connections. Whatever cannot be
+ * applied is logged and the server keeps serving as before. Returns 1 when a new listener is on its
+ * way, 0 when none is needed, < 0 when o could not be used (nothing changed, or only the access
+ * settings). */
+int rest_server_reconfigure(RestServer *s, const RestServerOptions *o);
 RestServer *rest_server_free(RestServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RestServer *, rest_server_free);
 

@@ -8,6 +8,8 @@
  * where config.h says so. Reading files is the only I/O here; config_checks.c also stat()s log.dir and
  * postgresql.bin_dir (warnings only). Nothing checks ports.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -15,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config-internal.h"
 #include "pgha/parse.h"
 #include "pgha/fileio.h"
+#include "pgha/rest.h"
 
 #define CONFIG_FILE_SIZE_MAX (4U * 1024U * 1024U)
 
@@ -480,6 +484,147 @@ static const YNode *section_pos(ConfigParser *p, const char *name, YNode *buf) {
         return buf;
 }
 
+/* A restapi.allowlist entry: an IP address, a network (host bits allowed) or a host name. */
+static bool allowlist_entry_is_valid(const char *v) {
+        _cleanup_free_ char *addr = strdup(v);
+        uint8_t buf[16];
+        char *slash;
+        size_t label = 0;
+
+        if (!addr || isempty(v))
+                return false;
+        slash = strchr(addr, '/');
+        if (slash)
+                *slash = '\0';
+        if (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1) {
+                unsigned max = strchr(addr, ':') ? 128 : 32;
+                char *end;
+                unsigned long prefix;
+
+                if (!slash)
+                        return true;
+                errno = 0;
+                prefix = strtoul(slash + 1, &end, 10);
+                return errno == 0 && end != slash + 1 && !*end && prefix <= max;
+        }
+        if (slash || strspn(v, "0123456789.") == strlen(v) || strlen(v) > 253)
+                return false;
+        for (const char *c = v; *c; c++)
+                if (*c == '.') {
+                        if (label == 0)
+                                return false;
+                        label = 0;
+                } else if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_') || ++label > 63)
+                        return false;
+        return true;
+}
+
+/* restapi_file_check - a certificate/key/CA file that the daemon will read at start-up and on reload. */
+static int restapi_file_check(ConfigParser *p, const YNode *sec, const char *key, const char *path) {
+        const YNode *v = ynode_get(sec, key);
+        _cleanup_free_ char *name = NULL;
+
+        if (!path || access(path, R_OK) >= 0)
+                return 0;
+        if (asprintf(&name, "restapi.%s", key) < 0)
+                return -ENOMEM;
+        return config_parser_error(p, v ?: sec ?: p->root, name, "cannot read '%s': %m", path);
+}
+
+/* restapi_checks - values of the restapi section the daemon cannot use (Patroni fails on them at start-up,
+ * or silently ignores them): errors, or warnings where Patroni goes on. */
+static int restapi_checks(ConfigParser *p) {
+        const Config *c = p->config;
+        const YNode *sec = ynode_get(p->root, "restapi"), *v;
+        YNode pos;
+        int r, ret = 0;
+
+        if (!sec)
+                return 0;
+        if (!c->restapi.username != !c->restapi.password) {
+                v = ynode_get(sec, "authentication");
+                r = config_parser_error(
+                        p,
+                        v ? (pos = key_position(v), &pos) : sec,
+                        "restapi.authentication",
+                        "needs both username and password (only the %s is set)",
+                        c->restapi.username ? "username" : "password");
+                if (r == -ENOMEM)
+                        return r;
+                ret = r;
+        }
+        if (c->restapi.verify_client && rest_verify_client_from_string(c->restapi.verify_client) < 0) {
+                r = config_parser_error(
+                        p,
+                        ynode_get(sec, "verify_client") ?: sec,
+                        "restapi.verify_client",
+                        "invalid value '%s' (expected none, optional or required)",
+                        c->restapi.verify_client);
+                if (r == -ENOMEM)
+                        return r;
+                ret = r;
+        }
+        if (c->restapi.certfile) {
+                r = restapi_file_check(p, sec, "certfile", c->restapi.certfile);
+                if (r >= 0)
+                        r = restapi_file_check(p, sec, "keyfile", c->restapi.keyfile);
+                if (r >= 0)
+                        r = restapi_file_check(p, sec, "cafile", c->restapi.cafile);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        ret = r;
+                if (c->restapi.verify_client &&
+                    rest_verify_client_from_string(c->restapi.verify_client) > REST_VERIFY_CLIENT_NONE &&
+                    !c->restapi.cafile) {
+                        r = config_parser_warning(
+                                p,
+                                ynode_get(sec, "verify_client") ?: sec,
+                                "restapi.verify_client",
+                                "'%s' without restapi.cafile: no client certificate can be verified, every "
+                                "request that needs one is refused",
+                                c->restapi.verify_client);
+                        if (r < 0)
+                                return r;
+                }
+        } else
+                for (const char *const *k =
+                             (const char *const[]){"keyfile", "cafile", "verify_client", NULL};
+                     *k;
+                     k++)
+                        if ((v = ynode_get(sec, *k)) && !ynode_is_null(v)) {
+                                _cleanup_free_ char *name = NULL;
+                                if (asprintf(&name, "restapi.%s", *k) < 0)
+                                        return -ENOMEM;
+                                r = config_parser_warning(p, v, name, "ignored without restapi.certfile");
+                                if (r < 0)
+                                        return r;
+                        }
+        if (c->restapi.ciphers) {
+                r = config_parser_warning(
+                        p,
+                        ynode_get(sec, "ciphers") ?: sec,
+                        "restapi.ciphers",
+                        "an OpenSSL cipher list, which the GnuTLS back-end cannot use: ignored");
+                if (r < 0)
+                        return r;
+        }
+        v = ynode_get(sec, "allowlist");
+        for (size_t i = 0; c->restapi.allowlist && c->restapi.allowlist[i]; i++)
+                if (!allowlist_entry_is_valid(c->restapi.allowlist[i])) {
+                        /* Patroni logs such an entry and goes on without it */
+                        r = config_parser_warning(
+                                p,
+                                v && v->type == YNODE_SEQUENCE && i < v->n ? v->items[i] : v ?: sec,
+                                "restapi.allowlist",
+                                "'%s' is not an IP address, network or host name: it is ignored",
+                                c->restapi.allowlist[i]);
+                        if (r < 0)
+                                return r;
+                }
+        return ret;
+}
+
 static int post_checks(ConfigParser *p) {
         Config *c = p->config;
         YNode pos;
@@ -585,6 +730,10 @@ static int post_checks(ConfigParser *p) {
                                         *h = TAKE_PTR(s);
                                 }
         }
+
+        r = restapi_checks(p);
+        if (r == -ENOMEM)
+                return r;
 
         /* Addresses. */
         if (c->restapi.listen.host && !c->restapi.connect_address.host) {

@@ -2149,6 +2149,11 @@ static void on_fetch(HttpRequest *req, int error, long status, const char *body,
                         break;
         if (i < h->n_fetch) {
                 h->fetch[i] = NULL;
+                if (error < 0)
+                        log_warning_errno(error, "Request failed: GET %s: %m", http_request_url(req));
+                else if (status != 200)
+                        log_warning(
+                                "Request failed: GET %s: HTTP status %ld", http_request_url(req), status);
                 if (error < 0 || status != 200 || ha_member_api_parse(body, size, &h->api[i]) < 0)
                         h->api[i] = (HaMemberApi){.fetch = HA_FETCH_FAILED};
         }
@@ -2169,6 +2174,24 @@ static bool need_fetch(Ha *h) {
         return false;
 }
 
+/* peer_tls_options - the TLS side of a request to another member, as Patroni's daemon makes it
+ * (patroni-compat.md §3.8): the client certificate, key and CA are ctl.* or else restapi.*; the daemon's
+ * client is "insecure": without a client certificate the server's certificate is not checked at all,
+ * with one the chain is verified (against the CA) but not the host name. Like Patroni's it also sends
+ * restapi.authentication as Basic credentials. Strings borrow from c. */
+static void peer_tls_options(const Config *c, HttpRequestOptions *o) {
+        o->username = c->restapi.username;
+        o->password = c->restapi.password;
+        o->cert = c->ctl.certfile ?: c->restapi.certfile;
+        o->cacert = c->ctl.cacert ?: c->restapi.cafile;
+        if (o->cert) {
+                o->key = c->ctl.keyfile ?: c->restapi.keyfile;
+                o->key_password = c->ctl.keyfile_password ?: c->restapi.keyfile_password;
+                o->tls_no_verify_host = true;
+        } else
+                o->tls_no_verify_peer = true;
+}
+
 static void gather_done(Ha *h) {
         const DcsCluster *c = h->cluster;
 
@@ -2187,6 +2210,7 @@ static void gather_done(Ha *h) {
                                 .on_done = on_fetch,
                                 .userdata = h,
                         };
+                        peer_tls_options(manager_get_config(h->manager), &o);
                         h->fetch[i] = NULL;
                         if (isempty(m->api_url) || streq(m->name, h->pgs.name)) {
                                 h->api[i].fetch = HA_FETCH_NOT_ASKED;
@@ -3035,10 +3059,27 @@ static bool pg_reload_config(Ha *h) {
         return false;
 }
 
+static char *join_url(const char *scheme, const ConfigAddress *a, const char *path);
+
 static int on_reload(Manager *m, const Config *old, const Config *new_config, void *userdata) {
         Ha *h = userdata;
 
+        _cleanup_(rest_server_options_done) RestServerOptions ro = {};
+        char *api_url;
+
         watchdog_apply(h);
+        if (rest_server_options_from_config(new_config, &ro) >= 0) {
+                ro.leader_checks_need_postgres = true;
+                (void)rest_server_reconfigure(h->rest, &ro);
+        }
+        api_url = join_url(
+                new_config->restapi.certfile ? "https" : "http",
+                &new_config->restapi.connect_address,
+                "/patroni");
+        if (api_url) {
+                free(h->api_url);
+                h->api_url = api_url;
+        }
         (void)snapshot_set_tags_from_config(&h->snap, new_config->tags);
         (void)pg_reload_config(h);
         ha_tick_schedule(h, 0);

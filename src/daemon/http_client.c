@@ -438,7 +438,16 @@ int http_client_start(HttpClient *c, const HttpRequestOptions *o, HttpRequest **
                 goto fail;
         if ((o->cacert && curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert) != CURLE_OK) ||
             (o->cert && curl_easy_setopt(e, CURLOPT_SSLCERT, o->cert) != CURLE_OK) ||
-            (o->key && curl_easy_setopt(e, CURLOPT_SSLKEY, o->key) != CURLE_OK))
+            (o->key && curl_easy_setopt(e, CURLOPT_SSLKEY, o->key) != CURLE_OK) ||
+            (o->key_password && curl_easy_setopt(e, CURLOPT_KEYPASSWD, o->key_password) != CURLE_OK) ||
+            ((o->tls_no_verify_peer || o->tls_no_verify_host) &&
+             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK) ||
+            (o->tls_no_verify_peer && curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK))
+                goto fail;
+        if (o->username &&
+            (curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK ||
+             curl_easy_setopt(e, CURLOPT_USERNAME, o->username) != CURLE_OK ||
+             curl_easy_setopt(e, CURLOPT_PASSWORD, strempty(o->password)) != CURLE_OK))
                 goto fail;
 
         /* No "Expect: 100-continue" round trip for larger bodies. */

@@ -6,17 +6,25 @@
  * replies shaped like Patroni's (text/html texts, JSON documents, status-only lines, Python's HTML error
  * page).
  *
+ * A reload (rest_server_reconfigure) swaps the access settings at once and, when the address or TLS
+ * material changed, starts a new MHD daemon from a defer event while the old one drains its connections.
+ * Allowlist and member host names are resolved with getaddrinfo_a() (glibc's helper thread), polled.
+ *
  * Invariant: nothing here blocks or waits for another component. Requests that need the HA engine are
  * suspended (MHD_suspend_connection) and resumed when the engine answers; every suspended connection is
- * resumed before the MHD daemon is stopped.
+ * resumed before its MHD daemon is stopped.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pgha/fileio.h"
 #include "pgha/log.h"
@@ -52,25 +60,54 @@ typedef struct RestNetwork {
         unsigned prefix;
 } RestNetwork;
 
-struct RestServer {
-        sd_event *event;
+/* restapi.allowlist: networks written as addresses or CIDRs, and host names. */
+typedef struct RestAllowlist {
+        RestNetwork *networks;
+        size_t n_networks;
+        char **names;    /* host names, allowed by what they resolve to */
+        bool configured; /* an allowlist was given: a client no entry matches is refused, even when no
+                          * entry is usable */
+        bool include_members;
+} RestAllowlist;
+
+/* One libmicrohttpd daemon and what it was started with. A reload that changes the listen address or the
+ * TLS material starts a new one; the old one stops accepting and finishes its connections. */
+typedef struct RestListener {
         struct MHD_Daemon *daemon;
         sd_event_source *io_source;
+        char *host;    /* restapi.listen host as configured */
+        uint16_t port; /* as configured (0: any free port) */
+        uint16_t bound_port;
+        bool tls;
+        RestVerifyClient verify_client;
+        char *tls_cert, *tls_key, *tls_trust, *key_password; /* kept alive while MHD runs */
+        unsigned connection_limit;
+        usec_t connection_timeout;
+        usec_t drain_until; /* the replaced listener: stopped then at the latest */
+} RestListener;
+
+typedef struct RestName RestName;
+
+struct RestServer {
+        sd_event *event;
+        RestListener listener; /* serving */
+        RestListener draining; /* replaced by a reload, finishing its connections (daemon NULL: none) */
+        RestListener next;     /* asked for by a reload, started by restart_source */
+        bool restart_wanted;
+        sd_event_source *restart_source;
         sd_event_source *timer_source;
+        RestName *names;        /* allowlist and member host names with their addresses */
+        struct gaicb **zombies; /* cancelled lookups glibc has not finished yet */
+        size_t n_zombies;
+        sd_event_source *resolve_source;
         const NodeSnapshot *snapshot;
         const RestIntentHandler *intent;
         void *intent_userdata;
         char *auth_key; /* base64("user:password"), compared with what follows "Basic " */
-        RestNetwork *allowlist;
-        size_t n_allowlist;
-        bool allowlist_include_members;
+        RestAllowlist allowlist;
         char **extra_headers;
         size_t n_extra_headers;
         size_t body_max;
-        uint16_t port;
-        bool tls;
-        RestVerifyClient verify_client;
-        char *tls_cert, *tls_key, *tls_trust; /* PEM, kept alive while MHD runs */
         RestCall *pending;
         unsigned n_pending;
         usec_t request_timeout; /* a request must arrive whole within this (slow-client cut-off) */
@@ -158,10 +195,296 @@ static bool network_contains(const RestNetwork *n, int family, const uint8_t *ad
         return (n->addr[full] & mask) == (addr[full] & mask);
 }
 
+static void names_free(char **names) {
+        for (char **n = names; n && *n; n++)
+                free(*n);
+        free(names);
+}
+
+/* A DNS host name (RFC 1123 letters, digits, '-' and dots; labels of 1 to 63 characters). */
+static bool hostname_is_valid(const char *s) {
+        size_t label = 0, n = strlen(s);
+
+        if (n == 0 || n > 253)
+                return false;
+        for (; *s; s++) {
+                if (*s == '.') {
+                        if (label == 0)
+                                return false;
+                        label = 0;
+                } else if (
+                        (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                        *s == '-' || *s == '_') {
+                        if (++label > 63)
+                                return false;
+                } else
+                        return false;
+        }
+        return true;
+}
+
+/* ==== Host names: resolved without blocking ==== */
+
+/* getaddrinfo_a() runs the lookup on glibc's helper thread; the loop polls for its end (lookups are rare:
+ * a reload, a new member). A lookup that cannot be cancelled is kept until it ends: its gaicb is written
+ * by that thread. */
+#define REST_RESOLVE_POLL (20 * USEC_PER_MSEC)
+/* A member's host name is looked up again when its answer is older than this. */
+#define REST_NAME_TTL (60 * USEC_PER_SEC)
+/* Member host names remembered at once. */
+#define REST_NAMES_MAX 64U
+
+struct RestName {
+        char *name;
+        RestNetwork *addrs;
+        size_t n_addrs;
+        bool allowlist; /* a restapi.allowlist entry */
+        bool member;    /* a member's api_url host */
+        bool resolved;  /* addrs holds an answer (possibly empty) */
+        usec_t resolved_at;
+        struct gaicb *gai; /* the lookup in flight */
+        RestName *next;
+};
+
+static void gai_free(struct gaicb *g) {
+        if (!g)
+                return;
+        if (g->ar_result)
+                freeaddrinfo(g->ar_result);
+        free((char *)g->ar_name);
+        free((void *)g->ar_request);
+        free(g);
+}
+
+/* Forgets a lookup: cancelled, or parked until glibc's thread is done with it. */
+static void name_abandon_lookup(RestServer *s, RestName *n) {
+        struct gaicb *g = TAKE_PTR(n->gai);
+        struct gaicb **z;
+
+        if (!g)
+                return;
+        if (gai_cancel(g) == EAI_CANCELED || gai_error(g) != EAI_INPROGRESS) {
+                gai_free(g);
+                return;
+        }
+        z = reallocarray(s->zombies, s->n_zombies + 1, sizeof(struct gaicb *));
+        if (!z)
+                return; /* leaked rather than freed under glibc's feet */
+        s->zombies = z;
+        s->zombies[s->n_zombies++] = g;
+}
+
+static RestName *name_free(RestServer *s, RestName *n) {
+        name_abandon_lookup(s, n);
+        free(n->name);
+        free(n->addrs);
+        return mfree(n);
+}
+
+static void resolve_arm(RestServer *s) {
+        bool pending = s->n_zombies > 0;
+
+        for (RestName *n = s->names; n && !pending; n = n->next)
+                pending = n->gai;
+        if (!pending) {
+                (void)sd_event_source_set_enabled(s->resolve_source, SD_EVENT_OFF);
+                return;
+        }
+        (void)sd_event_source_set_time_relative(s->resolve_source, REST_RESOLVE_POLL);
+        (void)sd_event_source_set_enabled(s->resolve_source, SD_EVENT_ONESHOT);
+}
+
+static void name_lookup_start(RestServer *s, RestName *n) {
+        struct gaicb *g;
+        struct addrinfo *hints;
+        struct gaicb *list[1];
+        int r;
+
+        if (n->gai || !s->resolve_source)
+                return;
+        g = calloc(1, sizeof(struct gaicb));
+        hints = calloc(1, sizeof(struct addrinfo));
+        if (!g || !hints) {
+                free(g);
+                free(hints);
+                log_oom();
+                return;
+        }
+        hints->ai_family = AF_UNSPEC;
+        hints->ai_socktype = SOCK_STREAM;
+        hints->ai_protocol = IPPROTO_TCP;
+        g->ar_request = hints;
+        g->ar_name = strdup(n->name);
+        if (!g->ar_name) {
+                gai_free(g);
+                log_oom();
+                return;
+        }
+        list[0] = g;
+        r = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+        if (r != 0) {
+                log_error("Failed to resolve %s: %s", n->name, gai_strerror(r));
+                gai_free(g);
+                return;
+        }
+        n->gai = g;
+        resolve_arm(s);
+}
+
+static void name_lookup_done(RestServer *s, RestName *n) {
+        struct gaicb *g = TAKE_PTR(n->gai);
+        int r = gai_error(g);
+        size_t count = 0;
+        RestNetwork *addrs = NULL;
+
+        if (r != 0)
+                log_error("Failed to resolve %s: %s", n->name, gai_strerror(r));
+        else {
+                for (const struct addrinfo *a = g->ar_result; a; a = a->ai_next)
+                        count++;
+                addrs = calloc(MAX(count, 1U), sizeof(RestNetwork));
+                count = 0;
+                for (const struct addrinfo *a = addrs ? g->ar_result : NULL; a; a = a->ai_next) {
+                        RestNetwork *x = &addrs[count];
+                        if (a->ai_family == AF_INET) {
+                                x->family = AF_INET;
+                                x->prefix = 32;
+                                memcpy(x->addr,
+                                       &((const struct sockaddr_in *)(const void *)a->ai_addr)->sin_addr,
+                                       4);
+                        } else if (a->ai_family == AF_INET6) {
+                                x->family = AF_INET6;
+                                x->prefix = 128;
+                                memcpy(x->addr,
+                                       &((const struct sockaddr_in6 *)(const void *)a->ai_addr)->sin6_addr,
+                                       16);
+                        } else
+                                continue;
+                        count++;
+                }
+                log_debug("REST: %s resolved to %zu addresses", n->name, count);
+        }
+        gai_free(g);
+        /* A failed lookup of a name resolved before keeps the old answer until the next try. */
+        if (r == 0 || !n->resolved) {
+                free(n->addrs);
+                n->addrs = addrs;
+                n->n_addrs = count;
+                n->resolved = true;
+        } else
+                free(addrs);
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &n->resolved_at);
+}
+
+static int on_resolve(sd_event_source *source, uint64_t usec, void *userdata) {
+        RestServer *s = userdata;
+
+        for (RestName *n = s->names; n; n = n->next)
+                if (n->gai && gai_error(n->gai) != EAI_INPROGRESS)
+                        name_lookup_done(s, n);
+        for (size_t i = 0; i < s->n_zombies;)
+                if (gai_error(s->zombies[i]) != EAI_INPROGRESS) {
+                        gai_free(s->zombies[i]);
+                        s->zombies[i] = s->zombies[--s->n_zombies];
+                } else
+                        i++;
+        resolve_arm(s);
+        return 0;
+}
+
+static RestName *name_find(RestServer *s, const char *name) {
+        for (RestName *n = s->names; n; n = n->next)
+                if (strcasecmp(n->name, name) == 0)
+                        return n;
+        return NULL;
+}
+
+static RestName *name_add(RestServer *s, const char *name) {
+        RestName *n = calloc(1, sizeof(RestName));
+
+        if (!n || !(n->name = strdup(name))) {
+                free(n);
+                return NULL;
+        }
+        n->next = s->names;
+        s->names = n;
+        return n;
+}
+
+static bool name_matches(const RestName *n, int family, const uint8_t *addr) {
+        for (size_t i = 0; i < n->n_addrs; i++)
+                if (network_contains(&n->addrs[i], family, addr))
+                        return true;
+        return false;
+}
+
+/* allowlist_resolve - looks the allowlist's host names up again (Patroni resolves them when it loads
+ * the configuration); until an answer arrives a name allows nobody. Names no longer listed are dropped. */
+static void allowlist_resolve(RestServer *s) {
+        RestName **p = &s->names;
+
+        for (RestName *n = s->names; n; n = n->next)
+                n->allowlist = false;
+        for (char **a = s->allowlist.names; a && *a; a++) {
+                RestName *n = name_find(s, *a) ?: name_add(s, *a);
+                if (!n) {
+                        log_oom();
+                        continue;
+                }
+                n->allowlist = true;
+                name_abandon_lookup(s, n);
+                name_lookup_start(s, n);
+        }
+        /* keep member names (they have their own TTL), drop names no longer used */
+        while (*p) {
+                RestName *n = *p;
+                if (!n->allowlist && !n->member) {
+                        *p = n->next;
+                        (void)name_free(s, n);
+                } else
+                        p = &n->next;
+        }
+}
+
+/* A member's api_url host name: true if it resolved to addr; starts or refreshes the lookup otherwise
+ * (the request is refused until the answer is there). */
+static bool member_name_matches(RestServer *s, const char *name, int family, const uint8_t *addr) {
+        RestName *n = name_find(s, name);
+        uint64_t now = 0;
+
+        if (!n) {
+                size_t count = 0;
+                for (RestName *m = s->names; m; m = m->next)
+                        count++;
+                if (count >= REST_NAMES_MAX)
+                        return false;
+                n = name_add(s, name);
+                if (!n)
+                        return false;
+        }
+        n->member = true;
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (!n->allowlist && (!n->resolved || now - n->resolved_at > REST_NAME_TTL))
+                name_lookup_start(s, n);
+        return name_matches(n, family, addr);
+}
+
+static void allowlist_resolve_cancel(RestServer *s) {
+        while (s->names) {
+                RestName *n = s->names;
+                s->names = n->next;
+                (void)name_free(s, n);
+        }
+        /* glibc's thread may still write to these: leaked on purpose at shutdown */
+        s->zombies = mfree(s->zombies);
+        s->n_zombies = 0;
+        s->resolve_source = sd_event_source_disable_unref(s->resolve_source);
+}
+
 /* allowlist_include_members: is addr the host of one of the members' api_url in the cached cluster view?
- * Only literal addresses count: resolving names would block the loop. */
-static bool member_address_matches(const cJSON *cluster, int family, const uint8_t *addr) {
-        const cJSON *members = cJSON_GetObjectItemCaseSensitive(cluster, "members"), *m;
+ * A host name counts once its lookup (started here, see member_name_matches()) has answered. */
+static bool member_address_matches(RestServer *s, int family, const uint8_t *addr) {
+        const cJSON *members = cJSON_GetObjectItemCaseSensitive(s->snapshot->cluster, "members"), *m;
 
         cJSON_ArrayForEach (m, members) {
                 const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "api_url");
@@ -182,7 +505,10 @@ static bool member_address_matches(const cJSON *cluster, int family, const uint8
                         continue;
                 memcpy(buf, host, (size_t)(end - host));
                 buf[end - host] = '\0';
-                if (network_parse(buf, &n) == 0 && network_contains(&n, family, addr))
+                if (network_parse(buf, &n) == 0) {
+                        if (network_contains(&n, family, addr))
+                                return true;
+                } else if (hostname_is_valid(buf) && member_name_matches(s, buf, family, addr))
                         return true;
         }
         return false;
@@ -211,12 +537,74 @@ static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
         } else
                 return false;
 
-        for (size_t i = 0; i < s->n_allowlist; i++)
-                if (network_contains(&s->allowlist[i], family, addr))
+        for (size_t i = 0; i < s->allowlist.n_networks; i++)
+                if (network_contains(&s->allowlist.networks[i], family, addr))
                         return true;
-        if (s->allowlist_include_members && s->snapshot)
-                return member_address_matches(s->snapshot->cluster, family, addr);
+        for (RestName *n = s->names; n; n = n->next)
+                if (n->allowlist && name_matches(n, family, addr))
+                        return true;
+        if (s->allowlist.include_members && s->snapshot)
+                return member_address_matches(s, family, addr);
         return false;
+}
+
+/* The listener a connection came through (the draining one during a reload). */
+static const RestListener *listener_of(RestServer *s, struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+
+        if (ci && s->draining.daemon && ci->daemon == s->draining.daemon)
+                return &s->draining;
+        return &s->listener;
+}
+
+/* allowlist_build - o's allowlist: addresses and CIDRs are parsed, anything else is taken as a host
+ * name. An entry that is neither (a bad CIDR) is logged and skipped, as Patroni skips it. */
+static int allowlist_build(const RestServerOptions *o, RestAllowlist *ret) {
+        RestAllowlist a = {
+                .configured = o->n_allowlist > 0,
+                .include_members = o->allowlist_include_members,
+        };
+        size_t n_names = 0;
+        int r;
+
+        if (o->n_allowlist > 0) {
+                a.networks = calloc(o->n_allowlist, sizeof(RestNetwork));
+                a.names = calloc(o->n_allowlist + 1, sizeof(char *));
+                if (!a.networks || !a.names)
+                        goto oom;
+        }
+        for (size_t i = 0; i < o->n_allowlist; i++) {
+                const char *v = o->allowlist[i];
+                r = network_parse(v, &a.networks[a.n_networks]);
+                if (r == -ENOMEM)
+                        goto oom;
+                if (r >= 0) {
+                        a.n_networks++;
+                        continue;
+                }
+                if (!hostname_is_valid(v) || strchr(v, '/') || strspn(v, "0123456789.") == strlen(v)) {
+                        log_error(
+                                "Invalid value \"%s\" in the restapi.allowlist (not an IP address, network "
+                                "or host name), ignoring",
+                                v);
+                        continue;
+                }
+                a.names[n_names] = strdup(v);
+                if (!a.names[n_names])
+                        goto oom;
+                n_names++;
+        }
+        if (a.configured && a.n_networks == 0 && n_names == 0)
+                log_warning(
+                        "restapi.allowlist has no usable entry: every client is refused on the write "
+                        "endpoints%s",
+                        a.include_members ? " except the members" : "");
+        *ret = a;
+        return 0;
+oom:
+        free(a.networks);
+        names_free(a.names);
+        return log_oom();
 }
 
 /* The client sent a certificate that the TLS layer accepted. MHD exposes only the gnutls session; the
@@ -553,8 +941,9 @@ void rest_request_submit(
 /* ==== Request handling ==== */
 
 int rest_request_json(RestRequest *req, bool optional, cJSON **ret) {
-        cJSON *j;
+        _cleanup_free_ char *why = NULL;
         const char *end = NULL;
+        cJSON *j;
 
         *ret = NULL;
         if (!req->has_content_length) {
@@ -565,26 +954,52 @@ int rest_request_json(RestRequest *req, bool optional, cJSON **ret) {
         }
         if (req->content_length == 0 && optional)
                 return 0;
-        if (req->body.len == 0 || !utf8_is_valid(req->body.buf, req->body.len))
+        if (req->body.len == 0) {
+                why = strdup("the body is empty");
                 goto bad;
+        }
+        if (!utf8_is_valid(req->body.buf, req->body.len)) {
+                why = strdup("the body is not valid UTF-8");
+                goto bad;
+        }
         j = cJSON_ParseWithLengthOpts(
                 req->body.buf, req->body.len, &end, /* require_null_terminated= */ false);
-        if (!j)
+        if (!j) {
+                if (asprintf(
+                            &why,
+                            "the body is not valid JSON (at byte %zu)",
+                            end ? (size_t)(end - req->body.buf) : (size_t)0) < 0)
+                        why = NULL;
                 goto bad;
+        }
         for (; end && end < req->body.buf + req->body.len; end++)
                 if (!strchr(" \t\r\n", *end)) {
                         cJSON_Delete(j);
+                        if (asprintf(
+                                    &why,
+                                    "the body has data after its JSON value (at byte %zu)",
+                                    (size_t)(end - req->body.buf)) < 0)
+                                why = NULL;
                         goto bad;
                 }
         if (!cJSON_IsObject(j) || (!optional && !j->child)) {
+                why =
+                        strdup(cJSON_IsObject(j) ? "the body is an empty JSON object"
+                                                 : "the body is not a JSON object");
                 cJSON_Delete(j);
                 goto bad;
         }
         *ret = j;
         return 0;
 bad:
-        log_debug("REST: bad request body for %s %s", req->method, req->path);
-        rest_reply_error(req, 400, NULL);
+        /* Patroni logs "Bad request" with the exception; the page says what was wrong too. */
+        log_warning("Bad request: %s %s: %s", req->method, req->path, why ?: "unreadable body");
+        {
+                _cleanup_free_ char *message = NULL;
+                if (!why || asprintf(&message, "Bad request: %s", why) < 0)
+                        message = NULL;
+                rest_reply_error(req, 400, message);
+        }
         return -EINVAL;
 }
 
@@ -593,11 +1008,14 @@ bad:
 static bool check_access(RestRequest *req) {
         RestServer *s = req->server;
 
-        if ((s->n_allowlist > 0 || s->allowlist_include_members) && !client_allowed(s, req->connection)) {
+        const RestListener *l = listener_of(s, req->connection);
+
+        if ((s->allowlist.configured || s->allowlist.include_members) &&
+            !client_allowed(s, req->connection)) {
                 rest_reply_text(req, 403, "Access is denied");
                 return false;
         }
-        if (s->tls && s->verify_client != REST_VERIFY_CLIENT_NONE) {
+        if (l->tls && l->verify_client != REST_VERIFY_CLIENT_NONE) {
                 if (!tls_has_peer_certificate(req->connection)) {
                         rest_reply_text(req, 403, "client certificate required");
                         return false;
@@ -686,7 +1104,8 @@ static enum MHD_Result on_access(
                 if (!req->method)
                         return MHD_NO;
                 req->route = rest_route_find(method, req->path);
-                if (s->tls && s->verify_client == REST_VERIFY_CLIENT_REQUIRED &&
+                const RestListener *l = listener_of(s, connection);
+                if (l->tls && l->verify_client == REST_VERIFY_CLIENT_REQUIRED &&
                     !tls_has_peer_certificate(connection)) {
                         /* Patroni's TLS handshake already fails here; MHD only asks for the
                          * certificate, so every request without a valid one is refused. */
@@ -943,19 +1362,41 @@ static void on_connection(
 static void server_rearm(RestServer *s) {
         MHD_UNSIGNED_LONG_LONG ms;
         uint64_t now = 0;
+        usec_t next = USEC_INFINITY;
 
-        if (MHD_get_timeout(s->daemon, &ms) != MHD_YES) {
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (MHD_get_timeout(s->listener.daemon, &ms) == MHD_YES)
+                next = now + (usec_t)ms * USEC_PER_MSEC;
+        if (s->draining.daemon) {
+                next = MIN(next, s->draining.drain_until);
+                if (MHD_get_timeout(s->draining.daemon, &ms) == MHD_YES)
+                        next = MIN(next, now + (usec_t)ms * USEC_PER_MSEC);
+        }
+        if (next == USEC_INFINITY) {
                 (void)sd_event_source_set_enabled(s->timer_source, SD_EVENT_OFF);
                 return;
         }
-        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-        (void)sd_event_source_set_time(s->timer_source, ms == 0 ? 0 : now + (usec_t)ms * USEC_PER_MSEC);
+        (void)sd_event_source_set_time(s->timer_source, next <= now ? 0 : next);
         (void)sd_event_source_set_enabled(s->timer_source, SD_EVENT_ONESHOT);
 }
 
+static void listener_stop(RestServer *s, RestListener *l);
+
 static int server_run(RestServer *s) {
-        if (MHD_run(s->daemon) != MHD_YES)
+        if (MHD_run(s->listener.daemon) != MHD_YES)
                 log_debug("REST: MHD_run() failed, continuing");
+        if (s->draining.daemon) {
+                const union MHD_DaemonInfo *info;
+                uint64_t now = 0;
+
+                (void)MHD_run(s->draining.daemon);
+                info = MHD_get_daemon_info(s->draining.daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+                (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+                if (!info || info->num_connections == 0 || now >= s->draining.drain_until) {
+                        log_debug("REST: the listener replaced by the reload is stopped");
+                        listener_stop(s, &s->draining);
+                }
+        }
         server_rearm(s);
         return 0;
 }
@@ -1006,54 +1447,90 @@ static int listen_address(const char *host, uint16_t port, struct sockaddr_stora
         return -EINVAL;
 }
 
-static int tls_load(RestServer *s, const RestServerOptions *o) {
+static void listener_done(RestListener *l) {
+        free(l->host);
+        free(l->tls_cert);
+        free(l->tls_key);
+        free(l->tls_trust);
+        free(l->key_password);
+        *l = (RestListener){};
+}
+
+/* listener_load - what a listener for o needs, certificate files read; logs its errors. */
+static int listener_load(const RestServerOptions *o, RestListener *ret) {
+        _cleanup_(listener_done) RestListener l = {
+                .port = o->listen_port,
+                .verify_client = o->verify_client,
+                .connection_limit = o->connection_limit ?: REST_CONNECTION_LIMIT_DEFAULT,
+                .connection_timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT,
+        };
         int r;
 
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-                return log_error_errno(
-                        SYNTHETIC_ERRNO(EOPNOTSUPP),
-                        "restapi.certfile is set but libmicrohttpd was built without TLS");
-        r = read_full_file(o->certfile, REST_TLS_FILE_MAX, &s->tls_cert, NULL);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read restapi.certfile \"%s\": %m", o->certfile);
-        r = read_full_file(o->keyfile ?: o->certfile, REST_TLS_FILE_MAX, &s->tls_key, NULL);
-        if (r < 0)
-                return log_error_errno(
-                        r, "Failed to read restapi.keyfile \"%s\": %m", o->keyfile ?: o->certfile);
-        if (o->cafile) {
-                r = read_full_file(o->cafile, REST_TLS_FILE_MAX, &s->tls_trust, NULL);
+        if (o->listen_host && !(l.host = strdup(o->listen_host)))
+                return log_oom();
+        if (o->certfile) {
+                if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+                        return log_error_errno(
+                                SYNTHETIC_ERRNO(EOPNOTSUPP),
+                                "restapi.certfile is set but libmicrohttpd was built without TLS");
+                r = read_full_file(o->certfile, REST_TLS_FILE_MAX, &l.tls_cert, NULL);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to read restapi.cafile \"%s\": %m", o->cafile);
+                        return log_error_errno(r, "Failed to read restapi.certfile \"%s\": %m", o->certfile);
+                r = read_full_file(o->keyfile ?: o->certfile, REST_TLS_FILE_MAX, &l.tls_key, NULL);
+                if (r < 0)
+                        return log_error_errno(
+                                r, "Failed to read restapi.keyfile \"%s\": %m", o->keyfile ?: o->certfile);
+                if (o->cafile) {
+                        r = read_full_file(o->cafile, REST_TLS_FILE_MAX, &l.tls_trust, NULL);
+                        if (r < 0)
+                                return log_error_errno(
+                                        r, "Failed to read restapi.cafile \"%s\": %m", o->cafile);
+                }
+                if (o->keyfile_password && !(l.key_password = strdup(o->keyfile_password)))
+                        return log_oom();
+                l.tls = true;
         }
-        s->tls = true;
-        s->verify_client = o->verify_client;
+        *ret = l;
+        l = (RestListener){};
         return 0;
 }
 
+/* Would a listener started from b be the same as a? (Same address, same certificate bytes, ...) */
+static bool listener_same(const RestListener *a, const RestListener *b) {
+        return streq_ptr(a->host, b->host) && a->port == b->port && a->tls == b->tls &&
+                (!a->tls || a->verify_client == b->verify_client) && streq_ptr(a->tls_cert, b->tls_cert) &&
+                streq_ptr(a->tls_key, b->tls_key) && streq_ptr(a->tls_trust, b->tls_trust) &&
+                streq_ptr(a->key_password, b->key_password) && a->connection_limit == b->connection_limit &&
+                a->connection_timeout == b->connection_timeout;
+}
+
 static struct MHD_Daemon *
-start_daemon(RestServer *s, const RestServerOptions *o, const struct sockaddr *sa, bool dual) {
+start_daemon(RestServer *s, const RestListener *l, const struct sockaddr *sa, bool dual, int listen_fd) {
         unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-        usec_t timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT;
         struct MHD_OptionItem opts[8] = {};
         size_t n = 0;
 
         if (sa->sa_family == AF_INET6)
                 flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-        if (s->tls) {
+        if (listen_fd >= 0)
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL};
+        else
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
+        if (l->tls) {
                 flags |= MHD_USE_TLS;
-                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
-                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
-                if (o->keyfile_password)
-                        opts[n++] = (struct MHD_OptionItem){
-                                MHD_OPTION_HTTPS_KEY_PASSWORD, 0, (void *)o->keyfile_password};
-                if (s->tls_trust && o->verify_client != REST_VERIFY_CLIENT_NONE)
-                        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_trust};
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert};
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key};
+                if (l->key_password)
+                        opts[n++] =
+                                (struct MHD_OptionItem){MHD_OPTION_HTTPS_KEY_PASSWORD, 0, l->key_password};
+                if (l->tls_trust && l->verify_client != REST_VERIFY_CLIENT_NONE)
+                        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, l->tls_trust};
         }
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
         return MHD_start_daemon(
                 flags,
-                o->listen_port, /* ignored with MHD_OPTION_SOCK_ADDR, but named in MHD's messages */
+                l->port, /* ignored with MHD_OPTION_SOCK_ADDR, but named in MHD's messages */
                 NULL,
                 NULL,
                 on_access,
@@ -1061,12 +1538,10 @@ start_daemon(RestServer *s, const RestServerOptions *o, const struct sockaddr *s
                 MHD_OPTION_EXTERNAL_LOGGER, /* first, so that MHD logs nothing on its own */
                 on_mhd_log,
                 s,
-                MHD_OPTION_SOCK_ADDR,
-                sa,
                 MHD_OPTION_CONNECTION_LIMIT,
-                (unsigned)(o->connection_limit ?: REST_CONNECTION_LIMIT_DEFAULT),
+                l->connection_limit,
                 MHD_OPTION_CONNECTION_TIMEOUT,
-                (unsigned)((timeout + USEC_PER_SEC - 1) / USEC_PER_SEC),
+                (unsigned)((l->connection_timeout + USEC_PER_SEC - 1) / USEC_PER_SEC),
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                 (size_t)REST_CONNECTION_MEMORY_LIMIT,
                 MHD_OPTION_NOTIFY_COMPLETED,
@@ -1083,20 +1558,192 @@ start_daemon(RestServer *s, const RestServerOptions *o, const struct sockaddr *s
                 MHD_OPTION_END);
 }
 
-/* rest_server_new - see the header. */
-int rest_server_new(
-        sd_event *e, const RestServerOptions *o, const NodeSnapshot *snapshot, RestServer **ret) {
-        _cleanup_(rest_server_freep) RestServer *s = NULL;
+/* listener_probe - does MHD accept l's TLS material (certificate, key, passphrase, CA)? Tried on a daemon
+ * without a socket, before a reload hands the bound socket over. */
+static int listener_probe(RestServer *s, const RestListener *l) {
+        struct MHD_OptionItem opts[6] = {};
+        struct MHD_Daemon *d;
+        size_t n = 0;
+
+        if (!l->tls)
+                return 0;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key};
+        if (l->key_password)
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_KEY_PASSWORD, 0, l->key_password};
+        if (l->tls_trust && l->verify_client != REST_VERIFY_CLIENT_NONE)
+                opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, l->tls_trust};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+        s->starting = true;
+        d = MHD_start_daemon(
+                MHD_USE_NO_LISTEN_SOCKET | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG,
+                0,
+                NULL,
+                NULL,
+                on_access,
+                s,
+                MHD_OPTION_EXTERNAL_LOGGER,
+                on_mhd_log,
+                s,
+                MHD_OPTION_ARRAY,
+                opts,
+                MHD_OPTION_END);
+        s->starting = false;
+        if (!d)
+                return log_error_errno(
+                        SYNTHETIC_ERRNO(EINVAL),
+                        "The restapi certificate, key, keyfile_password or cafile is not usable");
+        MHD_stop_daemon(d);
+        return 0;
+}
+
+/* listener_start - binds l's address (or serves listen_fd, which it then owns, when >= 0) and watches
+ * the daemon on s's loop. Logs its errors. */
+static int listener_start(RestServer *s, RestListener *l, int listen_fd) {
         struct sockaddr_storage sa;
         const union MHD_DaemonInfo *info;
         bool dual;
         int r;
 
-        if (!e || !o || !ret)
-                return -EINVAL;
+        r = listen_address(l->host, l->port, &sa, &dual);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(
+                        r,
+                        "restapi.listen host \"%s\" is not an IP address (names are not resolved)",
+                        strempty(l->host));
+
+        s->starting = true;
+        l->daemon = start_daemon(s, l, (const struct sockaddr *)&sa, dual, listen_fd);
+        if (!l->daemon && dual && listen_fd < 0) {
+                /* No IPv6 on this host: fall back to IPv4 for "every address". */
+                struct sockaddr_in in4 = {
+                        .sin_family = AF_INET,
+                        .sin_port = htons(l->port),
+                        .sin_addr.s_addr = htonl(INADDR_ANY),
+                };
+                l->daemon = start_daemon(s, l, (const struct sockaddr *)&in4, false, -1);
+        }
+        s->starting = false;
+        if (!l->daemon)
+                return log_error_errno(
+                        SYNTHETIC_ERRNO(EADDRNOTAVAIL),
+                        "Couldn't start a service on '%s:%u', please check your `restapi.listen` "
+                        "configuration",
+                        strempty(l->host),
+                        l->port);
+
+        info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        l->bound_port = info ? info->port : l->port;
+
+        info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info)
+                return log_error_errno(
+                        SYNTHETIC_ERRNO(EIO), "libmicrohttpd did not give us its epoll descriptor");
+        r = sd_event_add_io(s->event, &l->io_source, info->epoll_fd, EPOLLIN, on_io, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the REST API's epoll descriptor: %m");
+        (void)sd_event_source_set_description(l->io_source, "rest-io");
+        (void)sd_event_source_set_priority(l->io_source, REST_EVENT_PRIORITY);
+        return 0;
+}
+
+/* listener_stop - answers the calls of l's connections that still wait for the engine (503, the engine is
+ * told through cancel()), closes every connection of l and its socket, and frees l. */
+static void listener_stop(RestServer *s, RestListener *l) {
+        for (RestCall *c = s->pending, *next; c; c = next) {
+                const union MHD_ConnectionInfo *ci =
+                        MHD_get_connection_info(c->request->connection, MHD_CONNECTION_INFO_DAEMON);
+                next = c->pending_next;
+                if (!l->daemon || !ci || ci->daemon != l->daemon)
+                        continue;
+                pending_unlink(s, c);
+                if (s->intent && s->intent->cancel)
+                        s->intent->cancel(s->intent_userdata, c);
+                rest_reply_error(c->request, 503, NULL);
+                if (c->request->suspended) {
+                        c->request->suspended = false;
+                        MHD_resume_connection(c->request->connection);
+                }
+        }
+        l->io_source = sd_event_source_disable_unref(l->io_source);
+        if (l->daemon)
+                MHD_stop_daemon(l->daemon); /* closes every connection: on_connection() frees them */
+        listener_done(l);
+}
+
+static void allowlist_done(RestAllowlist *a) {
+        free(a->networks);
+        names_free(a->names);
+        *a = (RestAllowlist){};
+}
+
+/* settings_apply - the access-control and header settings of o, replacing s's only when all of them
+ * could be built. */
+static int settings_apply(RestServer *s, const RestServerOptions *o) {
+        _cleanup_free_ char *auth_key = NULL;
+        _cleanup_(allowlist_done) RestAllowlist allow = {};
+        char **headers = NULL;
+        int r;
+
         if (!o->auth_username != !o->auth_password)
                 return log_error_errno(
                         SYNTHETIC_ERRNO(EINVAL), "restapi.authentication needs both username and password");
+        if (o->auth_username) {
+                _cleanup_free_ char *userpass = NULL;
+                if (asprintf(&userpass, "%s:%s", o->auth_username, o->auth_password) < 0)
+                        return log_oom();
+                auth_key = base64_encode(userpass);
+                if (!auth_key)
+                        return log_oom();
+        }
+
+        r = allowlist_build(o, &allow);
+        if (r < 0)
+                return r;
+
+        if (o->n_extra_headers > 0) {
+                headers = calloc(2 * o->n_extra_headers, sizeof(char *));
+                if (!headers)
+                        return log_oom();
+                for (size_t i = 0; i < 2 * o->n_extra_headers; i++) {
+                        headers[i] = strdup(o->extra_headers[i]);
+                        if (!headers[i]) {
+                                for (size_t j = 0; j < i; j++)
+                                        free(headers[j]);
+                                free(headers);
+                                return log_oom();
+                        }
+                }
+        }
+
+        free(s->auth_key);
+        s->auth_key = TAKE_PTR(auth_key);
+        allowlist_done(&s->allowlist);
+        s->allowlist = allow;
+        allow = (RestAllowlist){};
+        for (size_t i = 0; i < 2 * s->n_extra_headers; i++)
+                free(s->extra_headers[i]);
+        free(s->extra_headers);
+        s->extra_headers = headers;
+        s->n_extra_headers = o->n_extra_headers;
+        s->leader_checks_need_postgres = o->leader_checks_need_postgres;
+        allowlist_resolve(s);
+        return 0;
+}
+
+static int on_restart(sd_event_source *source, void *userdata);
+
+/* rest_server_new - see the header. */
+int rest_server_new(
+        sd_event *e, const RestServerOptions *o, const NodeSnapshot *snapshot, RestServer **ret) {
+        _cleanup_(rest_server_freep) RestServer *s = NULL;
+        int r;
+
+        if (!e || !o || !ret)
+                return -EINVAL;
 
         s = calloc(1, sizeof(RestServer));
         if (!s)
@@ -1115,101 +1762,31 @@ int rest_server_new(
         (void)sd_event_source_set_description(s->reaper_source, "rest-reaper");
         (void)sd_event_source_set_priority(s->reaper_source, REST_EVENT_PRIORITY);
 
-        if (o->auth_username) {
-                _cleanup_free_ char *userpass = NULL;
-                if (asprintf(&userpass, "%s:%s", o->auth_username, o->auth_password) < 0)
-                        return log_oom();
-                s->auth_key = base64_encode(userpass);
-                if (!s->auth_key)
-                        return log_oom();
-        }
-
-        s->allowlist_include_members = o->allowlist_include_members;
-        s->leader_checks_need_postgres = o->leader_checks_need_postgres;
-        if (o->n_allowlist > 0) {
-                s->allowlist = calloc(o->n_allowlist, sizeof(RestNetwork));
-                if (!s->allowlist)
-                        return log_oom();
-                for (size_t i = 0; i < o->n_allowlist; i++) {
-                        r = network_parse(o->allowlist[i], &s->allowlist[s->n_allowlist]);
-                        if (r == -ENOMEM)
-                                return log_oom();
-                        if (r < 0) {
-                                /* Patroni logs and skips entries it cannot use; names would need a
-                                 * blocking lookup here. */
-                                log_error(
-                                        "Invalid value \"%s\" in the restapi.allowlist (not an IP address "
-                                        "or "
-                                        "network), ignoring",
-                                        o->allowlist[i]);
-                                continue;
-                        }
-                        s->n_allowlist++;
-                }
-                if (s->n_allowlist == 0)
-                        log_warning("restapi.allowlist has no usable entry: every client is allowed");
-        }
-
-        if (o->n_extra_headers > 0) {
-                s->extra_headers = calloc(2 * o->n_extra_headers, sizeof(char *));
-                if (!s->extra_headers)
-                        return log_oom();
-                for (size_t i = 0; i < 2 * o->n_extra_headers; i++) {
-                        s->extra_headers[i] = strdup(o->extra_headers[i]);
-                        if (!s->extra_headers[i])
-                                return log_oom();
-                        s->n_extra_headers = (i + 1) / 2;
-                }
-        }
-
-        if (o->certfile) {
-                r = tls_load(s, o);
-                if (r < 0)
-                        return r;
-        }
-
-        r = listen_address(o->listen_host, o->listen_port, &sa, &dual);
-        if (r == -ENOMEM)
-                return log_oom();
+        r = sd_event_add_defer(e, &s->restart_source, on_restart, s);
         if (r < 0)
-                return log_error_errno(
-                        r,
-                        "restapi.listen host \"%s\" is not an IP address (names are not resolved)",
-                        strempty(o->listen_host));
+                return log_error_errno(r, "Failed to add the REST API restart event: %m");
+        (void)sd_event_source_set_enabled(s->restart_source, SD_EVENT_OFF);
+        (void)sd_event_source_set_description(s->restart_source, "rest-restart");
+        (void)sd_event_source_set_priority(s->restart_source, REST_EVENT_PRIORITY);
 
-        s->starting = true;
-        s->daemon = start_daemon(s, o, (const struct sockaddr *)&sa, dual);
-        if (!s->daemon && dual) {
-                /* No IPv6 on this host: fall back to IPv4 for "every address". */
-                struct sockaddr_in in4 = {
-                        .sin_family = AF_INET,
-                        .sin_port = htons(o->listen_port),
-                        .sin_addr.s_addr = htonl(INADDR_ANY),
-                };
-                s->daemon = start_daemon(s, o, (const struct sockaddr *)&in4, false);
-        }
-        s->starting = false;
-        if (!s->daemon)
-                return log_error_errno(
-                        SYNTHETIC_ERRNO(EADDRNOTAVAIL),
-                        "Couldn't start a service on '%s:%u', please check your `restapi.listen` "
-                        "configuration",
-                        strempty(o->listen_host),
-                        o->listen_port);
-
-        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-        s->port = info ? info->port : o->listen_port;
-
-        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-        if (!info)
-                return log_error_errno(
-                        SYNTHETIC_ERRNO(EIO), "libmicrohttpd did not give us its epoll descriptor");
-
-        r = sd_event_add_io(e, &s->io_source, info->epoll_fd, EPOLLIN, on_io, s);
+        r = sd_event_add_time_relative(
+                e, &s->resolve_source, CLOCK_MONOTONIC, REST_RESOLVE_POLL, 0, on_resolve, s);
         if (r < 0)
-                return log_error_errno(r, "Failed to watch the REST API's epoll descriptor: %m");
-        (void)sd_event_source_set_description(s->io_source, "rest-io");
-        (void)sd_event_source_set_priority(s->io_source, REST_EVENT_PRIORITY);
+                return log_error_errno(r, "Failed to add the REST API resolver timer: %m");
+        (void)sd_event_source_set_enabled(s->resolve_source, SD_EVENT_OFF);
+        (void)sd_event_source_set_description(s->resolve_source, "rest-resolve");
+        (void)sd_event_source_set_priority(s->resolve_source, REST_EVENT_PRIORITY);
+
+        r = settings_apply(s, o);
+        if (r < 0)
+                return r;
+
+        r = listener_load(o, &s->listener);
+        if (r < 0)
+                return r;
+        r = listener_start(s, &s->listener, -1);
+        if (r < 0)
+                return r;
 
         r = sd_event_add_time(e, &s->timer_source, CLOCK_MONOTONIC, 0, /* accuracy= */ 1, on_timer, s);
         if (r < 0)
@@ -1221,10 +1798,106 @@ int rest_server_new(
         log_info(
                 "REST API listening on %s:%u%s",
                 isempty(o->listen_host) ? "*" : o->listen_host,
-                s->port,
-                s->tls ? " (https)" : "");
+                s->listener.bound_port,
+                s->listener.tls ? " (https)" : "");
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+/* Starts the listener a reload asked for, outside MHD_run() (the reload may come from a request). The
+ * old listener stops accepting and finishes its connections; on failure it simply keeps serving. */
+static int on_restart(sd_event_source *source, void *userdata) {
+        RestServer *s = userdata;
+        _cleanup_(listener_done) RestListener l = s->next;
+        const union MHD_DaemonInfo *info;
+        uint64_t now = 0;
+        int fd = -1, r;
+
+        s->next = (RestListener){};
+        if (!s->restart_wanted)
+                return 0;
+        s->restart_wanted = false;
+        r = listener_probe(s, &l);
+        if (r < 0)
+                goto keep;
+
+        if (streq_ptr(l.host, s->listener.host) && l.port == s->listener.port) {
+                /* Same address: the new daemon takes over the bound socket, no moment without one. */
+                info = MHD_get_daemon_info(s->listener.daemon, MHD_DAEMON_INFO_LISTEN_FD);
+                fd = info ? fcntl(info->listen_fd, F_DUPFD_CLOEXEC, 3) : -1;
+                if (fd < 0) {
+                        log_error_errno(
+                                errno, "Failed to duplicate the REST API socket, not restarting: %m");
+                        return 0;
+                }
+        }
+        /* On failure MHD closes the socket it was given. */
+        r = listener_start(s, &l, fd);
+        if (r < 0) {
+                if (l.daemon) {
+                        l.io_source = sd_event_source_disable_unref(l.io_source);
+                        MHD_stop_daemon(l.daemon);
+                        l.daemon = NULL;
+                }
+        keep:
+                log_error(
+                        "The new restapi listen/TLS settings could not be applied: still serving on %s:%u%s "
+                        "as before",
+                        isempty(s->listener.host) ? "*" : s->listener.host,
+                        s->listener.bound_port,
+                        s->listener.tls ? " (https)" : "");
+                return 0;
+        }
+
+        if (s->draining.daemon)
+                listener_stop(s, &s->draining);
+        fd = MHD_quiesce_daemon(s->listener.daemon);
+        if (fd >= 0)
+                (void)close(fd);
+        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        s->draining = s->listener;
+        s->draining.drain_until = now + s->request_timeout;
+        s->listener = l;
+        l = (RestListener){};
+        log_info(
+                "REST API listening on %s:%u%s (reloaded)",
+                isempty(s->listener.host) ? "*" : s->listener.host,
+                s->listener.bound_port,
+                s->listener.tls ? " (https)" : "");
+        server_rearm(s);
+        return 0;
+}
+
+/* rest_server_reconfigure - see the header. */
+int rest_server_reconfigure(RestServer *s, const RestServerOptions *o) {
+        _cleanup_(listener_done) RestListener l = {};
+        int r;
+
+        r = settings_apply(s, o);
+        if (r < 0)
+                return log_error_errno(r, "Keeping the previous restapi access settings: %m");
+        s->body_max = o->body_max ?: REST_BODY_MAX_DEFAULT;
+
+        r = listener_load(o, &l);
+        if (r < 0) {
+                log_error(
+                        "Keeping the REST API on %s:%u%s as it is",
+                        isempty(s->listener.host) ? "*" : s->listener.host,
+                        s->listener.bound_port,
+                        s->listener.tls ? " (https)" : "");
+                return r;
+        }
+        listener_done(&s->next);
+        s->restart_wanted = false;
+        if (listener_same(&l, &s->listener)) {
+                (void)sd_event_source_set_enabled(s->restart_source, SD_EVENT_OFF);
+                return 0;
+        }
+        s->next = l;
+        l = (RestListener){};
+        s->restart_wanted = true;
+        (void)sd_event_source_set_enabled(s->restart_source, SD_EVENT_ONESHOT);
+        return 1;
 }
 
 /* rest_server_free - cancels calls still waiting for the engine (the engine is told through cancel()),
@@ -1233,30 +1906,20 @@ RestServer *rest_server_free(RestServer *s) {
         if (!s)
                 return NULL;
 
-        while (s->pending) {
-                RestCall *c = s->pending;
-                pending_unlink(s, c);
-                if (s->intent && s->intent->cancel)
-                        s->intent->cancel(s->intent_userdata, c);
-                rest_reply_error(c->request, 503, NULL);
-                if (c->request->suspended) {
-                        c->request->suspended = false;
-                        MHD_resume_connection(c->request->connection);
-                }
-        }
-        s->io_source = sd_event_source_disable_unref(s->io_source);
+        listener_stop(s, &s->draining);
+        s->draining.daemon = NULL;
+        /* every call left belongs to the current listener */
+        listener_stop(s, &s->listener);
+        listener_done(&s->next);
         s->timer_source = sd_event_source_disable_unref(s->timer_source);
-        if (s->daemon)
-                MHD_stop_daemon(s->daemon); /* closes every connection: on_connection() frees them */
+        s->restart_source = sd_event_source_disable_unref(s->restart_source);
         s->reaper_source = sd_event_source_disable_unref(s->reaper_source);
+        allowlist_resolve_cancel(s);
         free(s->auth_key);
-        free(s->allowlist);
+        allowlist_done(&s->allowlist);
         for (size_t i = 0; i < 2 * s->n_extra_headers; i++)
                 free(s->extra_headers[i]);
         free(s->extra_headers);
-        free(s->tls_cert);
-        free(s->tls_key);
-        free(s->tls_trust);
         sd_event_unref(s->event);
         return mfree(s);
 }
@@ -1271,5 +1934,5 @@ void rest_server_set_intent_handler(RestServer *s, const RestIntentHandler *h, v
 }
 
 uint16_t rest_server_port(const RestServer *s) {
-        return s->port;
+        return s->listener.bound_port;
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Maps the restapi section of the local configuration (Config) onto RestServerOptions, with Patroni's
- * interpretation of each key: verify_client compared case-insensitively (an unknown value logs and means
- * "none"), https_extra_headers added to http_extra_headers only with a certificate, header values as
- * Python's str() would print them.
+ * interpretation of each key: verify_client compared case-insensitively (an unknown value, which the
+ * configuration check refuses, logs and means "none"), https_extra_headers added to http_extra_headers only
+ * with a certificate, header values as Python's str() would print them.
  *
  * Invariant: the options borrow every string from the Config (which must outlive them) except the
  * extra-headers array, which they own until rest_server_options_done().
@@ -76,10 +76,8 @@ int rest_server_options_from_config(const struct Config *c, RestServerOptions *r
                 else
                         o.verify_client = v;
         }
-        if (c->restapi.ciphers)
-                log_warning(
-                        "restapi.ciphers is an OpenSSL cipher list, which the GnuTLS back-end cannot use, "
-                        "ignoring");
+        /* restapi.ciphers: an OpenSSL cipher list the GnuTLS back-end cannot use; the configuration
+         * check warns about it (config.c). */
 
         r = add_headers(c->restapi.http_extra_headers, &o.extra_headers, &o.n_extra_headers);
         if (r >= 0 && c->restapi.certfile)

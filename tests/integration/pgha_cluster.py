@@ -185,7 +185,8 @@ class Node:
 
     @property
     def api_url(self):
-        return f"http://127.0.0.1:{self.api_port}"
+        scheme = "https" if self.config["restapi"].get("certfile") else "http"
+        return f"{scheme}://127.0.0.1:{self.api_port}"
 
     def write_config(self):
         with open(self.config_path, "w") as f:
@@ -257,7 +258,8 @@ class Node:
     def api(self, path, method="GET", body=None, timeout=2.0):
         data = json.dumps(body).encode() if body is not None else None
         status, reply = lib.http_get(self.api_url + path, timeout=timeout, method=method, data=data,
-                                     headers={"Content-Type": "application/json"} if data else {})
+                                     headers={"Content-Type": "application/json"} if data else {},
+                                     context=self.cluster.api_ssl_context)
         with contextlib.suppress(ValueError):
             return status, json.loads(reply)
         return status, reply
@@ -282,8 +284,9 @@ class Cluster:
     """etcd plus N nodes of one daemon kind, under one scope."""
 
     def __init__(self, workdir, n=3, daemon="pghad", scope="demo", timings=None, dcs_extra=None,
-                 local_extra=None, etcd=None):
+                 local_extra=None, etcd=None, api_ssl_context=None):
         self.workdir = workdir
+        self.api_ssl_context = api_ssl_context  # how the test's own REST calls speak https
         self.scope = scope
         self.timings = timings or SHORT_TIMINGS
         self.dcs_extra = dcs_extra

@@ -110,11 +110,12 @@ def as_postgres_cmd(argv):
     return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + list(argv)
 
 
-def http_get(url, timeout=2.0, method="GET", data=None, headers=None):
-    """(status, body bytes) of an HTTP request; HTTP errors are returned, not raised."""
+def http_get(url, timeout=2.0, method="GET", data=None, headers=None, context=None):
+    """(status, body bytes) of an HTTP request (context: an ssl.SSLContext for https URLs); HTTP errors are
+    returned, not raised."""
     req = urllib.request.Request(url, method=method, data=data, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -483,3 +484,23 @@ class HAProxy:
 
     def stop(self):
         self.process.stop()
+
+
+def promtool_check_metrics(body):
+    """promtool's findings on a /metrics body, or None when promtool (Debian's prometheus package) is
+    missing. Fails on a parse error; Patroni's metric names are kept on purpose, so the only findings
+    allowed are the "_total" lints on its counters, which are returned."""
+    import re
+    import shutil
+    promtool = shutil.which("promtool")
+    if not promtool:
+        return None
+    p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    out = (p.stdout + p.stderr).decode()
+    # exit 0: clean, 3: lint findings only, 1: the text could not be parsed
+    assert p.returncode in (0, 3), out
+    assert "error while linting" not in out, out
+    findings = [line for line in out.splitlines() if line.strip()]
+    for line in findings:
+        assert re.match(r'^patroni_\w+ counter metrics should have "_total" suffix$', line), line
+    return findings

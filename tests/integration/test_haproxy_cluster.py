@@ -38,6 +38,19 @@ def ports_through(port, tries=8):
     return seen
 
 
+def check_metrics(cluster, leader):
+    """promtool parses /metrics of the live leader and replicas (only Patroni's "_total" lints)."""
+    for node in cluster.nodes:
+        status, body = lib.http_get(node.api_url + "/metrics")
+        assert status == 200
+        findings = lib.promtool_check_metrics(body)
+        if findings is None:
+            pytest.skip("promtool (Debian package prometheus) is not installed")
+        assert len(findings) == 4, findings  # xlog_location, received, replayed, timeline
+        role = "primary" if node is leader else "replica"
+        assert f'patroni_{role}{{scope="{cluster.scope}"}} 1' in body.decode(), body.decode()
+
+
 @pytest.fixture
 def cluster_behind_haproxy(workdir):
     cluster = pc.Cluster(workdir, n=3, daemon=DAEMON)
@@ -67,6 +80,7 @@ def test_haproxy_routes_writes_to_leader_and_follows_failover(cluster_behind_hap
                        what="port 5001 balances over both replicas")
         for _ in range(3):
             assert ports_through(haproxy.ports[5001], 4) <= replicas
+        check_metrics(cluster, leader)
         served_by(haproxy.ports[5000], "CREATE TABLE IF NOT EXISTS via_haproxy (id int)")
         assert served_by(haproxy.ports[5000], "INSERT INTO via_haproxy VALUES (1) RETURNING 1") == (1,)
 
@@ -85,6 +99,12 @@ def test_haproxy_routes_writes_to_leader_and_follows_failover(cluster_behind_hap
         assert took <= INTER * FALL + 1.0, f"HAProxy needed {took:.2f} s (inter x fall = {INTER * FALL} s)"
         assert served_by(haproxy.ports[5000], "INSERT INTO via_haproxy VALUES (2) RETURNING 2") == (2,)
         assert leader.pg_port not in ports_through(haproxy.ports[5001])
+        # the new leader leaves the replica pool (its /replica check turns 503) within inter x fall
+        others = {n.pg_port for n in cluster.nodes if n is not leader and n is not new}
+        lib.wait_until(lambda: ports_through(haproxy.ports[5001]) == others, INTER * FALL + 10, interval=0.2,
+                       what="port 5001 reaching only the remaining replica")
+        took = time.monotonic() - promoted
+        assert took <= INTER * FALL + 1.0, f"port 5001 still reached the new leader {took:.2f} s after"
     finally:
         checker.stop()
     assert checker.violations == []

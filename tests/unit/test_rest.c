@@ -22,7 +22,7 @@ TEST(options_from_config) {
                 "restapi:\n  listen: 127.0.0.1:8008\n  connect_address: 127.0.0.1:8008\n"
                 "  authentication:\n    username: admin\n    password: secret\n"
                 "  allowlist: [10.0.0.0/8, 127.0.0.1]\n  allowlist_include_members: true\n"
-                "  verify_client: OPTIONAL\n  certfile: /x.pem\n"
+                "  verify_client: OPTIONAL\n  certfile: /dev/null\n"
                 "  http_extra_headers:\n    X-Frame-Options: SAMEORIGIN\n    X-Num: 5\n"
                 "  https_extra_headers:\n    Strict-Transport-Security: max-age=31536000\n"
                 "etcd3:\n  hosts: 127.0.0.1:2379\n"
