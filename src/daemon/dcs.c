@@ -36,8 +36,18 @@ struct DcsOp {
         DcsWriteCallback write_cb;
         DcsClusterCallback cluster_cb;
         void *userdata;
+        int64_t lease; /* acquire/renew: the lease the leader key is put with */
         DcsOp *prev, *next;
 };
+
+/* A lease we stopped keeping alive (ttl change, expiry): the leader key may still be bound to it until
+ * the next renewal, so its last known validity is remembered. */
+typedef struct DcsOldLease {
+        int64_t id;
+        usec_t valid_until;
+} DcsOldLease;
+
+#define DCS_OLD_LEASES 4
 
 struct Dcs {
         sd_event *event;
@@ -51,7 +61,10 @@ struct Dcs {
         DcsOp *ops;
 
         int64_t lease_id;          /* 0: none */
+        unsigned lease_ttl;        /* TTL of lease_id: the ttl asked for, or less if etcd granted less */
         usec_t lease_last_renewal; /* CLOCK_MONOTONIC start of the last successful grant/keep-alive */
+        DcsOldLease old_leases[DCS_OLD_LEASES]; /* ring of dropped leases */
+        unsigned old_lease_next;
         usec_t lease_request_start;
         EtcdCall *lease_call;
         sd_event_source *lease_timer; /* "dcs-lease": keep-alive, independent of the HA loop */
@@ -597,6 +610,8 @@ holder_from_failure(const cJSON *reply, size_t index, char **ret_value, int64_t 
         return *ret_value;
 }
 
+static void dcs_lease_drop(Dcs *d);
+
 static void on_op_done(EtcdClient *e, int error, const char *message, const cJSON *reply, void *userdata) {
         DcsOp *op = userdata;
         Dcs *d = op->dcs;
@@ -606,6 +621,7 @@ static void on_op_done(EtcdClient *e, int error, const char *message, const cJSO
         DcsClusterCallback ccb = op->cluster_cb;
         void *ud = op->userdata;
         DcsOpKind kind = op->kind;
+        int64_t op_lease = op->lease;
 
         op->call = NULL;
         dcs_op_free(op);
@@ -636,7 +652,7 @@ static void on_op_done(EtcdClient *e, int error, const char *message, const cJSO
         if (error < 0) {
                 if (error == -ENOENT && message && strstr(message, "lease not found") && d->lease_id > 0) {
                         /* Our lease is gone: have the keep-alive timer grant a new one right away. */
-                        d->lease_id = 0;
+                        dcs_lease_drop(d);
                         (void)sd_event_source_set_time_relative(d->lease_timer, 0);
                         (void)sd_event_source_set_enabled(d->lease_timer, SD_EVENT_ONESHOT);
                 }
@@ -657,14 +673,17 @@ static void on_op_done(EtcdClient *e, int error, const char *message, const cJSO
                 int64_t lease = 0;
 
                 res.succeeded = etcd_txn_succeeded(reply);
-                if (res.succeeded)
+                if (res.succeeded) {
                         res.leader = d->name;
-                else {
+                        res.lease = op_lease;
+                } else {
                         res.leader = holder_from_failure(reply, 0, &holder, &lease);
                         /* An attempt retried after a timeout may find its own earlier success. */
                         if (kind == DCS_OP_ACQUIRE && holder && streq(holder, d->name) &&
-                            lease == d->lease_id && lease > 0)
+                            lease == d->lease_id && lease > 0) {
                                 res.succeeded = true;
+                                res.lease = lease;
+                        }
                 }
                 break;
         }
@@ -701,6 +720,7 @@ static int dcs_start_txn(Dcs *d, DcsOpKind kind, const cJSON *txn, DcsWriteCallb
         r = dcs_op_new(d, kind, cb, NULL, ud, &op);
         if (r < 0)
                 return r;
+        op->lease = d->lease_id; /* acquire/renew put the leader key with it */
         r = etcd_txn(d->etcd, txn, on_op_done, op, &op->call);
         if (r < 0)
                 dcs_op_free(op);
@@ -991,6 +1011,21 @@ static void dcs_lease_schedule(Dcs *d, usec_t delay) {
         (void)sd_event_source_set_enabled(d->lease_timer, SD_EVENT_ONESHOT);
 }
 
+/* Stops using the current lease (not revoked: it lives on for its TTL) and remembers until when etcd
+ * keeps it, for a leader key that may still be bound to it. */
+static void dcs_lease_drop(Dcs *d) {
+        if (d->lease_id > 0) {
+                d->old_leases[d->old_lease_next] = (DcsOldLease){
+                        .id = d->lease_id,
+                        .valid_until = dcs_lease_valid_until(d),
+                };
+                d->old_lease_next = (d->old_lease_next + 1) % DCS_OLD_LEASES;
+        }
+        d->lease_id = 0;
+        d->lease_ttl = 0;
+        d->lease_last_renewal = 0;
+}
+
 static void dcs_lease_notify(Dcs *d, int error) {
         if (d->lease_cb)
                 d->lease_cb(d, error, d->lease_id, d->lease_userdata);
@@ -1009,8 +1044,12 @@ on_lease_reply(EtcdClient *e, int error, const char *message, const cJSON *reply
         if (r >= 0) {
                 if (grant) {
                         d->lease_id = id;
+                        d->lease_ttl = d->ttl;
                         log_debug("etcd lease %" PRIi64 " granted, TTL %" PRIi64 "s", id, ttl);
                 }
+                /* etcd may grant more than asked (its minimum TTL), never trust more than asked */
+                if (ttl > 0 && (uint64_t)ttl < d->lease_ttl)
+                        d->lease_ttl = (unsigned)ttl;
                 d->lease_last_renewal = d->lease_request_start;
                 dcs_lease_schedule(d, d->keepalive_interval);
                 if (grant)
@@ -1021,8 +1060,7 @@ on_lease_reply(EtcdClient *e, int error, const char *message, const cJSON *reply
                 /* Keep-alive answered without TTL (or "lease not found"): the lease expired. Grant a
                  * new one at once; everything attached to the old one is gone. */
                 log_warning("etcd lease %" PRIi64 " expired, granting a new one", d->lease_id);
-                d->lease_id = 0;
-                d->lease_last_renewal = 0;
+                dcs_lease_drop(d);
                 dcs_lease_notify(d, -ENOENT);
                 dcs_lease_schedule(d, 0);
                 return;
@@ -1073,8 +1111,10 @@ void dcs_lease_stop(Dcs *d) {
 }
 
 /* dcs_set_ttl - a new ttl from the dynamic config: as Patroni, the current lease is dropped (not
- * revoked) and a new one with the new TTL is granted at once if the keep-alive runs; the lease
- * callback hears about it. The keep-alive interval follows (ttl/3) unless it was set explicitly. */
+ * revoked: keys bound to it live until its own TTL runs out, see dcs_lease_valid_until_of()) and a new
+ * one with the new TTL is granted at once if the keep-alive runs; the lease callback hears about it, and
+ * the next dcs_leader_renew() re-binds the leader key to it. The keep-alive interval follows (ttl/3)
+ * unless it was set explicitly. */
 void dcs_set_ttl(Dcs *d, unsigned ttl) {
         if (ttl == 0 || ttl == d->ttl)
                 return;
@@ -1085,8 +1125,7 @@ void dcs_set_ttl(Dcs *d, unsigned ttl) {
                 return; /* the lease was never started */
         etcd_call_cancel(d->lease_call);
         d->lease_call = NULL;
-        d->lease_id = 0;
-        d->lease_last_renewal = 0;
+        dcs_lease_drop(d);
         dcs_lease_schedule(d, 0);
 }
 
@@ -1096,11 +1135,30 @@ int64_t dcs_lease_id(const Dcs *d) {
 }
 
 /* dcs_lease_valid_until - CLOCK_MONOTONIC time until which etcd certainly keeps our lease: start of the
- * last successful grant/keep-alive + ttl. 0 without a lease. */
+ * last successful grant/keep-alive + the TTL this lease was granted with (not a newer ttl set since).
+ * 0 without a lease. */
 usec_t dcs_lease_valid_until(const Dcs *d) {
         if (d->lease_id == 0 || d->lease_last_renewal == 0)
                 return 0;
-        return d->lease_last_renewal + (usec_t)d->ttl * USEC_PER_SEC;
+        return d->lease_last_renewal + (usec_t)d->lease_ttl * USEC_PER_SEC;
+}
+
+/* dcs_lease_valid_until_of - as dcs_lease_valid_until() for a given lease: the current one, or one of
+ * the last leases dropped (ttl change, expiry), whose validity no longer moves. 0 when unknown. */
+usec_t dcs_lease_valid_until_of(const Dcs *d, int64_t lease) {
+        if (lease <= 0)
+                return 0;
+        if (lease == d->lease_id)
+                return dcs_lease_valid_until(d);
+        for (unsigned i = 0; i < DCS_OLD_LEASES; i++)
+                if (d->old_leases[i].id == lease)
+                        return d->old_leases[i].valid_until;
+        return 0;
+}
+
+/* dcs_lease_ttl - the TTL (seconds) of our current lease; 0 without one. */
+unsigned dcs_lease_ttl(const Dcs *d) {
+        return d->lease_id > 0 ? d->lease_ttl : 0;
 }
 
 /* dcs_lease_last_renewal - CLOCK_MONOTONIC start of the last successful grant/keep-alive. */
