@@ -1031,6 +1031,18 @@ size_t etcd_client_active(const EtcdClient *c) {
         return c ? c->n_calls + http_client_active(c->http) : 0;
 }
 
+/* etcd_client_set_request_timeout - a new budget for each operation started from now on (retry_timeout
+ * from the dynamic config, as Patroni's set_retry_timeout); 0: the default. Calls in flight keep theirs. */
+void etcd_client_set_request_timeout(EtcdClient *c, usec_t timeout) {
+        if (c)
+                c->request_timeout = timeout ?: ETCD_DEFAULT_TIMEOUT;
+}
+
+/* etcd_client_request_timeout - the current budget of one operation. */
+usec_t etcd_client_request_timeout(const EtcdClient *c) {
+        return c ? c->request_timeout : 0;
+}
+
 /* ==== Operations ==== */
 
 static int add_b64(cJSON *obj, const char *field, const char *s) {

@@ -1331,7 +1331,7 @@ static bool data_dir_populated(Ha *h) {
 static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
         _cleanup_(dynamic_config_done) DynamicConfig d = {};
         _cleanup_free_ char *text = NULL;
-        bool ttl_changed;
+        bool ttl_changed, retry_changed;
         int r;
 
         if (!cJSON_IsObject(json) || json_print_compact(json, &text) < 0)
@@ -1342,6 +1342,7 @@ static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
         if (r < 0 && r != -EINVAL)
                 return r;
         ttl_changed = d.ttl != h->dyn.ttl;
+        retry_changed = d.retry_timeout != h->dyn.retry_timeout;
         dynamic_config_done(&h->dyn);
         h->dyn = d;
         d = (DynamicConfig){};
@@ -1361,6 +1362,11 @@ static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
                 /* A new lease with the new TTL; the leader key is re-bound to it by the next renewal
                  * (on_lease() asks for one), its deadline stays the old lease's until then. */
                 dcs_set_ttl(h->dcs, (unsigned)MAX(h->dyn.ttl, 1));
+        }
+        if (retry_changed && h->etcd) {
+                /* Patroni's set_retry_timeout: the budget of each etcd operation from now on. */
+                log_info("Dynamic configuration: retry_timeout=%i", h->dyn.retry_timeout);
+                etcd_client_set_request_timeout(h->etcd, retry_timeout_usec(h));
         }
         return 1;
 }

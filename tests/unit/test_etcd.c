@@ -782,4 +782,42 @@ TEST(credentials_in_url_become_authentication) {
         fake_stop(&f);
 }
 
+/* retry_timeout from the dynamic config: a new budget applies to the operations started after it. */
+TEST(request_timeout_follows_setter) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        Fake hang;
+        Result r = {};
+        usec_t start, took;
+
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(&hang, e, NULL);
+        c = client_for(e, hang.port, hang.port, 3 * USEC_PER_SEC);
+        ASSERT_EQ(etcd_client_request_timeout(c), 3 * USEC_PER_SEC);
+        etcd_client_set_request_timeout(c, 400 * USEC_PER_MSEC);
+        ASSERT_EQ(etcd_client_request_timeout(c), 400 * USEC_PER_MSEC);
+        start = mono();
+        ASSERT_OK(etcd_range(c, "k", NULL, on_result, &r, NULL));
+        run_until(e, &r.done, 5 * USEC_PER_SEC);
+        took = mono() - start;
+        ASSERT_EQ(r.error, -ETIMEDOUT);
+        ASSERT_TRUE(took >= 350 * USEC_PER_MSEC && took < 1500 * USEC_PER_MSEC);
+        result_done(&r);
+
+        /* Raised again: an operation now waits longer than the old budget before it fails. */
+        etcd_client_set_request_timeout(c, 1200 * USEC_PER_MSEC);
+        start = mono();
+        ASSERT_OK(etcd_range(c, "k", NULL, on_result, &r, NULL));
+        run_until(e, &r.done, 5 * USEC_PER_SEC);
+        took = mono() - start;
+        ASSERT_EQ(r.error, -ETIMEDOUT);
+        ASSERT_TRUE(took >= 1100 * USEC_PER_MSEC);
+        result_done(&r);
+
+        etcd_client_set_request_timeout(c, 0);
+        ASSERT_TRUE(etcd_client_request_timeout(c) > 0);
+        c = etcd_client_free(c);
+        fake_stop(&hang);
+}
+
 DEFINE_TEST_MAIN
