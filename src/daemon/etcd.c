@@ -628,7 +628,13 @@ on_call_http_done(HttpRequest *req, int error, long status, const char *body, si
         call->req = NULL;
 
         if (error < 0 && error != -EFBIG) {
-                (void)asprintf(&message, "%s: %s", call->endpoint, strerror(-error));
+                /* With curl's own words: which file, which certificate check, which timeout. */
+                const char *why = http_request_error(req);
+
+                if (isempty(why))
+                        (void)asprintf(&message, "%s: %s", call->endpoint, strerror(-error));
+                else
+                        (void)asprintf(&message, "%s: %s: %s", call->endpoint, strerror(-error), why);
                 etcd_client_endpoint_failed(c, call->endpoint);
                 if (++call->attempt < call->max_attempts && now_usec(c->event) < call->deadline &&
                     etcd_call_send(call) >= 0)
@@ -1412,7 +1418,12 @@ on_watch_done(HttpRequest *req, int error, long status, const char *body, size_t
         etcd_client_endpoint_failed(w->client, w->endpoint);
         etcd_stream_done(&w->splitter);
         etcd_watch_schedule_retry(w);
-        log_debug("etcd watch on %s ended: %s, reconnecting", strna(w->endpoint), strerror(-r));
+        log_debug(
+                "etcd watch on %s ended: %s%s%s, reconnecting",
+                strna(w->endpoint),
+                strerror(-r),
+                isempty(http_request_error(req)) ? "" : ": ",
+                http_request_error(req));
         (void)etcd_watch_notify(w, r, NULL);
 }
 
