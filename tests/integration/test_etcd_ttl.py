@@ -69,3 +69,30 @@ def test_ttl_change_reaches_the_lease_without_a_leader_gap(cluster_factory, chec
     assert watch.reads > 50
     assert watch.gaps == [], f"leader key absent or foreign during the ttl changes: {watch.gaps[:5]}"
     assert leader.is_writable_primary() and not replica.is_writable_primary()
+
+
+def test_retry_timeout_change_reaches_the_etcd_client(cluster_factory, checker):
+    """retry_timeout changed with PATCH /config becomes the budget of each etcd request of the running
+    daemon: with etcd frozen, the cluster read fails only after the new budget (libcurl's "Operation
+    timed out after N milliseconds" for the last attempt, which gets half of it with one endpoint)."""
+    import os
+    import re
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    assert pc.SHORT_TIMINGS["retry_timeout"] == 2
+    assert leader.api("/config", "PATCH", {"ttl": 40, "retry_timeout": 9})[0] == 200
+    log = os.path.join(leader.dir, "daemon.log")
+    lib.wait_until(lambda: "retry_timeout=9" in open(log).read(), 15, what="the new retry_timeout applied")
+    # The freeze must not fall before the leader key moved to the 40 s lease: bound to the old 6 s one,
+    # the leader rightly fences itself when that one runs out.
+    lib.wait_until(lambda: granted_ttl(c, lease_of(c, "leader")[1]) == 40, 15, what="leader key on the 40 s lease")
+    seen = len(open(log).read())
+    pattern = re.compile(r"Failed to read the cluster from etcd: .*Operation timed out after (\d+) milliseconds")
+    c.etcd.freeze()
+    try:
+        m = lib.wait_until(lambda: pattern.search(open(log).read()[seen:]), 30,
+                           what="a cluster read timing out against the frozen etcd")
+    finally:
+        c.etcd.thaw()
+    # Two attempts share the 9 s budget: the last one had about 4.5 s (the old 2 s budget: about 1 s).
+    assert int(m.group(1)) >= 3500, m.group(0)
+    lib.wait_until(lambda: leader.is_writable_primary(), 30, what="the leader writable after the thaw")
