@@ -3162,10 +3162,18 @@ int ha_new(Manager *m, Ha **ret) {
                         .use_proxies = c->etcd.use_proxies,
                         .priority = PGHA_PRIORITY_DCS,
                 };
-                if (c->etcd.hosts)
+                /* Patroni's precedence: proxy (which also means use_proxies), url, hosts, host. */
+                if (c->etcd.proxy) {
+                        single[0] = c->etcd.proxy;
+                        eo.endpoints = single;
+                        eo.use_proxies = true;
+                } else if (c->etcd.url) {
+                        single[0] = c->etcd.url;
+                        eo.endpoints = single;
+                } else if (c->etcd.hosts)
                         eo.endpoints = c->etcd.hosts;
                 else {
-                        single[0] = c->etcd.url ?: c->etcd.host;
+                        single[0] = c->etcd.host;
                         eo.endpoints = single;
                 }
                 r = etcd_client_new(h->event, &eo, &h->etcd);
