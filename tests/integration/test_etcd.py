@@ -274,3 +274,29 @@ def test_ttl_change_regrants_lease_and_rebinds_leader_key(etcd):
         run.wait(30)
     finally:
         run.kill()
+
+
+def test_member_discovery_from_one_endpoint_survives_its_death(workdir):
+    """Given only one member of three (no --use-proxies), the client learns the others from
+    /v3/cluster/member/list; when the given member is killed, operations go on through them."""
+    cluster = lib.EtcdCluster(workdir).start()
+    try:
+        victim = lib.wait_until(lambda: cluster.followers()[0], 10, what="an etcd follower")
+        run = Running("--endpoints", victim.endpoint, "--timeout-ms", "2000",
+                      "--duration-ms", "6000", "--concurrency", "4", "load")
+        try:
+            lib.wait_until(lambda: run.find("started"), 10, what="tool started")
+            lib.wait_until(lambda: any(j.get("endpoints") == 3 for j in run.json_lines()), 10,
+                           what="the other members discovered")
+            victim.process.send_signal(signal.SIGKILL)
+            killed_at_ms = time.time() * 1000
+            res = run.wait(60)[-1]
+        finally:
+            run.kill()
+    finally:
+        cluster.stop()
+    after = {int(k): v for k, v in res["buckets"].items() if int(k) > killed_at_ms + 1500}
+    assert sum(v[0] for v in after.values()) > 100, res["buckets"]
+    assert sum(v[1] for v in after.values()) == 0, res["buckets"]
+    assert res["ok_after_last_failure"] > 100
+    assert res["active_at_end"] == 0

@@ -457,9 +457,17 @@ static void load_issue(void) {
         max_in_flight_seen = MAX(max_in_flight_seen, in_flight);
 }
 
+static size_t endpoints_seen; /* endpoint count last reported (the configured one at first) */
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = mono();
 
+        /* Member-list discovery at work: one line each time the endpoint count changes. */
+        if (etcd_client_n_endpoints(load_client) != endpoints_seen) {
+                endpoints_seen = etcd_client_n_endpoints(load_client);
+                printf("{\"endpoints\":%zu}\n", endpoints_seen);
+                fflush(stdout);
+        }
         if (last_tick > 0)
                 max_gap = MAX(max_gap, now - last_tick);
         last_tick = now;
@@ -476,6 +484,7 @@ static int on_stop(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int cmd_load(unsigned concurrency) {
         load_client = make_client();
+        endpoints_seen = etcd_client_n_endpoints(load_client);
         buckets = cJSON_CreateObject();
         load_start = mono();
         (void)sd_event_add_time_relative(
