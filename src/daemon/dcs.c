@@ -10,6 +10,7 @@
  * and lease_last_renewal is the *start* time of the last successful grant/keep-alive, so
  * last_renewal + ttl never overestimates how long etcd keeps the lease.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -150,33 +151,51 @@ static int parse_json_value(const EtcdKv *kv, cJSON **ret) {
         return json_parse(kv->value, kv->value_size, ETCD_REPLY_MAX, JSON_MAX_DEPTH_DEFAULT, ret);
 }
 
-/* Python's int() on an optime: integers, integral floats, digit strings. */
-static int64_t parse_int_loose(const cJSON *v) {
-        int64_t x;
-
+/* Python's int() on a JSON value: integers, floats (truncated), decimal strings with optional sign and
+ * surrounding white space, booleans (1/0). false where int() would raise. */
+static bool python_int(const cJSON *v, int64_t *ret) {
         if (!v)
-                return 0;
+                return false;
         if (cJSON_IsString(v) && v->valuestring) {
                 const char *s = v->valuestring;
                 char *end;
                 long long l;
 
-                while (*s == ' ')
+                while (isspace((unsigned char)*s))
                         s++;
+                if (!*s)
+                        return false;
                 errno = 0;
                 l = strtoll(s, &end, 10);
-                while (end && *end == ' ')
+                if (errno != 0 || end == s)
+                        return false;
+                while (isspace((unsigned char)*end))
                         end++;
-                return errno == 0 && end != s && *end == 0 ? (int64_t)l : 0;
+                if (*end)
+                        return false;
+                *ret = (int64_t)l;
+                return true;
         }
         if (cJSON_IsNumber(v)) {
                 double d = v->valuedouble;
 
                 if (d != d || d >= 9.2e18 || d <= -9.2e18)
-                        return 0;
-                return (int64_t)d; /* int() truncates */
+                        return false;
+                *ret = (int64_t)d; /* int() truncates */
+                return true;
         }
-        return json_value_int64(v, &x) >= 0 ? x : 0;
+        if (cJSON_IsBool(v)) {
+                *ret = cJSON_IsTrue(v) ? 1 : 0;
+                return true;
+        }
+        return false;
+}
+
+/* Python's int() on an optime; 0 where it would raise. */
+static int64_t parse_int_loose(const cJSON *v) {
+        int64_t x;
+
+        return python_int(v, &x) ? x : 0;
 }
 
 static int member_string(const cJSON *data, const char *field, char **ret) {
@@ -306,6 +325,15 @@ static int cluster_parse_sync(DcsCluster *c, const EtcdKv *kv) {
         return split_sync_standby(standby, &c->sync_standby);
 }
 
+/* A copy of s[0..n) without the white space around it, as Python's str.strip(). */
+static char *strndup_strip(const char *s, size_t n) {
+        while (n > 0 && isspace((unsigned char)*s))
+                s++, n--;
+        while (n > 0 && isspace((unsigned char)s[n - 1]))
+                n--;
+        return strndup(s, n);
+}
+
 static int cluster_parse_failover(DcsCluster *c, const EtcdKv *kv) {
         _cleanup_(cJSON_Deletep) cJSON *j = NULL;
         const char *leader = NULL, *member = NULL, *at = NULL;
@@ -317,14 +345,21 @@ static int cluster_parse_failover(DcsCluster *c, const EtcdKv *kv) {
                         (void)json_get_string(j, "member", &member);
                         (void)json_get_string(j, "scheduled_at", &at);
                 }
-        } else if (strchr(kv->value, ':')) {
-                /* Legacy "leader:candidate". */
+        } else if (!isempty(kv->value)) {
+                /* Not JSON: Patroni's Failover.from_node() splits on every ':' and strips each part;
+                 * the first is the leader, the second (if any) the candidate, the rest is ignored. */
                 const char *colon = strchr(kv->value, ':');
+                const char *second = colon ? colon + 1 : NULL;
 
-                c->failover_leader = strndup(kv->value, (size_t)(colon - kv->value));
-                c->failover_member = strdup(colon + 1);
-                if (!c->failover_leader || !c->failover_member)
+                c->failover_leader =
+                        strndup_strip(kv->value, colon ? (size_t)(colon - kv->value) : strlen(kv->value));
+                if (!c->failover_leader)
                         return -ENOMEM;
+                if (second) {
+                        c->failover_member = strndup_strip(second, strcspn(second, ":"));
+                        if (!c->failover_member)
+                                return -ENOMEM;
+                }
         }
         if ((leader && !(c->failover_leader = strdup(leader))) ||
             (member && !(c->failover_member = strdup(member))) ||
@@ -345,11 +380,24 @@ static int cluster_parse_history(DcsCluster *c, const EtcdKv *kv) {
                 if (!c->history)
                         return -ENOMEM;
         }
-        c->history_timeline = 1;
+        /* Patroni's Cluster.timeline: int(lines[-1][0]) + 1, 0 where that raises; without lines 1 only
+         * for the exact value "[]" (invalid JSON or a non-list gives 0). A timeline outside 0..2^31-2
+         * is taken as unparsable (0). */
+        c->history_timeline = 0;
+        if (cJSON_GetArraySize(c->history) == 0) {
+                if (kv->value_size == 2 && memcmp(kv->value, "[]", 2) == 0)
+                        c->history_timeline = 1;
+                return 0;
+        }
         last = cJSON_GetArrayItem(c->history, cJSON_GetArraySize(c->history) - 1);
-        tl = cJSON_IsArray(last) ? cJSON_GetArrayItem(last, 0) : NULL;
-        if (tl && json_value_int64(tl, &t) >= 0 && t >= 0 && t < INT32_MAX)
-                c->history_timeline = t + 1;
+        if (cJSON_IsArray(last)) {
+                tl = cJSON_GetArrayItem(last, 0);
+                if (python_int(tl, &t) && t >= 0 && t < INT32_MAX)
+                        c->history_timeline = t + 1;
+        } else if (
+                cJSON_IsString(last) && last->valuestring && last->valuestring[0] >= '0' &&
+                last->valuestring[0] <= '9')
+                c->history_timeline = last->valuestring[0] - '0' + 1; /* a string's [0]: its first char */
         return 0;
 }
 
