@@ -103,6 +103,7 @@ typedef struct DcsWriteResult {
         bool succeeded;     /* false: a compare failed (lock held by someone else, CAS lost) */
         int64_t revision;   /* header.revision of the write */
         const char *leader; /* leader_acquire/renew: the holder seen (NULL when none) */
+        int64_t lease;      /* leader_acquire/renew succeeded: the lease the leader key is now bound to */
 } DcsWriteResult;
 
 typedef enum DcsWakeReason {
@@ -148,6 +149,8 @@ void dcs_lease_stop(Dcs *d);
 void dcs_set_ttl(Dcs *d, unsigned ttl);
 int64_t dcs_lease_id(const Dcs *d);
 usec_t dcs_lease_valid_until(const Dcs *d);
+usec_t dcs_lease_valid_until_of(const Dcs *d, int64_t lease);
+unsigned dcs_lease_ttl(const Dcs *d);
 usec_t dcs_lease_last_renewal(const Dcs *d);
 
 /* Leader lock */

@@ -96,6 +96,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(EtcdClient *, etcd_client_free);
 const char *etcd_client_endpoint(const EtcdClient *c);
 size_t etcd_client_n_endpoints(const EtcdClient *c);
 size_t etcd_client_active(const EtcdClient *c);
+void etcd_client_set_request_timeout(EtcdClient *c, usec_t timeout);
+usec_t etcd_client_request_timeout(const EtcdClient *c);
 int etcd_client_refresh_members(EtcdClient *c);
 
 int etcd_call(

@@ -58,3 +58,4 @@ int http_client_start(HttpClient *c, const HttpRequestOptions *o, HttpRequest **
 void http_request_cancel(HttpRequest *req);
 size_t http_client_active(const HttpClient *c);
 const char *http_request_url(const HttpRequest *req);
+const char *http_request_error(const HttpRequest *req);

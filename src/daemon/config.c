@@ -625,6 +625,176 @@ static int restapi_checks(ConfigParser *p) {
         return ret;
 }
 
+/* "host:port" or "[v6]:port" with a port from 1 to 65535 (Patroni's split_host_port() would fail on
+ * anything else at start); NULL when valid, else what is wrong. */
+static const char *etcd_host_port_problem(const char *s, size_t len) {
+        const char *colon, *port;
+        size_t hlen;
+        unsigned long v = 0;
+
+        if (len == 0)
+                return "empty";
+        if (s[0] == '[') {
+                const char *close = memchr(s, ']', len);
+                if (!close || close == s + 1 || close + 1 >= s + len || close[1] != ':')
+                        return "expected [address]:port";
+                colon = close + 1;
+        } else {
+                colon = NULL;
+                for (const char *c = s; c < s + len; c++)
+                        if (*c == ':')
+                                colon = c;
+                if (!colon)
+                        return "no port";
+                if (memchr(s, ':', (size_t)(colon - s)))
+                        return "an IPv6 address needs brackets: [address]:port";
+        }
+        hlen = (size_t)(colon - s);
+        if (hlen == 0)
+                return "no host";
+        for (size_t i = 0; i < hlen; i++)
+                if (strchr(" \t/@?#", s[i]))
+                        return "invalid character in the host";
+        port = colon + 1;
+        if (port >= s + len)
+                return "no port";
+        for (const char *c = port; c < s + len; c++) {
+                if (*c < '0' || *c > '9' || v > 65535)
+                        return "the port must be a number from 1 to 65535";
+                v = v * 10 + (unsigned long)(*c - '0');
+        }
+        if (v < 1 || v > 65535)
+                return "the port must be a number from 1 to 65535";
+        return NULL;
+}
+
+/* http(s)://[user[:password]@]host[:port][/path]; NULL when valid, else what is wrong. */
+static const char *etcd_url_problem(const char *url) {
+        const char *rest, *end, *at;
+        _cleanup_free_ char *hp = NULL;
+
+        rest = startswith(url, "http://") ?: startswith(url, "https://");
+        if (!rest)
+                return "expected an http:// or https:// URL";
+        end = rest + strcspn(rest, "/?#");
+        at = NULL;
+        for (const char *c = rest; c < end; c++)
+                if (*c == '@')
+                        at = c;
+        if (at)
+                rest = at + 1;
+        if (rest == end)
+                return "no host";
+        if (*rest == '[' ? end[-1] == ']' : !memchr(rest, ':', (size_t)(end - rest))) {
+                /* No port: Patroni's default, 2379. */
+                if (asprintf(&hp, "%.*s:2379", (int)(end - rest), rest) < 0)
+                        return "out of memory";
+                return etcd_host_port_problem(hp, strlen(hp));
+        }
+        return etcd_host_port_problem(rest, (size_t)(end - rest));
+}
+
+/* Endpoint values of the etcd section, srv and key_password; errors and warnings with positions. */
+static int etcd_section_checks(ConfigParser *p, const char *sec, const YNode *n) {
+        Config *c = p->config;
+        _cleanup_free_ char *path = NULL;
+        const YNode *v;
+        int r;
+
+#define SET_PATH(key)                                         \
+        do {                                                  \
+                path = mfree(path);                           \
+                if (asprintf(&path, "%s.%s", sec, (key)) < 0) \
+                        return -ENOMEM;                       \
+        } while (0)
+
+        if (c->etcd.host) {
+                const char *why = etcd_host_port_problem(c->etcd.host, strlen(c->etcd.host));
+                if (why) {
+                        v = ynode_get(n, "host");
+                        SET_PATH("host");
+                        r = config_parser_error(
+                                p, v ?: n, path, "invalid etcd endpoint '%s': %s", c->etcd.host, why);
+                        if (r == -ENOMEM)
+                                return r;
+                }
+        }
+        if (c->etcd.hosts) {
+                size_t count = 0;
+
+                v = ynode_get(n, "hosts");
+                SET_PATH("hosts");
+                for (char **h = c->etcd.hosts; *h; h++)
+                        count++;
+                for (size_t i = 0; i < count; i++) {
+                        const char *h = c->etcd.hosts[i];
+                        const char *why = startswith(h, "http://") || startswith(h, "https://")
+                                ? etcd_url_problem(h)
+                                : etcd_host_port_problem(h, strlen(h));
+                        const YNode *at = v && v->type == YNODE_SEQUENCE && v->n == count ? v->items[i] : v;
+
+                        if (!why)
+                                continue;
+                        r = config_parser_error(p, at ?: n, path, "invalid etcd endpoint '%s': %s", h, why);
+                        if (r == -ENOMEM)
+                                return r;
+                }
+        }
+        for (size_t i = 0; i < 2; i++) {
+                const char *key = i == 0 ? "url" : "proxy";
+                const char *value = i == 0 ? c->etcd.url : c->etcd.proxy;
+                const char *why = value ? etcd_url_problem(value) : NULL;
+
+                if (!why)
+                        continue;
+                v = ynode_get(n, key);
+                SET_PATH(key);
+                r = config_parser_error(p, v ?: n, path, "invalid URL '%s': %s", value, why);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (c->etcd.srv || c->etcd.srv_suffix) {
+                const char *key = c->etcd.srv ? "srv" : "srv_suffix";
+
+                v = ynode_get(n, key) ?: ynode_get(n, c->etcd.srv ? "discovery_srv" : "srv_domain");
+                SET_PATH(key);
+                if (!c->etcd.host && !c->etcd.hosts && !c->etcd.url && !c->etcd.proxy)
+                        r = config_parser_error(
+                                p,
+                                v ?: n,
+                                path,
+                                "DNS SRV discovery is not supported by pgha: list the etcd members in "
+                                "hosts");
+                else
+                        r = config_parser_warning(
+                                p,
+                                v ?: n,
+                                path,
+                                "DNS SRV discovery is not supported by pgha: ignored, the members come from "
+                                "%s",
+                                c->etcd.proxy           ? "proxy"
+                                        : c->etcd.url   ? "url"
+                                        : c->etcd.hosts ? "hosts"
+                                                        : "host");
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (c->etcd.key_password) {
+                v = ynode_get(n, "key_password");
+                SET_PATH("key_password");
+                r = config_parser_warning(
+                        p,
+                        v ?: n,
+                        path,
+                        "ignored: pgha (as Patroni 3.0.2) cannot use an encrypted etcd client key; give an "
+                        "unencrypted key file");
+                if (r < 0)
+                        return r;
+        }
+#undef SET_PATH
+        return 0;
+}
+
 static int post_checks(ConfigParser *p) {
         Config *c = p->config;
         YNode pos;
@@ -729,6 +899,9 @@ static int post_checks(ConfigParser *p) {
                                         free(*h);
                                         *h = TAKE_PTR(s);
                                 }
+                r = etcd_section_checks(p, sec, n);
+                if (r < 0)
+                        return r;
         }
 
         r = restapi_checks(p);

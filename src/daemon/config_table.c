@@ -1020,7 +1020,7 @@ const ConfigKey config_keys[] = {
         KEY("etcd3.srv", CK_STRING, etcd.srv, NULL, CK_NO_RELOAD),
         KEY("etcd3.srv_suffix", CK_STRING, etcd.srv_suffix, NULL, CK_NO_RELOAD),
         ALIAS("etcd3.discovery_srv", "etcd3.srv", 0),
-        ALIAS("etcd3.srv_domain", "etcd3.srv_suffix", 0),
+        ALIAS("etcd3.srv_domain", "etcd3.srv", 0), /* Patroni: discovery_srv and srv_domain are srv */
         KEY("etcd3.protocol", CK_STRING, etcd.protocol, "http", CK_NO_RELOAD),
         KEY("etcd3.use_proxies", CK_BOOL, etcd.use_proxies, "false", CK_NO_RELOAD),
         KEY("etcd3.username", CK_STRING, etcd.username, NULL, CK_NO_RELOAD),

@@ -10,6 +10,7 @@
  * and lease_last_renewal is the *start* time of the last successful grant/keep-alive, so
  * last_renewal + ttl never overestimates how long etcd keeps the lease.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -36,8 +37,18 @@ struct DcsOp {
         DcsWriteCallback write_cb;
         DcsClusterCallback cluster_cb;
         void *userdata;
+        int64_t lease; /* acquire/renew: the lease the leader key is put with */
         DcsOp *prev, *next;
 };
+
+/* A lease we stopped keeping alive (ttl change, expiry): the leader key may still be bound to it until
+ * the next renewal, so its last known validity is remembered. */
+typedef struct DcsOldLease {
+        int64_t id;
+        usec_t valid_until;
+} DcsOldLease;
+
+#define DCS_OLD_LEASES 4
 
 struct Dcs {
         sd_event *event;
@@ -51,7 +62,10 @@ struct Dcs {
         DcsOp *ops;
 
         int64_t lease_id;          /* 0: none */
+        unsigned lease_ttl;        /* TTL of lease_id: the ttl asked for, or less if etcd granted less */
         usec_t lease_last_renewal; /* CLOCK_MONOTONIC start of the last successful grant/keep-alive */
+        DcsOldLease old_leases[DCS_OLD_LEASES]; /* ring of dropped leases */
+        unsigned old_lease_next;
         usec_t lease_request_start;
         EtcdCall *lease_call;
         sd_event_source *lease_timer; /* "dcs-lease": keep-alive, independent of the HA loop */
@@ -137,33 +151,51 @@ static int parse_json_value(const EtcdKv *kv, cJSON **ret) {
         return json_parse(kv->value, kv->value_size, ETCD_REPLY_MAX, JSON_MAX_DEPTH_DEFAULT, ret);
 }
 
-/* Python's int() on an optime: integers, integral floats, digit strings. */
-static int64_t parse_int_loose(const cJSON *v) {
-        int64_t x;
-
+/* Python's int() on a JSON value: integers, floats (truncated), decimal strings with optional sign and
+ * surrounding white space, booleans (1/0). false where int() would raise. */
+static bool python_int(const cJSON *v, int64_t *ret) {
         if (!v)
-                return 0;
+                return false;
         if (cJSON_IsString(v) && v->valuestring) {
                 const char *s = v->valuestring;
                 char *end;
                 long long l;
 
-                while (*s == ' ')
+                while (isspace((unsigned char)*s))
                         s++;
+                if (!*s)
+                        return false;
                 errno = 0;
                 l = strtoll(s, &end, 10);
-                while (end && *end == ' ')
+                if (errno != 0 || end == s)
+                        return false;
+                while (isspace((unsigned char)*end))
                         end++;
-                return errno == 0 && end != s && *end == 0 ? (int64_t)l : 0;
+                if (*end)
+                        return false;
+                *ret = (int64_t)l;
+                return true;
         }
         if (cJSON_IsNumber(v)) {
                 double d = v->valuedouble;
 
                 if (d != d || d >= 9.2e18 || d <= -9.2e18)
-                        return 0;
-                return (int64_t)d; /* int() truncates */
+                        return false;
+                *ret = (int64_t)d; /* int() truncates */
+                return true;
         }
-        return json_value_int64(v, &x) >= 0 ? x : 0;
+        if (cJSON_IsBool(v)) {
+                *ret = cJSON_IsTrue(v) ? 1 : 0;
+                return true;
+        }
+        return false;
+}
+
+/* Python's int() on an optime; 0 where it would raise. */
+static int64_t parse_int_loose(const cJSON *v) {
+        int64_t x;
+
+        return python_int(v, &x) ? x : 0;
 }
 
 static int member_string(const cJSON *data, const char *field, char **ret) {
@@ -293,6 +325,15 @@ static int cluster_parse_sync(DcsCluster *c, const EtcdKv *kv) {
         return split_sync_standby(standby, &c->sync_standby);
 }
 
+/* A copy of s[0..n) without the white space around it, as Python's str.strip(). */
+static char *strndup_strip(const char *s, size_t n) {
+        while (n > 0 && isspace((unsigned char)*s))
+                s++, n--;
+        while (n > 0 && isspace((unsigned char)s[n - 1]))
+                n--;
+        return strndup(s, n);
+}
+
 static int cluster_parse_failover(DcsCluster *c, const EtcdKv *kv) {
         _cleanup_(cJSON_Deletep) cJSON *j = NULL;
         const char *leader = NULL, *member = NULL, *at = NULL;
@@ -304,14 +345,21 @@ static int cluster_parse_failover(DcsCluster *c, const EtcdKv *kv) {
                         (void)json_get_string(j, "member", &member);
                         (void)json_get_string(j, "scheduled_at", &at);
                 }
-        } else if (strchr(kv->value, ':')) {
-                /* Legacy "leader:candidate". */
+        } else if (!isempty(kv->value)) {
+                /* Not JSON: Patroni's Failover.from_node() splits on every ':' and strips each part;
+                 * the first is the leader, the second (if any) the candidate, the rest is ignored. */
                 const char *colon = strchr(kv->value, ':');
+                const char *second = colon ? colon + 1 : NULL;
 
-                c->failover_leader = strndup(kv->value, (size_t)(colon - kv->value));
-                c->failover_member = strdup(colon + 1);
-                if (!c->failover_leader || !c->failover_member)
+                c->failover_leader =
+                        strndup_strip(kv->value, colon ? (size_t)(colon - kv->value) : strlen(kv->value));
+                if (!c->failover_leader)
                         return -ENOMEM;
+                if (second) {
+                        c->failover_member = strndup_strip(second, strcspn(second, ":"));
+                        if (!c->failover_member)
+                                return -ENOMEM;
+                }
         }
         if ((leader && !(c->failover_leader = strdup(leader))) ||
             (member && !(c->failover_member = strdup(member))) ||
@@ -332,11 +380,24 @@ static int cluster_parse_history(DcsCluster *c, const EtcdKv *kv) {
                 if (!c->history)
                         return -ENOMEM;
         }
-        c->history_timeline = 1;
+        /* Patroni's Cluster.timeline: int(lines[-1][0]) + 1, 0 where that raises; without lines 1 only
+         * for the exact value "[]" (invalid JSON or a non-list gives 0). A timeline outside 0..2^31-2
+         * is taken as unparsable (0). */
+        c->history_timeline = 0;
+        if (cJSON_GetArraySize(c->history) == 0) {
+                if (kv->value_size == 2 && memcmp(kv->value, "[]", 2) == 0)
+                        c->history_timeline = 1;
+                return 0;
+        }
         last = cJSON_GetArrayItem(c->history, cJSON_GetArraySize(c->history) - 1);
-        tl = cJSON_IsArray(last) ? cJSON_GetArrayItem(last, 0) : NULL;
-        if (tl && json_value_int64(tl, &t) >= 0 && t >= 0 && t < INT32_MAX)
-                c->history_timeline = t + 1;
+        if (cJSON_IsArray(last)) {
+                tl = cJSON_GetArrayItem(last, 0);
+                if (python_int(tl, &t) && t >= 0 && t < INT32_MAX)
+                        c->history_timeline = t + 1;
+        } else if (
+                cJSON_IsString(last) && last->valuestring && last->valuestring[0] >= '0' &&
+                last->valuestring[0] <= '9')
+                c->history_timeline = last->valuestring[0] - '0' + 1; /* a string's [0]: its first char */
         return 0;
 }
 
@@ -597,6 +658,8 @@ holder_from_failure(const cJSON *reply, size_t index, char **ret_value, int64_t 
         return *ret_value;
 }
 
+static void dcs_lease_drop(Dcs *d);
+
 static void on_op_done(EtcdClient *e, int error, const char *message, const cJSON *reply, void *userdata) {
         DcsOp *op = userdata;
         Dcs *d = op->dcs;
@@ -606,6 +669,7 @@ static void on_op_done(EtcdClient *e, int error, const char *message, const cJSO
         DcsClusterCallback ccb = op->cluster_cb;
         void *ud = op->userdata;
         DcsOpKind kind = op->kind;
+        int64_t op_lease = op->lease;
 
         op->call = NULL;
         dcs_op_free(op);
@@ -636,7 +700,7 @@ static void on_op_done(EtcdClient *e, int error, const char *message, const cJSO
         if (error < 0) {
                 if (error == -ENOENT && message && strstr(message, "lease not found") && d->lease_id > 0) {
                         /* Our lease is gone: have the keep-alive timer grant a new one right away. */
-                        d->lease_id = 0;
+                        dcs_lease_drop(d);
                         (void)sd_event_source_set_time_relative(d->lease_timer, 0);
                         (void)sd_event_source_set_enabled(d->lease_timer, SD_EVENT_ONESHOT);
                 }
@@ -657,14 +721,17 @@ static void on_op_done(EtcdClient *e, int error, const char *message, const cJSO
                 int64_t lease = 0;
 
                 res.succeeded = etcd_txn_succeeded(reply);
-                if (res.succeeded)
+                if (res.succeeded) {
                         res.leader = d->name;
-                else {
+                        res.lease = op_lease;
+                } else {
                         res.leader = holder_from_failure(reply, 0, &holder, &lease);
                         /* An attempt retried after a timeout may find its own earlier success. */
                         if (kind == DCS_OP_ACQUIRE && holder && streq(holder, d->name) &&
-                            lease == d->lease_id && lease > 0)
+                            lease == d->lease_id && lease > 0) {
                                 res.succeeded = true;
+                                res.lease = lease;
+                        }
                 }
                 break;
         }
@@ -701,6 +768,7 @@ static int dcs_start_txn(Dcs *d, DcsOpKind kind, const cJSON *txn, DcsWriteCallb
         r = dcs_op_new(d, kind, cb, NULL, ud, &op);
         if (r < 0)
                 return r;
+        op->lease = d->lease_id; /* acquire/renew put the leader key with it */
         r = etcd_txn(d->etcd, txn, on_op_done, op, &op->call);
         if (r < 0)
                 dcs_op_free(op);
@@ -991,6 +1059,21 @@ static void dcs_lease_schedule(Dcs *d, usec_t delay) {
         (void)sd_event_source_set_enabled(d->lease_timer, SD_EVENT_ONESHOT);
 }
 
+/* Stops using the current lease (not revoked: it lives on for its TTL) and remembers until when etcd
+ * keeps it, for a leader key that may still be bound to it. */
+static void dcs_lease_drop(Dcs *d) {
+        if (d->lease_id > 0) {
+                d->old_leases[d->old_lease_next] = (DcsOldLease){
+                        .id = d->lease_id,
+                        .valid_until = dcs_lease_valid_until(d),
+                };
+                d->old_lease_next = (d->old_lease_next + 1) % DCS_OLD_LEASES;
+        }
+        d->lease_id = 0;
+        d->lease_ttl = 0;
+        d->lease_last_renewal = 0;
+}
+
 static void dcs_lease_notify(Dcs *d, int error) {
         if (d->lease_cb)
                 d->lease_cb(d, error, d->lease_id, d->lease_userdata);
@@ -1009,8 +1092,12 @@ on_lease_reply(EtcdClient *e, int error, const char *message, const cJSON *reply
         if (r >= 0) {
                 if (grant) {
                         d->lease_id = id;
+                        d->lease_ttl = d->ttl;
                         log_debug("etcd lease %" PRIi64 " granted, TTL %" PRIi64 "s", id, ttl);
                 }
+                /* etcd may grant more than asked (its minimum TTL), never trust more than asked */
+                if (ttl > 0 && (uint64_t)ttl < d->lease_ttl)
+                        d->lease_ttl = (unsigned)ttl;
                 d->lease_last_renewal = d->lease_request_start;
                 dcs_lease_schedule(d, d->keepalive_interval);
                 if (grant)
@@ -1021,8 +1108,7 @@ on_lease_reply(EtcdClient *e, int error, const char *message, const cJSON *reply
                 /* Keep-alive answered without TTL (or "lease not found"): the lease expired. Grant a
                  * new one at once; everything attached to the old one is gone. */
                 log_warning("etcd lease %" PRIi64 " expired, granting a new one", d->lease_id);
-                d->lease_id = 0;
-                d->lease_last_renewal = 0;
+                dcs_lease_drop(d);
                 dcs_lease_notify(d, -ENOENT);
                 dcs_lease_schedule(d, 0);
                 return;
@@ -1073,8 +1159,10 @@ void dcs_lease_stop(Dcs *d) {
 }
 
 /* dcs_set_ttl - a new ttl from the dynamic config: as Patroni, the current lease is dropped (not
- * revoked) and a new one with the new TTL is granted at once if the keep-alive runs; the lease
- * callback hears about it. The keep-alive interval follows (ttl/3) unless it was set explicitly. */
+ * revoked: keys bound to it live until its own TTL runs out, see dcs_lease_valid_until_of()) and a new
+ * one with the new TTL is granted at once if the keep-alive runs; the lease callback hears about it, and
+ * the next dcs_leader_renew() re-binds the leader key to it. The keep-alive interval follows (ttl/3)
+ * unless it was set explicitly. */
 void dcs_set_ttl(Dcs *d, unsigned ttl) {
         if (ttl == 0 || ttl == d->ttl)
                 return;
@@ -1085,8 +1173,7 @@ void dcs_set_ttl(Dcs *d, unsigned ttl) {
                 return; /* the lease was never started */
         etcd_call_cancel(d->lease_call);
         d->lease_call = NULL;
-        d->lease_id = 0;
-        d->lease_last_renewal = 0;
+        dcs_lease_drop(d);
         dcs_lease_schedule(d, 0);
 }
 
@@ -1096,11 +1183,30 @@ int64_t dcs_lease_id(const Dcs *d) {
 }
 
 /* dcs_lease_valid_until - CLOCK_MONOTONIC time until which etcd certainly keeps our lease: start of the
- * last successful grant/keep-alive + ttl. 0 without a lease. */
+ * last successful grant/keep-alive + the TTL this lease was granted with (not a newer ttl set since).
+ * 0 without a lease. */
 usec_t dcs_lease_valid_until(const Dcs *d) {
         if (d->lease_id == 0 || d->lease_last_renewal == 0)
                 return 0;
-        return d->lease_last_renewal + (usec_t)d->ttl * USEC_PER_SEC;
+        return d->lease_last_renewal + (usec_t)d->lease_ttl * USEC_PER_SEC;
+}
+
+/* dcs_lease_valid_until_of - as dcs_lease_valid_until() for a given lease: the current one, or one of
+ * the last leases dropped (ttl change, expiry), whose validity no longer moves. 0 when unknown. */
+usec_t dcs_lease_valid_until_of(const Dcs *d, int64_t lease) {
+        if (lease <= 0)
+                return 0;
+        if (lease == d->lease_id)
+                return dcs_lease_valid_until(d);
+        for (unsigned i = 0; i < DCS_OLD_LEASES; i++)
+                if (d->old_leases[i].id == lease)
+                        return d->old_leases[i].valid_until;
+        return 0;
+}
+
+/* dcs_lease_ttl - the TTL (seconds) of our current lease; 0 without one. */
+unsigned dcs_lease_ttl(const Dcs *d) {
+        return d->lease_id > 0 ? d->lease_ttl : 0;
 }
 
 /* dcs_lease_last_renewal - CLOCK_MONOTONIC start of the last successful grant/keep-alive. */

@@ -628,7 +628,13 @@ on_call_http_done(HttpRequest *req, int error, long status, const char *body, si
         call->req = NULL;
 
         if (error < 0 && error != -EFBIG) {
-                (void)asprintf(&message, "%s: %s", call->endpoint, strerror(-error));
+                /* With curl's own words: which file, which certificate check, which timeout. */
+                const char *why = http_request_error(req);
+
+                if (isempty(why))
+                        (void)asprintf(&message, "%s: %s", call->endpoint, strerror(-error));
+                else
+                        (void)asprintf(&message, "%s: %s: %s", call->endpoint, strerror(-error), why);
                 etcd_client_endpoint_failed(c, call->endpoint);
                 if (++call->attempt < call->max_attempts && now_usec(c->event) < call->deadline &&
                     etcd_call_send(call) >= 0)
@@ -1031,6 +1037,18 @@ size_t etcd_client_active(const EtcdClient *c) {
         return c ? c->n_calls + http_client_active(c->http) : 0;
 }
 
+/* etcd_client_set_request_timeout - a new budget for each operation started from now on (retry_timeout
+ * from the dynamic config, as Patroni's set_retry_timeout); 0: the default. Calls in flight keep theirs. */
+void etcd_client_set_request_timeout(EtcdClient *c, usec_t timeout) {
+        if (c)
+                c->request_timeout = timeout ?: ETCD_DEFAULT_TIMEOUT;
+}
+
+/* etcd_client_request_timeout - the current budget of one operation. */
+usec_t etcd_client_request_timeout(const EtcdClient *c) {
+        return c ? c->request_timeout : 0;
+}
+
 /* ==== Operations ==== */
 
 static int add_b64(cJSON *obj, const char *field, const char *s) {
@@ -1400,7 +1418,12 @@ on_watch_done(HttpRequest *req, int error, long status, const char *body, size_t
         etcd_client_endpoint_failed(w->client, w->endpoint);
         etcd_stream_done(&w->splitter);
         etcd_watch_schedule_retry(w);
-        log_debug("etcd watch on %s ended: %s, reconnecting", strna(w->endpoint), strerror(-r));
+        log_debug(
+                "etcd watch on %s ended: %s%s%s, reconnecting",
+                strna(w->endpoint),
+                strerror(-r),
+                isempty(http_request_error(req)) ? "" : ": ",
+                http_request_error(req));
         (void)etcd_watch_notify(w, r, NULL);
 }
 

@@ -273,24 +273,25 @@ static void lease_deadline_arm(Ha *h) {
         (void)sd_event_source_set_enabled(h->deadline_timer, SD_EVENT_ONESHOT);
 }
 
+/* The local deadline always comes from the lease the leader key is bound to (h->lock_lease), with the
+ * TTL that lease was granted with: after a ttl change it stays the old lease's until the leader key is
+ * re-bound to the new one, so a raised ttl never extends it beyond what etcd grants. */
 static void lease_deadline_update(Ha *h) {
-        usec_t last;
+        usec_t until;
 
         if (!h->lock_held)
                 return;
-        last = dcs_lease_last_renewal(h->dcs);
-        if (dcs_lease_id(h->dcs) == h->lock_lease && last > 0) {
-                usec_t d = last + ttl_usec(h);
-                h->lease_deadline = d > HA_LEASE_MARGIN ? d - HA_LEASE_MARGIN : 1;
-        }
+        until = dcs_lease_valid_until_of(h->dcs, h->lock_lease);
+        if (until > 0)
+                h->lease_deadline = until > HA_LEASE_MARGIN ? until - HA_LEASE_MARGIN : 1;
         h->snap.leader_expiry = h->lease_deadline;
         lease_deadline_arm(h);
 }
 
-static void lock_taken(Ha *h) {
+static void lock_taken(Ha *h, int64_t lease) {
         h->lock_held = true;
         h->renew_failed = false;
-        h->lock_lease = dcs_lease_id(h->dcs);
+        h->lock_lease = lease;
         h->lease_deadline = 0;
         lease_deadline_update(h);
 }
@@ -370,6 +371,16 @@ static void on_lease(Dcs *d, int error, int64_t lease, void *userdata) {
         if (!h->lock_held)
                 return;
         lease_deadline_update(h);
+        if (error >= 0 && lease > 0 && lease != h->lock_lease) {
+                /* A new lease (ttl change, expiry): re-bind the leader key to it at once, as Patroni's
+                 * _update_leader(), before the lease it is bound to runs out. */
+                log_info(
+                        "etcd lease %" PRIi64 " granted while the leader key is bound to %" PRIi64
+                        ": re-binding it",
+                        lease,
+                        h->lock_lease);
+                ha_tick_schedule(h, 0);
+        }
         if (error >= 0 && lease == h->lock_lease && h->watchdog && watchdog_is_active(h->watchdog))
                 (void)watchdog_keepalive(h->watchdog);
 }
@@ -1320,7 +1331,7 @@ static bool data_dir_populated(Ha *h) {
 static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
         _cleanup_(dynamic_config_done) DynamicConfig d = {};
         _cleanup_free_ char *text = NULL;
-        bool ttl_changed;
+        bool ttl_changed, retry_changed;
         int r;
 
         if (!cJSON_IsObject(json) || json_print_compact(json, &text) < 0)
@@ -1331,6 +1342,7 @@ static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
         if (r < 0 && r != -EINVAL)
                 return r;
         ttl_changed = d.ttl != h->dyn.ttl;
+        retry_changed = d.retry_timeout != h->dyn.retry_timeout;
         dynamic_config_done(&h->dyn);
         h->dyn = d;
         d = (DynamicConfig){};
@@ -1345,8 +1357,17 @@ static int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
          * in Patroni: the next tick without a job rewrites postgresql.conf and reloads. */
         if (from_dcs)
                 h->pg_reload_pending = true;
-        if (ttl_changed && h->dcs)
+        if (ttl_changed && h->dcs) {
                 log_info("Dynamic configuration: ttl=%i loop_wait=%i", h->dyn.ttl, h->dyn.loop_wait);
+                /* A new lease with the new TTL; the leader key is re-bound to it by the next renewal
+                 * (on_lease() asks for one), its deadline stays the old lease's until then. */
+                dcs_set_ttl(h->dcs, (unsigned)MAX(h->dyn.ttl, 1));
+        }
+        if (retry_changed && h->etcd) {
+                /* Patroni's set_retry_timeout: the budget of each etcd operation from now on. */
+                log_info("Dynamic configuration: retry_timeout=%i", h->dyn.retry_timeout);
+                etcd_client_set_request_timeout(h->etcd, retry_timeout_usec(h));
+        }
         return 1;
 }
 
@@ -1573,7 +1594,7 @@ static void on_acquire(Dcs *d, int error, const char *message, const DcsWriteRes
                         log_warning("Failed to delete the leader key");
                 return;
         }
-        lock_taken(h);
+        lock_taken(h, res->lease);
         log_info("%s", dec->message);
         if (dec->action == HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE) {
                 if ((dec->flags & HA_FLAG_CLAIM_SYNC) && claim_sync_then_promote(h) >= 0)
@@ -1602,6 +1623,10 @@ static void on_renew(Dcs *d, int error, const char *message, const DcsWriteResul
         } else if (error < 0)
                 log_warning("Leader key refresh failed: %s", strna(message));
         else {
+                if (res && res->lease > 0 && res->lease != h->lock_lease) {
+                        log_info("Leader key re-bound to etcd lease %" PRIi64, res->lease);
+                        h->lock_lease = res->lease;
+                }
                 lease_deadline_update(h);
                 if (h->decision.action == HA_ACTION_RENEW_LOCK && (int)h->decision.next_role >= 0)
                         h->role = h->decision.next_role;
@@ -3178,10 +3203,18 @@ int ha_new(Manager *m, Ha **ret) {
                         .use_proxies = c->etcd.use_proxies,
                         .priority = PGHA_PRIORITY_DCS,
                 };
-                if (c->etcd.hosts)
+                /* Patroni's precedence: proxy (which also means use_proxies), url, hosts, host. */
+                if (c->etcd.proxy) {
+                        single[0] = c->etcd.proxy;
+                        eo.endpoints = single;
+                        eo.use_proxies = true;
+                } else if (c->etcd.url) {
+                        single[0] = c->etcd.url;
+                        eo.endpoints = single;
+                } else if (c->etcd.hosts)
                         eo.endpoints = c->etcd.hosts;
                 else {
-                        single[0] = c->etcd.url ?: c->etcd.host;
+                        single[0] = c->etcd.host;
                         eo.endpoints = single;
                 }
                 r = etcd_client_new(h->event, &eo, &h->etcd);

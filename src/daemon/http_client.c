@@ -42,6 +42,7 @@ struct HttpRequest {
         bool too_big;   /* the body exceeded max_body */
         bool aborted;   /* on_data asked to stop */
         HttpRequest *prev, *next;
+        CURLcode result; /* of the finished transfer, for http_request_error() */
         char error[CURL_ERROR_SIZE];
 };
 
@@ -146,6 +147,7 @@ static void http_client_check_finished(HttpClient *c) {
                         continue;
                 if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req) != CURLE_OK || !req)
                         continue;
+                req->result = msg->data.result;
                 error = http_errno_from_curl(req, msg->data.result);
                 (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
                 (void)curl_multi_remove_handle(c->multi, req->easy);
@@ -506,6 +508,16 @@ void http_request_cancel(HttpRequest *req) {
 /* http_client_active - number of requests whose callback may still run (for leak checks). */
 size_t http_client_active(const HttpClient *c) {
         return c ? c->n_active : 0;
+}
+
+/* http_request_error - libcurl's own words on why req failed (e.g. "error setting certificate file:
+ * /x", "SSL certificate problem: unable to get local issuer certificate", "Operation timed out after
+ * 1000 milliseconds with 0 bytes received"), for the callback's error messages; "" when it did not
+ * fail in the transport. Valid until the completion callback returns. */
+const char *http_request_error(const HttpRequest *req) {
+        if (!req || req->result == CURLE_OK)
+                return "";
+        return req->error[0] ? req->error : curl_easy_strerror(req->result);
 }
 
 /* http_request_url - the URL of req (for log lines). */

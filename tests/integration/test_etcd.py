@@ -241,3 +241,62 @@ def test_guarded_writes(etcd):
     assert view["leader"] is None               # released by its holder, not by the other node
     assert view["has_sync"] is False            # deleted under CAS
     assert view["failover_revision"] > 0 and view["has_failover"] is False
+
+
+def lease_ttl(server, lease):
+    """(TTL left, granted TTL) of a lease from /v3/lease/timetolive; TTL -1 once it expired."""
+    reply = server.v3("lease/timetolive", {"ID": str(lease)})
+    return int(reply.get("TTL", "-1")), int(reply.get("grantedTTL", "0"))
+
+
+def test_ttl_change_regrants_lease_and_rebinds_leader_key(etcd):
+    """A ttl change drops the lease (its validity, the base of the HA engine's local deadline, never
+    moves), grants one with the new TTL, and the next renewal re-binds the leader key to it; the old
+    lease then expires in etcd while the key lives on."""
+    sc = scope()
+    run = Running("--endpoints", etcd.endpoint, "--scope", sc, "--ttl", "3", "--new-ttl", "20",
+                  "--duration-ms", "8000", "ttl-change")
+    try:
+        res = lib.wait_until(lambda: run.find("bound_after_renew"), 20, what="ttl-change steps")
+        old, new = res["old_lease"], res["new_lease"]
+        assert res["acquire_lease"] == old and res["old_ttl"] == 3
+        assert res["lease_after_set"] == 0 and new not in (0, old)
+        assert res["old_valid_unchanged_after_set"] and res["old_valid_unchanged_after_grant"]
+        assert res["new_ttl"] == 20 and res["new_valid_ms"] == 20000
+        assert res["bound_before_renew"] == old      # the key keeps the old lease until a renewal
+        assert res["renew_lease"] == new and res["bound_after_renew"] == new
+        assert res["old_valid_left_ms"] <= 3000
+        assert lease_ttl(etcd, old)[1] == 3 and lease_ttl(etcd, new)[1] == 20
+        # The old lease is not kept alive any more: it expires within its own TTL, the key stays.
+        lib.wait_until(lambda: lease_ttl(etcd, old)[0] == -1, 3 + 2, what="old lease expired")
+        key = f"/service/{sc}/leader"
+        assert lib.etcd_get_prefix(etcd, key)[key] == ("node1", new)
+        run.wait(30)
+    finally:
+        run.kill()
+
+
+def test_member_discovery_from_one_endpoint_survives_its_death(workdir):
+    """Given only one member of three (no --use-proxies), the client learns the others from
+    /v3/cluster/member/list; when the given member is killed, operations go on through them."""
+    cluster = lib.EtcdCluster(workdir).start()
+    try:
+        victim = lib.wait_until(lambda: cluster.followers()[0], 10, what="an etcd follower")
+        run = Running("--endpoints", victim.endpoint, "--timeout-ms", "2000",
+                      "--duration-ms", "6000", "--concurrency", "4", "load")
+        try:
+            lib.wait_until(lambda: run.find("started"), 10, what="tool started")
+            lib.wait_until(lambda: any(j.get("endpoints") == 3 for j in run.json_lines()), 10,
+                           what="the other members discovered")
+            victim.process.send_signal(signal.SIGKILL)
+            killed_at_ms = time.time() * 1000
+            res = run.wait(60)[-1]
+        finally:
+            run.kill()
+    finally:
+        cluster.stop()
+    after = {int(k): v for k, v in res["buckets"].items() if int(k) > killed_at_ms + 1500}
+    assert sum(v[0] for v in after.values()) > 100, res["buckets"]
+    assert sum(v[1] for v in after.values()) == 0, res["buckets"]
+    assert res["ok_after_last_failure"] > 100
+    assert res["active_at_end"] == 0

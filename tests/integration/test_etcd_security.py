@@ -122,3 +122,64 @@ def test_tls_with_ca_and_client_certificate(workdir):
         assert out.returncode != 0
     finally:
         proc.stop()
+
+
+def start_tls_etcd(workdir):
+    """A one-member etcd serving https with client-certificate authentication; returns (process, port)."""
+    make_certs(workdir)
+    port, peer = lib.free_port(), lib.free_port()
+    url = f"https://127.0.0.1:{port}"
+    c = lambda n: os.path.join(workdir, n)  # noqa: E731
+    argv = ["etcd", "--name", "tls1", "--data-dir", c("tls.data"),
+            "--listen-client-urls", url, "--advertise-client-urls", url,
+            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-cluster", f"tls1=http://127.0.0.1:{peer}",
+            "--cert-file", c("server.pem"), "--key-file", c("server.key"),
+            "--trusted-ca-file", c("ca.pem"), "--client-cert-auth",
+            "--logger", "zap", "--log-outputs", "stderr"]
+    proc = lib.Process(argv, c("tls.log"))
+    ctx = ssl.create_default_context(cafile=c("ca.pem"))
+    ctx.load_cert_chain(c("client.pem"), c("client.key"))
+
+    def healthy():
+        with urllib.request.urlopen(f"{url}/health", timeout=1, context=ctx) as r:
+            return json.loads(r.read())["health"] == "true"
+    try:
+        lib.wait_until(healthy, 30, what="TLS etcd healthy")
+    except Exception:
+        proc.stop()
+        raise
+    return proc, port
+
+
+def test_tls_errors_name_their_cause(workdir):
+    """A TLS failure says why (libcurl's error text), not only "Protocol error": the CA file that
+    cannot be read, the client certificate file, the server certificate that does not verify, the
+    client certificate the server asked for."""
+    proc, port = start_tls_etcd(workdir)
+    c = lambda n: os.path.join(workdir, n)  # noqa: E731
+    sc = "e" + uuid.uuid4().hex[:8]
+    base = ["--endpoints", f"127.0.0.1:{port}", "--protocol", "https", "--scope", sc,
+            "--timeout-ms", "3000"]
+    tls = ["--cert", c("client.pem"), "--key", c("client.key")]
+
+    def error_of(*args):
+        out = run_tool(*base, *args, "read-cluster-json")
+        assert out.returncode != 0, out.stdout
+        return json.loads(out.stdout.splitlines()[-1])["error"]
+    try:
+        ok = run_tool(*base, "--cacert", c("ca.pem"), *tls, "read-cluster-json")
+        assert ok.returncode == 0, ok.stdout + ok.stderr  # the set-up itself works
+        missing_ca = c("no-such-ca.pem")
+        e = error_of("--cacert", missing_ca, *tls)
+        assert missing_ca in e and "Protocol error: " in e, e
+        missing_cert = c("no-such-client.pem")
+        e = error_of("--cacert", c("ca.pem"), "--cert", missing_cert, "--key", c("client.key"))
+        assert missing_cert in e, e
+        e = error_of(*tls)  # the system CA store does not know our CA
+        assert "certificate" in e.lower() and "Protocol error: " in e, e
+        e = error_of("--cacert", c("ca.pem"))  # the server requires a client certificate
+        assert "certificate" in e.lower(), e
+    finally:
+        proc.stop()

@@ -5,7 +5,7 @@
  *   pgha-test-etcd [--endpoints a,b] [--scope S] [--namespace N] [--ttl S] [--timeout-ms T]
  *                  [--rounds N] [--duration-ms D] [--concurrency C] [--name N] COMMAND
  * COMMAND: race | lease-expiry | watch-wait | frozen-timer-check | load | write-cluster |
- *          read-cluster-json | auth-check
+ *          read-cluster-json | auth-check | ttl-change (with --new-ttl S)
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -24,7 +24,7 @@ static const char *arg_name = "node1";
 static const char *arg_user = NULL, *arg_password = NULL, *arg_cacert = NULL, *arg_protocol = NULL;
 static const char *arg_cert = NULL, *arg_key = NULL;
 static usec_t arg_stall = 2 * USEC_PER_SEC;
-static unsigned arg_ttl = 30, arg_rounds = 100, arg_concurrency = 8;
+static unsigned arg_ttl = 30, arg_rounds = 100, arg_concurrency = 8, arg_new_ttl = 20;
 static usec_t arg_timeout = 2 * USEC_PER_SEC, arg_duration = 3 * USEC_PER_SEC;
 static bool arg_use_proxies = false;
 
@@ -457,9 +457,17 @@ static void load_issue(void) {
         max_in_flight_seen = MAX(max_in_flight_seen, in_flight);
 }
 
+static size_t endpoints_seen; /* endpoint count last reported (the configured one at first) */
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = mono();
 
+        /* Member-list discovery at work: one line each time the endpoint count changes. */
+        if (etcd_client_n_endpoints(load_client) != endpoints_seen) {
+                endpoints_seen = etcd_client_n_endpoints(load_client);
+                printf("{\"endpoints\":%zu}\n", endpoints_seen);
+                fflush(stdout);
+        }
         if (last_tick > 0)
                 max_gap = MAX(max_gap, now - last_tick);
         last_tick = now;
@@ -476,6 +484,7 @@ static int on_stop(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int cmd_load(unsigned concurrency) {
         load_client = make_client();
+        endpoints_seen = etcd_client_n_endpoints(load_client);
         buckets = cJSON_CreateObject();
         load_start = mono();
         (void)sd_event_add_time_relative(
@@ -839,6 +848,127 @@ static int cmd_cas_check(void) {
         return exit_code;
 }
 
+/* ==== ttl-change ====
+ * Takes the leader key with a lease of --ttl, changes the ttl to --new-ttl, and reports what the HA
+ * engine's deadline rule relies on: the old lease's validity does not move (it is dropped, not
+ * extended), the new lease has the new TTL, the leader key stays bound to the old lease until a renewal
+ * re-binds it, and the renewal reports the lease it bound. Then keeps the new lease alive for
+ * --duration-ms, so the test can watch the old one expire while the key lives on. */
+
+static Dcs *ttl_dcs;
+static cJSON *ttl_out;
+static int ttl_step;
+static int64_t ttl_old_lease;
+static usec_t ttl_old_valid;
+static sd_event_source *ttl_hold;
+
+static int on_ttl_hold_done(sd_event_source *s, uint64_t usec, void *userdata) {
+        sd_event_exit(event, 0);
+        return 0;
+}
+
+static void ttl_next(void);
+
+static void on_ttl_read(Dcs *d, int error, const char *message, DcsCluster *cluster, void *userdata) {
+        if (error < 0) {
+                fail("get_cluster", error, message);
+                return;
+        }
+        (void)json_add_int64(ttl_out, userdata, cluster->leader ? cluster->leader_lease : 0);
+        dcs_cluster_free(cluster);
+        ttl_next();
+}
+
+static void on_ttl_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *userdata) {
+        if (error < 0 || !res->succeeded) {
+                fail(userdata, error < 0 ? error : -EBUSY, message);
+                return;
+        }
+        (void)json_add_int64(ttl_out, userdata, res->lease);
+        ttl_next();
+}
+
+static void ttl_next(void) {
+        _cleanup_free_ char *text = NULL;
+        int r = 0;
+
+        switch (ttl_step++) {
+        case 0:
+                r = dcs_leader_acquire(ttl_dcs, on_ttl_write, "acquire_lease");
+                break;
+        case 1:
+                ttl_old_lease = dcs_lease_id(ttl_dcs);
+                ttl_old_valid = dcs_lease_valid_until_of(ttl_dcs, ttl_old_lease);
+                (void)json_add_int64(ttl_out, "old_lease", ttl_old_lease);
+                (void)json_add_int64(ttl_out, "old_ttl", dcs_lease_ttl(ttl_dcs));
+                dcs_set_ttl(ttl_dcs, arg_new_ttl);
+                (void)json_add_bool(
+                        ttl_out,
+                        "old_valid_unchanged_after_set",
+                        dcs_lease_valid_until_of(ttl_dcs, ttl_old_lease) == ttl_old_valid);
+                (void)json_add_int64(ttl_out, "lease_after_set", dcs_lease_id(ttl_dcs));
+                return; /* on_ttl_lease() continues with the new lease */
+        case 2:
+                (void)json_add_int64(ttl_out, "new_lease", dcs_lease_id(ttl_dcs));
+                (void)json_add_int64(ttl_out, "new_ttl", dcs_lease_ttl(ttl_dcs));
+                (void)json_add_int64(
+                        ttl_out,
+                        "new_valid_ms",
+                        (int64_t)(dcs_lease_valid_until(ttl_dcs) - dcs_lease_last_renewal(ttl_dcs)) /
+                                (int64_t)USEC_PER_MSEC);
+                (void)json_add_bool(
+                        ttl_out,
+                        "old_valid_unchanged_after_grant",
+                        dcs_lease_valid_until_of(ttl_dcs, ttl_old_lease) == ttl_old_valid);
+                r = dcs_get_cluster(ttl_dcs, on_ttl_read, "bound_before_renew");
+                break;
+        case 3:
+                r = dcs_leader_renew(ttl_dcs, on_ttl_write, "renew_lease");
+                break;
+        case 4:
+                r = dcs_get_cluster(ttl_dcs, on_ttl_read, "bound_after_renew");
+                break;
+        default:
+                (void)json_add_int64(
+                        ttl_out,
+                        "old_valid_left_ms",
+                        ((int64_t)ttl_old_valid - (int64_t)mono()) / (int64_t)USEC_PER_MSEC);
+                if (json_print_compact(ttl_out, &text) < 0) {
+                        fail("json", -ENOMEM, NULL);
+                        return;
+                }
+                printf("%s\n", text);
+                fflush(stdout);
+                r = sd_event_add_time_relative(
+                        event, &ttl_hold, CLOCK_MONOTONIC, arg_duration, 1, on_ttl_hold_done, NULL);
+                break;
+        }
+        if (r < 0)
+                fail("ttl-change step", r, NULL);
+}
+
+static void on_ttl_lease(Dcs *d, int error, int64_t lease, void *userdata) {
+        if (error < 0 || lease <= 0)
+                return;
+        if (ttl_step == 0 || ttl_step == 2)
+                ttl_next();
+}
+
+static int cmd_ttl_change(void) {
+        EtcdClient *c = make_client();
+
+        ttl_out = cJSON_CreateObject();
+        ttl_dcs = make_dcs(c, arg_name);
+        if (!ttl_out || dcs_lease_start(ttl_dcs, on_ttl_lease, NULL) < 0)
+                return 2;
+        sd_event_loop(event);
+        sd_event_source_disable_unref(ttl_hold);
+        dcs_free(ttl_dcs);
+        etcd_client_free(c);
+        cJSON_Delete(ttl_out);
+        return exit_code;
+}
+
 int main(int argc, char *argv[]) {
         enum {
                 ARG_ENDPOINTS = 0x100,
@@ -857,7 +987,8 @@ int main(int argc, char *argv[]) {
                 ARG_USE_PROXIES,
                 ARG_CERT,
                 ARG_KEY,
-                ARG_STALL
+                ARG_STALL,
+                ARG_NEW_TTL
         };
         static const struct option options[] = {
                 {"endpoints", required_argument, NULL, ARG_ENDPOINTS},
@@ -877,6 +1008,7 @@ int main(int argc, char *argv[]) {
                 {"cert", required_argument, NULL, ARG_CERT},
                 {"key", required_argument, NULL, ARG_KEY},
                 {"stall-ms", required_argument, NULL, ARG_STALL},
+                {"new-ttl", required_argument, NULL, ARG_NEW_TTL},
                 {},
         };
         const char *cmd;
@@ -937,6 +1069,9 @@ int main(int argc, char *argv[]) {
                 case ARG_STALL:
                         arg_stall = strtoull(optarg, NULL, 10) * USEC_PER_MSEC;
                         break;
+                case ARG_NEW_TTL:
+                        arg_new_ttl = (unsigned)strtoul(optarg, NULL, 10);
+                        break;
                 default:
                         return 2;
                 }
@@ -965,6 +1100,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_cas_check();
         else if (streq(cmd, "read-cluster-json"))
                 r = cmd_read_cluster();
+        else if (streq(cmd, "ttl-change"))
+                r = cmd_ttl_change();
         else {
                 fprintf(stderr, "unknown command %s\n", cmd);
                 r = 2;

@@ -3,6 +3,7 @@
  * The cluster view parser: a recorded range of a cluster written in Patroni's layout, and every value
  * form Patroni 3.0.2 tolerates (patroni-compat.md §1.2): invalid JSON, legacy formats, missing fields.
  */
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "pgha/dcs.h"
@@ -139,7 +140,7 @@ TEST(tolerant_values) {
         ASSERT_STREQ(c->failover_leader, "a");
         ASSERT_STREQ(c->failover_member, "b");
         ASSERT_TRUE(cJSON_IsArray(c->history));
-        ASSERT_EQ(c->history_timeline, 1);
+        ASSERT_EQ(c->history_timeline, 0); /* invalid JSON: Patroni's Cluster.timeline is 0 */
         ASSERT_NULL(c->failsafe);
 
         ASSERT_OK(dcs_cluster_to_json(c, &j));
@@ -166,8 +167,103 @@ TEST(more_edge_values) {
         ASSERT_NULL(c->sync_standby[0]);
         ASSERT_FALSE(c->has_failover); /* scheduled_at alone is no failover */
         ASSERT_STREQ(c->failover_scheduled_at, "2026-01-01T00:00:00+00:00");
-        ASSERT_EQ(c->history_timeline, 1); /* last line has no integer timeline */
+        ASSERT_EQ(c->history_timeline, 0); /* last line has no integer timeline: 0, as Patroni */
         ASSERT_STREQ(c->leader, "");
+}
+
+/* The failover and history values of Patroni 3.0.2's own tolerance rules; every expectation below is
+ * what Failover.from_node() and Cluster.timeline answer for the same value (checked with Patroni). */
+TEST(patroni_failover_and_timeline_parity) {
+        static const struct {
+                const char *value;
+                int64_t timeline;
+        } histories[] = {
+                {"[]", 1},
+                {" []", 0},
+                {"nope", 0},
+                {"", 0},
+                {"{}", 0},
+                {"[[3,100,\"r\"],[\"x\"]]", 0},
+                {"[[\"3\"]]", 4},
+                {"[[3.7]]", 4},
+                {"[[true]]", 2},
+                {"[[\" 4 \"]]", 5},
+                {"[[\"3.5\"]]", 0},
+                {"[\"12\"]", 2}, /* lines[-1][0] of a string is its first character */
+                {"[\"x\"]", 0},
+                {"[[]]", 0},
+                {"[7]", 0},
+                {"[{\"a\":1}]", 0},
+                {"[[1,2],[5,3]]", 6},
+                {"[[\"+6\"]]", 7},
+                {"[[null]]", 0},
+                {"[[1e3]]", 1001},
+                {"[[-3]]", 0}, /* Patroni: -2; pgha takes a negative timeline as unparsable */
+        };
+        static const struct {
+                const char *value;
+                bool has;
+                const char *leader, *member;
+        } failovers[] = {
+                {"a:b", true, "a", "b"},
+                {" a : b ", true, "a", "b"},
+                {"a", true, "a", NULL},
+                {"a:b:c", true, "a", "b"},
+                {":b", true, "", "b"},
+                {"a:", true, "a", ""},
+                {"a :", true, "a", ""},
+                {"   ", false, NULL, NULL},
+                {":", false, NULL, NULL},
+                {"5", false, NULL, NULL},
+                {"\"a:b\"", false, NULL, NULL},
+                {"[1]", false, NULL, NULL},
+                {"{\"leader\":\"x\"}", true, "x", NULL},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(histories); i++) {
+                _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+                EtcdKv kv = {
+                        .key = (char *)"/service/batman/history",
+                        .value = (char *)histories[i].value,
+                        .value_size = strlen(histories[i].value),
+                        .mod_revision = 3,
+                };
+
+                ASSERT_OK(dcs_cluster_parse("/service/batman/", &kv, 1, 5, &c));
+                if (c->history_timeline != histories[i].timeline)
+                        TEST_FAIL(
+                                "history %s: timeline %" PRIi64 ", expected %" PRIi64,
+                                histories[i].value,
+                                c->history_timeline,
+                                histories[i].timeline);
+                ASSERT_TRUE(cJSON_IsArray(c->history));
+        }
+        {
+                _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+
+                ASSERT_OK(dcs_cluster_parse("/service/batman/", NULL, 0, 5, &c));
+                ASSERT_EQ(c->history_timeline, 0); /* no history key */
+        }
+        for (size_t i = 0; i < ELEMENTSOF(failovers); i++) {
+                _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+                EtcdKv kv = {
+                        .key = (char *)"/service/batman/failover",
+                        .value = (char *)failovers[i].value,
+                        .value_size = strlen(failovers[i].value),
+                        .mod_revision = 3,
+                };
+
+                ASSERT_OK(dcs_cluster_parse("/service/batman/", &kv, 1, 5, &c));
+                if (c->has_failover != failovers[i].has ||
+                    (failovers[i].has && !streq_ptr(c->failover_leader, failovers[i].leader)) ||
+                    (failovers[i].has && !streq_ptr(c->failover_member, failovers[i].member)))
+                        TEST_FAIL(
+                                "failover '%s': has %d leader '%s' member '%s'",
+                                failovers[i].value,
+                                c->has_failover,
+                                strna(c->failover_leader),
+                                strna(c->failover_member));
+        }
 }
 
 DEFINE_TEST_MAIN

@@ -782,4 +782,121 @@ TEST(credentials_in_url_become_authentication) {
         fake_stop(&f);
 }
 
+/* retry_timeout from the dynamic config: a new budget applies to the operations started after it. */
+TEST(request_timeout_follows_setter) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        Fake hang;
+        Result r = {};
+        usec_t start, took;
+
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(&hang, e, NULL);
+        c = client_for(e, hang.port, hang.port, 3 * USEC_PER_SEC);
+        ASSERT_EQ(etcd_client_request_timeout(c), 3 * USEC_PER_SEC);
+        etcd_client_set_request_timeout(c, 400 * USEC_PER_MSEC);
+        ASSERT_EQ(etcd_client_request_timeout(c), 400 * USEC_PER_MSEC);
+        start = mono();
+        ASSERT_OK(etcd_range(c, "k", NULL, on_result, &r, NULL));
+        run_until(e, &r.done, 5 * USEC_PER_SEC);
+        took = mono() - start;
+        ASSERT_EQ(r.error, -ETIMEDOUT);
+        ASSERT_TRUE(took >= 350 * USEC_PER_MSEC && took < 1500 * USEC_PER_MSEC);
+        result_done(&r);
+
+        /* Raised again: an operation now waits longer than the old budget before it fails. */
+        etcd_client_set_request_timeout(c, 1200 * USEC_PER_MSEC);
+        start = mono();
+        ASSERT_OK(etcd_range(c, "k", NULL, on_result, &r, NULL));
+        run_until(e, &r.done, 5 * USEC_PER_SEC);
+        took = mono() - start;
+        ASSERT_EQ(r.error, -ETIMEDOUT);
+        ASSERT_TRUE(took >= 1100 * USEC_PER_MSEC);
+        result_done(&r);
+
+        etcd_client_set_request_timeout(c, 0);
+        ASSERT_TRUE(etcd_client_request_timeout(c) > 0);
+        c = etcd_client_free(c);
+        fake_stop(&hang);
+}
+
+/* Replaces every occurrence of what in *s by with. */
+static void replace_all(char **s, const char *what, const char *with) {
+        char *p;
+
+        while ((p = strstr(*s, what))) {
+                char *n = NULL;
+
+                ASSERT_TRUE(asprintf(&n, "%.*s%s%s", (int)(p - *s), *s, with, p + strlen(what)) > 0);
+                free(*s);
+                *s = n;
+        }
+}
+
+static void run_until_endpoints(sd_event *e, EtcdClient *c, size_t n, usec_t timeout) {
+        usec_t end = mono() + timeout;
+
+        while (etcd_client_n_endpoints(c) != n && mono() < end)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+}
+
+/* Member-list discovery: a client given one member (the recorded 3-member reply of etcd 3.4, its
+ * client URLs pointed at our fakes) learns the others, stays on the member it was using, and when that
+ * one dies goes on through a discovered member (past a dead one). A reply without client URLs keeps the
+ * endpoints. */
+TEST(member_list_discovery) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+        _cleanup_free_ char *list = fixture("member-list.json"), *reply = NULL;
+        char a[64], b[64], dead[64];
+        char *eps[] = {a, NULL};
+        Fake fa, fb;
+        Result r = {};
+
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(&fb, e, HTTP_OK("{\"header\":{\"revision\":\"9\"}}"));
+        (void)snprintf(b, sizeof(b), "http://127.0.0.1:%d", fb.port);
+        (void)snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", closed_port());
+        /* etcd1 (the one we were given) is fa: its port is known only once it listens. */
+        fake_start(&fa, e, NULL);
+        (void)snprintf(a, sizeof(a), "http://127.0.0.1:%d", fa.port);
+        replace_all(&list, "http://127.0.0.1:21633", a);
+        replace_all(&list, "http://127.0.0.1:20640", b);
+        replace_all(&list, "http://127.0.0.1:19157", dead);
+        ASSERT_TRUE(asprintf(&reply, HTTP_OK("%s"), list) > 0);
+        fa.reply = reply;
+        fa.reply_size = strlen(reply);
+
+        ASSERT_OK(etcd_client_new(
+                e, &(EtcdClientOptions){.endpoints = eps, .request_timeout = 2 * USEC_PER_SEC}, &c));
+        ASSERT_EQ(etcd_client_n_endpoints(c), 1);
+        run_until_endpoints(e, c, 3, 5 * USEC_PER_SEC);
+        ASSERT_EQ(etcd_client_n_endpoints(c), 3);
+        ASSERT_TRUE(strstr(fa.last, "POST /v3/cluster/member/list ") == fa.last);
+        ASSERT_STREQ(etcd_client_endpoint(c), a); /* still on the member it was using */
+
+        /* The given member dies: the call goes on through the discovered ones. */
+        fake_stop(&fa);
+        ASSERT_OK(etcd_range(c, "k", NULL, on_result, &r, NULL));
+        run_until(e, &r.done, 5 * USEC_PER_SEC);
+        ASSERT_OK(r.error);
+        ASSERT_STREQ(etcd_client_endpoint(c), b);
+        ASSERT_TRUE(strstr(fb.last, "POST /v3/kv/range ") == fb.last);
+        result_done(&r);
+        c = etcd_client_free(c);
+        fake_stop(&fb);
+
+        /* A member list without client URLs (or not a list) leaves the endpoints as they were. */
+        fake_start(&fa, e, HTTP_OK("{\"header\":{},\"members\":[{\"ID\":\"1\",\"name\":\"x\"}]}"));
+        (void)snprintf(a, sizeof(a), "http://127.0.0.1:%d", fa.port);
+        ASSERT_OK(etcd_client_new(
+                e, &(EtcdClientOptions){.endpoints = eps, .request_timeout = 2 * USEC_PER_SEC}, &c));
+        run_until(e, &r.done, 300 * USEC_PER_MSEC); /* r.done stays false: just runs the loop */
+        ASSERT_TRUE(fa.requests >= 1);
+        ASSERT_EQ(etcd_client_n_endpoints(c), 1);
+        ASSERT_STREQ(etcd_client_endpoint(c), a);
+        c = etcd_client_free(c);
+        fake_stop(&fa);
+}
+
 DEFINE_TEST_MAIN
