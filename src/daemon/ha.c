@@ -16,12 +16,16 @@
  * armed before a promotion and fed from the lease keep-alive.
  */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,19 +56,18 @@
 /* What the running job does after its current step. */
 typedef enum JobStep {
         STEP_NONE,
-        STEP_BOOTSTRAP,       /* pgctl_bootstrap */
-        STEP_CLONE,           /* create_replica, then start as replica */
-        STEP_START_REPLICA,   /* pgctl_start with recovery */
-        STEP_PROMOTE,         /* pgctl_promote, then checkpoint */
-        STEP_CHECKPOINT,      /* post-promote checkpoint */
-        STEP_STOP,            /* stop; then release lock when job_release */
-        STEP_REWIND,          /* rewind then start as replica */
-        STEP_REINIT_STOP,     /* immediate stop, then clone with wipe */
-        STEP_REINIT_CLONE,    /* create_replica wipe, then start */
-        STEP_CRASH_RECOVERY,  /* single-user crash recovery */
-        STEP_RESTART,         /* pgctl_restart */
-        STEP_CANCEL_STOP,     /* failed bootstrap: stop, then remove the data directory */
-        STEP_REMOVE_DATA_DIR, /* failed bootstrap */
+        STEP_BOOTSTRAP,      /* pgctl_bootstrap */
+        STEP_CLONE,          /* create_replica, then start as replica */
+        STEP_START_REPLICA,  /* pgctl_start with recovery */
+        STEP_PROMOTE,        /* pgctl_promote, then checkpoint */
+        STEP_CHECKPOINT,     /* post-promote checkpoint */
+        STEP_STOP,           /* stop; then release lock when job_release */
+        STEP_REWIND,         /* rewind then start as replica */
+        STEP_REINIT_STOP,    /* immediate stop, then clone with wipe */
+        STEP_REINIT_CLONE,   /* create_replica wipe, then start */
+        STEP_CRASH_RECOVERY, /* single-user crash recovery */
+        STEP_RESTART,        /* pgctl_restart */
+        STEP_CANCEL_STOP,    /* failed bootstrap: stop, move the data directory aside, exit */
 } JobStep;
 
 /* The filters of a POST /restart (Patroni's restart_data). */
@@ -127,6 +130,7 @@ struct Ha {
         usec_t dcs_unreachable_since;
         PgCtlJob *controldata;
         bool cd_ok;
+        bool data_dir_error_logged; /* data_dir_state() logged why it cannot read data_dir */
         uint64_t cd_sysid;
         uint32_t cd_timeline;
         uint64_t cd_checkpoint;
@@ -730,10 +734,76 @@ static void release_lock(Ha *h) {
         lock_dropped(h); /* we no longer act as the leader from now on */
 }
 
+/* Renames path to the first free name among <path>.failed, <path>.failed.1 … .failed.99 (Patroni
+ * removes an older <path>.failed first; pgha never removes it). Returns 0 or a negative errno. */
+static int rename_failed(const char *path, char **ret_new) {
+        _cleanup_free_ char *to = NULL;
+
+        for (unsigned i = 0; i < 100; i++) {
+                to = mfree(to);
+                if ((i == 0 ? asprintf(&to, "%s.failed", path) : asprintf(&to, "%s.failed.%u", path, i)) < 0)
+                        return -ENOMEM;
+                if (access(to, F_OK) < 0 && errno == ENOENT)
+                        break;
+        }
+        if (access(to, F_OK) >= 0)
+                return -EEXIST;
+        if (rename(path, to) < 0)
+                return -errno;
+        if (ret_new)
+                *ret_new = TAKE_PTR(to);
+        return 0;
+}
+
+/* Patroni's move_data_directory(): after a failed bootstrap the data directory (and the target of a
+ * pg_wal symlink, which initdb --waldir makes) is renamed to <data_dir>.failed, never removed. */
+static void data_dir_move_aside(Ha *h) {
+        _cleanup_free_ char *wal = pgdata_path(&h->pgs, "pg_wal"), *moved = NULL;
+        char target[PATH_MAX];
+        struct stat st;
+        ssize_t n;
+        int r;
+
+        if (stat(h->pgs.data_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return;
+        if (pgctl_postmaster_pid(h->pgs.data_dir, NULL) > 0) {
+                log_error("Not renaming data directory %s: postgres still runs on it", h->pgs.data_dir);
+                return;
+        }
+        if (wal && (n = readlink(wal, target, sizeof target - 1)) > 0) {
+                _cleanup_free_ char *wal_moved = NULL;
+
+                target[n] = '\0';
+                log_info("renaming WAL directory and updating symlink: %s", target);
+                r = rename_failed(target, &wal_moved);
+                if (r < 0 || unlink(wal) < 0 || symlink(wal_moved, wal) < 0)
+                        log_error_errno(r < 0 ? r : -errno, "Could not rename WAL directory %s: %m", target);
+        }
+        r = rename_failed(h->pgs.data_dir, &moved);
+        if (r < 0)
+                log_error_errno(r, "Could not rename data directory %s: %m", h->pgs.data_dir);
+        else
+                log_info("renaming data directory to %s", moved);
+}
+
+/* The end of Patroni's cancel_initialization(): the initialize key is gone and postgres stopped (or the
+ * stop failed); move the data directory aside and exit with status 1 ("Failed to bootstrap cluster"). */
+static void bootstrap_abort(Ha *h) {
+        data_dir_move_aside(h);
+        job_finish(h, 0);
+        log_error("Failed to bootstrap cluster");
+        manager_set_exit_status(h->manager, 1);
+        (void)manager_start_shutdown(h->manager);
+}
+
 static void on_job(PgCtlJob *job, int r, const char *error, void *userdata) {
         Ha *h = userdata;
 
         h->job = pgctl_job_free(h->job);
+        if (h->job_step == STEP_CANCEL_STOP) {
+                bootstrap_abort(h);
+                return;
+        }
         if (r < 0) {
                 /* pgctl_job_finish() logged the error already */
                 if (h->job_step == STEP_STOP && h->job_release)
@@ -781,10 +851,6 @@ static void job_advance(Ha *h) {
                         h->job_step = STEP_REINIT_CLONE;
                         r = pgctl_create_replica(h->event, &h->pgs, host, port, true, on_job, h, &h->job);
                 }
-                break;
-        case STEP_CANCEL_STOP:
-                h->job_step = STEP_REMOVE_DATA_DIR;
-                r = pgctl_remove_data_dir(h->event, &h->pgs, on_job, h, &h->job);
                 break;
         case STEP_PROMOTE:
                 h->role = HA_ROLE_PRIMARY;
@@ -1659,10 +1725,10 @@ on_cancel_bootstrap(Dcs *d, int error, const char *message, const DcsWriteResult
         Ha *h = ud;
 
         h->bootstrap_won = false;
-        /* stop what the bootstrap started, then remove the data directory */
+        /* stop what the bootstrap started, then bootstrap_abort() */
         job_begin(h, HA_JOB_STOP, STEP_CANCEL_STOP, NULL);
         if (pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job) < 0)
-                h->job_kind = HA_JOB_NONE, h->job_step = STEP_NONE;
+                bootstrap_abort(h);
         ha_act_done(h);
 }
 
@@ -1725,6 +1791,7 @@ static void act(Ha *h) {
                 break;
         case HA_ACTION_EXIT:
                 log_error("%s", dec->message);
+                manager_set_exit_status(h->manager, 1);
                 (void)manager_start_shutdown(h->manager);
                 break;
         case HA_ACTION_BOOTSTRAP_RACE:
@@ -1751,7 +1818,7 @@ static void act(Ha *h) {
                 break;
         }
         case HA_ACTION_BOOTSTRAP_CANCEL:
-                log_error("%s", dec->message);
+                log_info("removing initialize key after failed attempt to bootstrap the cluster");
                 if (dcs_initialize_delete(h->dcs, on_cancel_bootstrap, h) >= 0)
                         return;
                 break;
@@ -1942,6 +2009,33 @@ static const char *restart_mismatch(Ha *h, const RestartRequest *rq) {
                 st && st->query_ok && st->pending_restart);
 }
 
+/* The data directory as Patroni's data_directory_empty() sees it: with global/pg_control it holds a cluster;
+ * without, it is empty only if it is missing or holds nothing but dot-files and lost+found. Anything else
+ * (a stray file, a half-copied cluster) is "not empty, but no valid system identifier": never bootstrapped
+ * or cloned over, never removed. A directory that cannot be read is inaccessible. */
+static HaDataDir data_dir_state(Ha *h, const char *ctl) {
+        struct dirent *de;
+        bool empty = true;
+        DIR *d;
+
+        if (ctl && access(ctl, F_OK) >= 0)
+                return HA_DATA_DIR_VALID;
+        d = opendir(h->pgs.data_dir);
+        if (!d) {
+                if (errno == ENOENT)
+                        return HA_DATA_DIR_EMPTY;
+                if (!h->data_dir_error_logged)
+                        log_error("data directory %s is not accessible: %m", h->pgs.data_dir);
+                h->data_dir_error_logged = true;
+                return HA_DATA_DIR_INACCESSIBLE;
+        }
+        h->data_dir_error_logged = false;
+        while (empty && (de = readdir(d)))
+                empty = de->d_name[0] == '.' || streq(de->d_name, "lost+found");
+        closedir(d);
+        return empty ? HA_DATA_DIR_EMPTY : HA_DATA_DIR_INVALID;
+}
+
 static void decide_and_act(Ha *h) {
         const Config *c = manager_get_config(h->manager);
         const PgStatus *st = pgstatus(h);
@@ -1988,18 +2082,12 @@ static void decide_and_act(Ha *h) {
                 f.pg.pending_restart = st->query_ok && st->pending_restart;
                 f.pg.postmaster_start_time = (uint64_t)st->postmaster_start_epoch;
         } else {
-                _cleanup_free_ char *ver = pgdata_path(&h->pgs, "PG_VERSION");
                 _cleanup_free_ char *ctl = pgdata_path(&h->pgs, "global/pg_control");
                 f.pg.state = h->start_failed_seen ? HA_PG_CRASHED : HA_PG_STOPPED;
                 if (st && (st->postmaster == POSTMASTER_GONE || st->postmaster == POSTMASTER_ZOMBIE) &&
                     h->role == HA_ROLE_PRIMARY)
                         f.pg.state = HA_PG_CRASHED;
-                if (access(h->pgs.data_dir, F_OK) < 0 || access(ver, F_OK) < 0)
-                        f.pg.data_dir = HA_DATA_DIR_EMPTY;
-                else if (access(ctl, F_OK) < 0)
-                        f.pg.data_dir = HA_DATA_DIR_INVALID;
-                else
-                        f.pg.data_dir = HA_DATA_DIR_VALID;
+                f.pg.data_dir = data_dir_state(h, ctl);
                 if (h->cd_ok) {
                         f.pg.has_sysid = h->cd_sysid != 0;
                         f.pg.sysid = h->cd_sysid;
