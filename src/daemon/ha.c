@@ -131,6 +131,9 @@ struct Ha {
         PgCtlJob *controldata;
         bool cd_ok;
         bool data_dir_error_logged; /* data_dir_state() logged why it cannot read data_dir */
+        bool cb_called;             /* Patroni's cb_called: an on_start/stop/restart/role_change fired */
+        bool cb_role_change;        /* the replica start under way ends a demotion: on_role_change */
+        bool job_signalled;         /* the stop that just ended signalled a running postmaster */
         uint64_t cd_sysid;
         uint32_t cd_timeline;
         uint64_t cd_checkpoint;
@@ -686,6 +689,24 @@ static int recovery_for(Ha *h, const char *target, PgParams *ret) {
 
 /* ==== jobs ==== */
 
+/* Patroni's call_nowait(): runs the configured callback with the role ("master", "replica",
+ * "demoted"); every action but on_reload marks callbacks as called. */
+static void fire_callback(Ha *h, PgCallback action, const char *role) {
+        if (action != PG_CALLBACK_ON_RELOAD)
+                h->cb_called = true;
+        if (h->callbacks)
+                (void)callbacks_run(h->callbacks, action, role);
+}
+
+/* The role a callback gets for the running PostgreSQL: "master" for a primary, else "replica". */
+static const char *callback_role(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+
+        if (h->role == HA_ROLE_PRIMARY || (st && st->query_ok && !st->in_recovery))
+                return "master";
+        return "replica";
+}
+
 static void job_finish(Ha *h, int r) {
         HaJob kind = h->job_kind;
 
@@ -700,6 +721,10 @@ static void job_finish(Ha *h, int r) {
                 h->start_failed_seen = r < 0;
         if (r < 0) /* the recovery section it was to apply may not be live */
                 h->upstream_cleared = false;
+        if (r >= 0 && h->job_step == STEP_RESTART)
+                fire_callback(h, PG_CALLBACK_ON_RESTART, callback_role(h));
+        if (r >= 0 && kind == HA_JOB_RELOAD)
+                fire_callback(h, PG_CALLBACK_ON_RELOAD, callback_role(h));
         if (h->job_step == STEP_RESTART) {
                 call_reply(
                         &h->restart_call,
@@ -799,6 +824,7 @@ static void bootstrap_abort(Ha *h) {
 static void on_job(PgCtlJob *job, int r, const char *error, void *userdata) {
         Ha *h = userdata;
 
+        h->job_signalled = pgctl_job_signalled(job);
         h->job = pgctl_job_free(h->job);
         if (h->job_step == STEP_CANCEL_STOP) {
                 bootstrap_abort(h);
@@ -827,6 +853,7 @@ static int start_replica_job(Ha *h) {
         if (r < 0)
                 return r;
         h->job_step = STEP_START_REPLICA;
+        h->cb_role_change = h->cb_called && (h->role == HA_ROLE_PRIMARY || h->role == HA_ROLE_DEMOTED);
         snapshot_update(h);
         (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
         (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
@@ -855,8 +882,7 @@ static void job_advance(Ha *h) {
         case STEP_PROMOTE:
                 h->role = HA_ROLE_PRIMARY;
                 h->job_next_role_set = false;
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_ROLE_CHANGE, "master");
+                fire_callback(h, PG_CALLBACK_ON_ROLE_CHANGE, "master");
                 (void)pgmon_probe_now(h->pgmon);
                 h->slots_done = mfree(h->slots_done);
                 h->job_step = STEP_CHECKPOINT;
@@ -872,18 +898,26 @@ static void job_advance(Ha *h) {
                 h->checkpoint_pending = false;
                 job_finish(h, 0);
                 return;
-        case STEP_STOP:
+        case STEP_STOP: {
+                /* Patroni: on_stop only if a running postmaster was signalled; a demotion that gives
+                 * the leader key away reports the role "demoted" */
+                const char *role = h->job_release ? "demoted" : member_role_string(h);
+
+                if (h->job_signalled)
+                        fire_callback(h, PG_CALLBACK_ON_STOP, role);
                 if (h->job_release) {
                         h->job_release = false;
                         release_lock(h);
                 }
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_STOP, member_role_string(h));
                 job_finish(h, 0);
                 return;
+        }
         case STEP_START_REPLICA:
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_START, "replica");
+                /* Patroni's follow(): a node that was primary (or demoted) and had its callbacks
+                 * called reports on_role_change, not on_start */
+                fire_callback(
+                        h, h->cb_role_change ? PG_CALLBACK_ON_ROLE_CHANGE : PG_CALLBACK_ON_START, "replica");
+                h->cb_role_change = false;
                 job_finish(h, 0);
                 return;
         default:
@@ -1651,8 +1685,7 @@ static void on_acquire(Dcs *d, int error, const char *message, const DcsWriteRes
         } else if (dec->action == HA_ACTION_BOOTSTRAP_FINISH) {
                 h->role = HA_ROLE_PRIMARY;
                 h->bootstrap_won = false;
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_ROLE_CHANGE, "master");
+                fire_callback(h, PG_CALLBACK_ON_START, "master"); /* Patroni's post_bootstrap */
         } else
                 h->role = dec->next_role;
         apply_flags_after(h, dec);
@@ -2443,6 +2476,17 @@ static void tick_start(Ha *h) {
         gather_step_done(h);
 }
 
+/* The end of Patroni's run_cycle: PostgreSQL runs, no job is under way, and no start, stop, restart
+ * or role change callback fired since pghad started (it found PostgreSQL running): on_start. */
+static void callbacks_first_start(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+
+        if (h->cb_called || h->job || h->role == HA_ROLE_UNINITIALIZED || !st || !st->running ||
+            !st->query_ok)
+                return;
+        fire_callback(h, PG_CALLBACK_ON_START, callback_role(h));
+}
+
 static void ha_act_done(Ha *h) {
         usec_t delay = loop_wait_usec(h);
 
@@ -2455,6 +2499,7 @@ static void ha_act_done(Ha *h) {
         snapshot_update(h);
         if (h->lock_held)
                 maintain_slots(h);
+        callbacks_first_start(h);
         h->tick_running = false;
         if (h->wake_at > 0 && h->wake_at > h->now)
                 delay = MIN(delay, h->wake_at - h->now);
