@@ -1823,7 +1823,11 @@ static void act(Ha *h) {
         case HA_ACTION_FENCE:
                 break;
         case HA_ACTION_EXIT:
-                log_error("%s", dec->message);
+                /* Patroni: logger.fatal (CRITICAL) for the system ID mismatch, logger.error otherwise */
+                if (startswith(dec->message, "system ID mismatch"))
+                        log_crit("%s", dec->message);
+                else
+                        log_error("%s", dec->message);
                 manager_set_exit_status(h->manager, 1);
                 (void)manager_start_shutdown(h->manager);
                 break;

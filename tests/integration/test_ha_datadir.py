@@ -121,3 +121,33 @@ def test_missing_parent_of_data_dir_is_named(workdir):
         assert cluster.key_value("initialize") is None
     finally:
         cluster.stop()
+
+
+def test_data_dir_of_another_system_exits_1(workdir):
+    cluster = pc.Cluster(workdir, n=2, daemon="pghad")
+    first, second = cluster.nodes
+    try:
+        first.start()
+        cluster.wait_for_leader(60)
+        lib.wait_until(lambda: cluster.key_value("initialize"), 30, what="the initialize key")
+        dcs_sysid = cluster.key_value("initialize")
+        # a data directory initdb'd on its own: a valid cluster, but another system identifier
+        server = lib.PgTestServer(workdir, "foreign")
+        server.run([os.path.join(lib.PG_BIN_DIR, "initdb"), "-D", second.data_dir, "-A", "trust", "-U",
+                    "postgres", "--no-sync", "--no-instructions"])
+        ctl = server.run([os.path.join(lib.PG_BIN_DIR, "pg_controldata"), second.data_dir])
+        local = next(line.split(":", 1)[1].strip() for line in ctl.splitlines()
+                     if line.startswith("Database system identifier"))
+        assert local != dcs_sysid
+        before = tree(second.data_dir)
+        second.start()
+        rc = wait_exit(second)
+        out = second.process.output()
+        assert (f"CRITICAL: system ID mismatch, node node2 belongs to a different cluster: "
+                f"{dcs_sysid} != {local}") in out, out[-3000:]
+        assert rc == 1, out[-3000:]
+        assert tree(second.data_dir) == before, "the foreign data directory was changed"
+        assert cluster.key_value("initialize") == dcs_sysid
+        assert first.is_writable_primary()
+    finally:
+        cluster.stop()
