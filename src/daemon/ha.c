@@ -1462,19 +1462,103 @@ static void on_slots(PgConn *c, const PGresult *res, int error, const char *mess
         }
 }
 
+/* Appends name to the text[] literal in buf (slot names are [a-z0-9_], no quoting needed). Returns
+ * false when it does not fit. */
+static bool slot_list_add(char *buf, size_t size, size_t *len, const char *name) {
+        int n = snprintf(buf + *len, size - *len, "%s%s", *len > 1 ? "," : "", name);
+        if (n < 0 || (size_t)n >= size - *len - 1)
+                return false;
+        *len += (size_t)n;
+        return true;
+}
+
+/* Patroni's slot name rule for permanent slots. */
+static bool slot_name_valid(const char *name) {
+        size_t n = strlen(name);
+
+        if (n == 0 || n > 63)
+                return false;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+                        return false;
+        return true;
+}
+
+/* Permanent physical slots from the dynamic `slots` (Patroni's permanent_physical_slots: a null or
+ * empty value, or an object whose type is "physical", or without a type and without database+plugin),
+ * except our own member slot. */
+static bool slots_add_permanent(Ha *h, char *buf, size_t size, size_t *len) {
+        _cleanup_free_ char *own = NULL;
+        const cJSON *v;
+
+        if (!cJSON_IsObject(h->dyn.slots))
+                return true;
+        if (pgconf_slot_name(h->pgs.name, &own) < 0)
+                own = NULL;
+        cJSON_ArrayForEach (v, h->dyn.slots) {
+                const char *type = NULL, *db = NULL, *plugin = NULL;
+                bool physical;
+
+                if (!slot_name_valid(v->string) || streq_ptr(own, v->string))
+                        continue;
+                if (cJSON_IsObject(v)) {
+                        (void)json_get_string(v, "type", &type);
+                        (void)json_get_string(v, "database", &db);
+                        (void)json_get_string(v, "plugin", &plugin);
+                        physical = type ? streq(type, "physical") : !(!isempty(db) && !isempty(plugin));
+                } else
+                        physical = cJSON_IsNull(v) || (cJSON_IsString(v) && isempty(v->valuestring));
+                if (physical && !slot_list_add(buf, size, len, v->string))
+                        return false;
+        }
+        return true;
+}
+
+/* The `ignore_slots` matchers that can match a physical slot (Patroni's ignore_replication_slot():
+ * every attribute given must equal the slot's, and a physical slot has no database or plugin): their
+ * names go to buf; a matcher without a name matches every physical slot (*ret_all). */
+static bool slots_add_ignored(Ha *h, char *buf, size_t size, size_t *len, bool *ret_all) {
+        const cJSON *m;
+
+        *ret_all = false;
+        if (!cJSON_IsArray(h->dyn.ignore_slots))
+                return true;
+        cJSON_ArrayForEach (m, h->dyn.ignore_slots) {
+                const char *name = NULL, *type = NULL, *db = NULL, *plugin = NULL;
+
+                if (!cJSON_IsObject(m))
+                        continue;
+                (void)json_get_string(m, "name", &name);
+                (void)json_get_string(m, "type", &type);
+                (void)json_get_string(m, "database", &db);
+                (void)json_get_string(m, "plugin", &plugin);
+                if ((!isempty(type) && !streq(type, "physical")) || !isempty(db) || !isempty(plugin))
+                        continue;
+                if (isempty(name))
+                        *ret_all = true;
+                else if (slot_name_valid(name) && !slot_list_add(buf, size, len, name))
+                        return false;
+        }
+        return true;
+}
+
+/* On the primary: creates the physical slots of the members (except ones with a replicatefrom tag
+ * naming another member) and the permanent physical `slots`, and drops inactive physical slots that are
+ * neither of those nor matched by `ignore_slots`. Logical slots are never touched. */
 static void maintain_slots(Ha *h) {
         static const char sql[] =
-                "WITH want AS (SELECT unnest($1::text[]) AS n), "
+                "WITH want AS (SELECT DISTINCT unnest($1::text[]) AS n), "
                 "c AS (SELECT pg_create_physical_replication_slot(n, true) FROM want "
                 "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = n)), "
                 "d AS (SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_type = 'physical' AND NOT active AND NOT temporary "
-                "AND slot_name <> ALL($1::text[])) "
+                "WHERE slot_type = 'physical' AND NOT active AND NOT temporary AND NOT $3::bool "
+                "AND slot_name <> ALL($1::text[]) AND slot_name <> ALL($2::text[])) "
                 "SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)";
         const PgStatus *st = pgstatus(h);
-        char want[4096] = "{";
-        size_t len = 1;
-        const char *params[1];
+        char want[4096] = "{", keep[2048] = "{", key[sizeof want + sizeof keep + 8];
+        size_t len = 1, klen = 1;
+        bool keep_all = false;
+        const char *params[3];
 
         if (!h->dyn.use_slots || !h->cluster || !h->lock_held || h->slots_running || !st || !st->query_ok ||
             st->in_recovery)
@@ -1491,20 +1575,29 @@ static void maintain_slots(Ha *h) {
                         continue;
                 if (pgconf_slot_name(m->name, &slot) < 0)
                         continue;
-                len += (size_t)snprintf(want + len, sizeof want - len, "%s%s", len > 1 ? "," : "", slot);
-                if (len >= sizeof want - 2)
+                if (!slot_list_add(want, sizeof want, &len, slot))
                         return;
         }
+        if (!slots_add_permanent(h, want, sizeof want, &len) ||
+            !slots_add_ignored(h, keep, sizeof keep, &klen, &keep_all))
+                return;
+        if (h->dyn.pause) /* Patroni drops no slot while paused */
+                keep_all = true;
         want[len++] = '}';
         want[len] = 0;
-        if (h->slots_done && streq(h->slots_done, want))
+        keep[klen++] = '}';
+        keep[klen] = 0;
+        snprintf(key, sizeof key, "%s|%s|%d", want, keep, keep_all);
+        if (h->slots_done && streq(h->slots_done, key))
                 return;
         params[0] = want;
-        if (pgconn_query(h->conn, sql, 1, params, 5 * USEC_PER_SEC, on_slots, h, NULL) < 0)
+        params[1] = keep;
+        params[2] = keep_all ? "true" : "false";
+        if (pgconn_query(h->conn, sql, 3, params, 5 * USEC_PER_SEC, on_slots, h, NULL) < 0)
                 return;
         h->slots_running = true;
         free(h->slots_done);
-        h->slots_done = strdup(want);
+        h->slots_done = strdup(key);
 }
 
 /* ==== history ==== */
