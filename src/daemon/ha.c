@@ -134,6 +134,7 @@ struct Ha {
         bool cb_called;             /* Patroni's cb_called: an on_start/stop/restart/role_change fired */
         bool cb_role_change;        /* the replica start under way ends a demotion: on_role_change */
         bool job_signalled;         /* the stop that just ended signalled a running postmaster */
+        char *reload_before;        /* the managed files before a config reload (reload_files_text) */
         uint64_t cd_sysid;
         uint32_t cd_timeline;
         uint64_t cd_checkpoint;
@@ -689,6 +690,27 @@ static int recovery_for(Ha *h, const char *target, PgParams *ret) {
 
 /* ==== jobs ==== */
 
+/* postgresql.conf, pg_hba.conf and pg_ident.conf as they are now, concatenated; NULL on error. */
+static char *reload_files_text(Ha *h) {
+        static const char *const files[] = {"postgresql.conf", "pg_hba.conf", "pg_ident.conf"};
+        char *all = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *path = pgconf_path(&h->pgs, files[i]), *text = NULL;
+                char *joined;
+
+                if (!path || read_full_file(path, 4 * 1024 * 1024, &text, NULL) < 0)
+                        text = NULL;
+                if (asprintf(&joined, "%s%s\n\f", strempty(all), strempty(text)) < 0) {
+                        free(all);
+                        return NULL;
+                }
+                free(all);
+                all = joined;
+        }
+        return all;
+}
+
 /* Patroni's call_nowait(): runs the configured callback with the role ("master", "replica",
  * "demoted"); every action but on_reload marks callbacks as called. */
 static void fire_callback(Ha *h, PgCallback action, const char *role) {
@@ -723,8 +745,14 @@ static void job_finish(Ha *h, int r) {
                 h->upstream_cleared = false;
         if (r >= 0 && h->job_step == STEP_RESTART)
                 fire_callback(h, PG_CALLBACK_ON_RESTART, callback_role(h));
-        if (r >= 0 && kind == HA_JOB_RELOAD)
-                fire_callback(h, PG_CALLBACK_ON_RELOAD, callback_role(h));
+        if (r >= 0 && kind == HA_JOB_RELOAD) {
+                _cleanup_free_ char *after = h->reload_before ? reload_files_text(h) : NULL;
+
+                /* Patroni reloads (and calls on_reload) only when a setting changed */
+                if (!h->reload_before || !streq_ptr(after, h->reload_before))
+                        fire_callback(h, PG_CALLBACK_ON_RELOAD, callback_role(h));
+        }
+        h->reload_before = mfree(h->reload_before);
         if (h->job_step == STEP_RESTART) {
                 call_reply(
                         &h->restart_call,
@@ -3258,8 +3286,12 @@ static bool pg_reload_config(Ha *h) {
                 if (replica)
                         (void)recovery_for(h, target, &rec);
                 job_begin(h, HA_JOB_RELOAD, STEP_NONE, target);
-                if (pgctl_reload(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job) < 0)
+                free(h->reload_before);
+                h->reload_before = reload_files_text(h);
+                if (pgctl_reload(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job) < 0) {
                         h->job_kind = HA_JOB_NONE;
+                        h->reload_before = mfree(h->reload_before);
+                }
                 return h->job != NULL;
         }
         return false;
@@ -3529,6 +3561,7 @@ Ha *ha_free(Ha *h) {
         free(h->api_url);
         free(h->socket_dir);
         free(h->following);
+        free(h->reload_before);
         free(h->switch_from);
         free(h->switch_to);
         restart_request_done(&h->restart_now);

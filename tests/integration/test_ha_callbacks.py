@@ -90,3 +90,15 @@ def test_callbacks_follow_patroni_events(cluster_factory, checker):
     assert status == 200, body
     expect(c.nodes, {new.name: ["on_reload master demo"], leader.name: [reload_], other.name: [reload_]},
            since)
+
+    # a dynamic change that touches no PostgreSQL setting reloads nothing for Patroni: no on_reload;
+    # a following real change shows the order (each node applies the config key's versions in order)
+    since = marks(c.nodes)
+    status, body = new.api("/config", "PATCH", {"maximum_lag_on_failover": 1048577})
+    assert status == 200, body
+    status, body = new.api("/config", "PATCH", {"postgresql": {"parameters": {"work_mem": "8MB"}}})
+    assert status == 200, body
+    expect(c.nodes, {new.name: ["on_reload master demo"], leader.name: [reload_], other.name: [reload_]},
+           since)
+    lib.wait_until(lambda: all(n.query("SHOW work_mem") == [("8MB",)] for n in c.nodes), 10,
+                   what="work_mem 8MB everywhere")
