@@ -113,4 +113,10 @@ void manager_set_status(Manager *m, const char *format, ...) _printf_(2, 3);
 
 int manager_reload(Manager *m);
 int manager_start_shutdown(Manager *m);
+
+/* manager_set_exit_status() - the status pghad exits with once the loop ends (default 0); a fatal
+ * condition (Patroni's PatroniFatalException: failed bootstrap, system ID mismatch) sets 1 before
+ * manager_start_shutdown(). manager_get_exit_status() reads it back. */
+void manager_set_exit_status(Manager *m, int status);
+int manager_get_exit_status(const Manager *m);
 int manager_run(Manager *m);

@@ -129,7 +129,7 @@ int pgctl_rewind(
 int pgctl_crash_recovery(
         sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret);
 
-/* pgctl_remove_data_dir() - removes data_dir (only when the caller decided so: reinit, failed bootstrap). */
+/* pgctl_remove_data_dir() - removes data_dir (only when the caller decided so). */
 int pgctl_remove_data_dir(
         sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret);
 

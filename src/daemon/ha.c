@@ -16,12 +16,16 @@
  * armed before a promotion and fed from the lease keep-alive.
  */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,19 +56,18 @@
 /* What the running job does after its current step. */
 typedef enum JobStep {
         STEP_NONE,
-        STEP_BOOTSTRAP,       /* pgctl_bootstrap */
-        STEP_CLONE,           /* create_replica, then start as replica */
-        STEP_START_REPLICA,   /* pgctl_start with recovery */
-        STEP_PROMOTE,         /* pgctl_promote, then checkpoint */
-        STEP_CHECKPOINT,      /* post-promote checkpoint */
-        STEP_STOP,            /* stop; then release lock when job_release */
-        STEP_REWIND,          /* rewind then start as replica */
-        STEP_REINIT_STOP,     /* immediate stop, then clone with wipe */
-        STEP_REINIT_CLONE,    /* create_replica wipe, then start */
-        STEP_CRASH_RECOVERY,  /* single-user crash recovery */
-        STEP_RESTART,         /* pgctl_restart */
-        STEP_CANCEL_STOP,     /* failed bootstrap: stop, then remove the data directory */
-        STEP_REMOVE_DATA_DIR, /* failed bootstrap */
+        STEP_BOOTSTRAP,      /* pgctl_bootstrap */
+        STEP_CLONE,          /* create_replica, then start as replica */
+        STEP_START_REPLICA,  /* pgctl_start with recovery */
+        STEP_PROMOTE,        /* pgctl_promote, then checkpoint */
+        STEP_CHECKPOINT,     /* post-promote checkpoint */
+        STEP_STOP,           /* stop; then release lock when job_release */
+        STEP_REWIND,         /* rewind then start as replica */
+        STEP_REINIT_STOP,    /* immediate stop, then clone with wipe */
+        STEP_REINIT_CLONE,   /* create_replica wipe, then start */
+        STEP_CRASH_RECOVERY, /* single-user crash recovery */
+        STEP_RESTART,        /* pgctl_restart */
+        STEP_CANCEL_STOP,    /* failed bootstrap: stop, move the data directory aside, exit */
 } JobStep;
 
 /* The filters of a POST /restart (Patroni's restart_data). */
@@ -127,6 +130,11 @@ struct Ha {
         usec_t dcs_unreachable_since;
         PgCtlJob *controldata;
         bool cd_ok;
+        bool data_dir_error_logged; /* data_dir_state() logged why it cannot read data_dir */
+        bool cb_called;             /* Patroni's cb_called: an on_start/stop/restart/role_change fired */
+        bool cb_role_change;        /* the replica start under way ends a demotion: on_role_change */
+        bool job_signalled;         /* the stop that just ended signalled a running postmaster */
+        char *reload_before;        /* the managed files before a config reload (reload_files_text) */
         uint64_t cd_sysid;
         uint32_t cd_timeline;
         uint64_t cd_checkpoint;
@@ -693,6 +701,45 @@ static int recovery_for(Ha *h, const char *target, PgParams *ret) {
 
 /* ==== jobs ==== */
 
+/* postgresql.conf, pg_hba.conf and pg_ident.conf as they are now, concatenated; NULL on error. */
+static char *reload_files_text(Ha *h) {
+        static const char *const files[] = {"postgresql.conf", "pg_hba.conf", "pg_ident.conf"};
+        char *all = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *path = pgconf_path(&h->pgs, files[i]), *text = NULL;
+                char *joined;
+
+                if (!path || read_full_file(path, 4 * 1024 * 1024, &text, NULL) < 0)
+                        text = NULL;
+                if (asprintf(&joined, "%s%s\n\f", strempty(all), strempty(text)) < 0) {
+                        free(all);
+                        return NULL;
+                }
+                free(all);
+                all = joined;
+        }
+        return all;
+}
+
+/* Patroni's call_nowait(): runs the configured callback with the role ("master", "replica",
+ * "demoted"); every action but on_reload marks callbacks as called. */
+static void fire_callback(Ha *h, PgCallback action, const char *role) {
+        if (action != PG_CALLBACK_ON_RELOAD)
+                h->cb_called = true;
+        if (h->callbacks)
+                (void)callbacks_run(h->callbacks, action, role);
+}
+
+/* The role a callback gets for the running PostgreSQL: "master" for a primary, else "replica". */
+static const char *callback_role(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+
+        if (h->role == HA_ROLE_PRIMARY || (st && st->query_ok && !st->in_recovery))
+                return "master";
+        return "replica";
+}
+
 static void job_finish(Ha *h, int r) {
         HaJob kind = h->job_kind;
 
@@ -707,6 +754,16 @@ static void job_finish(Ha *h, int r) {
                 h->start_failed_seen = r < 0;
         if (r < 0) /* the recovery section it was to apply may not be live */
                 h->upstream_cleared = false;
+        if (r >= 0 && h->job_step == STEP_RESTART)
+                fire_callback(h, PG_CALLBACK_ON_RESTART, callback_role(h));
+        if (r >= 0 && kind == HA_JOB_RELOAD) {
+                _cleanup_free_ char *after = h->reload_before ? reload_files_text(h) : NULL;
+
+                /* Patroni reloads (and calls on_reload) only when a setting changed */
+                if (!h->reload_before || !streq_ptr(after, h->reload_before))
+                        fire_callback(h, PG_CALLBACK_ON_RELOAD, callback_role(h));
+        }
+        h->reload_before = mfree(h->reload_before);
         if (h->job_step == STEP_RESTART) {
                 call_reply(
                         &h->restart_call,
@@ -741,10 +798,77 @@ static void release_lock(Ha *h) {
         lock_dropped(h); /* we no longer act as the leader from now on */
 }
 
+/* Renames path to the first free name among <path>.failed, <path>.failed.1 … .failed.99 (Patroni
+ * removes an older <path>.failed first; pgha never removes it). Returns 0 or a negative errno. */
+static int rename_failed(const char *path, char **ret_new) {
+        _cleanup_free_ char *to = NULL;
+
+        for (unsigned i = 0; i < 100; i++) {
+                to = mfree(to);
+                if ((i == 0 ? asprintf(&to, "%s.failed", path) : asprintf(&to, "%s.failed.%u", path, i)) < 0)
+                        return -ENOMEM;
+                if (access(to, F_OK) < 0 && errno == ENOENT)
+                        break;
+        }
+        if (access(to, F_OK) >= 0)
+                return -EEXIST;
+        if (rename(path, to) < 0)
+                return -errno;
+        if (ret_new)
+                *ret_new = TAKE_PTR(to);
+        return 0;
+}
+
+/* Patroni's move_data_directory(): after a failed bootstrap the data directory (and the target of a
+ * pg_wal symlink, which initdb --waldir makes) is renamed to <data_dir>.failed, never removed. */
+static void data_dir_move_aside(Ha *h) {
+        _cleanup_free_ char *wal = pgdata_path(&h->pgs, "pg_wal"), *moved = NULL;
+        char target[PATH_MAX];
+        struct stat st;
+        ssize_t n;
+        int r;
+
+        if (stat(h->pgs.data_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return;
+        if (pgctl_postmaster_pid(h->pgs.data_dir, NULL) > 0) {
+                log_error("Not renaming data directory %s: postgres still runs on it", h->pgs.data_dir);
+                return;
+        }
+        if (wal && (n = readlink(wal, target, sizeof target - 1)) > 0) {
+                _cleanup_free_ char *wal_moved = NULL;
+
+                target[n] = '\0';
+                log_info("renaming WAL directory and updating symlink: %s", target);
+                r = rename_failed(target, &wal_moved);
+                if (r < 0 || unlink(wal) < 0 || symlink(wal_moved, wal) < 0)
+                        log_error_errno(r < 0 ? r : -errno, "Could not rename WAL directory %s: %m", target);
+        }
+        r = rename_failed(h->pgs.data_dir, &moved);
+        if (r < 0)
+                log_error_errno(r, "Could not rename data directory %s: %m", h->pgs.data_dir);
+        else
+                log_info("renaming data directory to %s", moved);
+}
+
+/* The end of Patroni's cancel_initialization(): the initialize key is gone and postgres stopped (or the
+ * stop failed); move the data directory aside and exit with status 1 ("Failed to bootstrap cluster"). */
+static void bootstrap_abort(Ha *h) {
+        data_dir_move_aside(h);
+        job_finish(h, 0);
+        log_error("Failed to bootstrap cluster");
+        manager_set_exit_status(h->manager, 1);
+        (void)manager_start_shutdown(h->manager);
+}
+
 static void on_job(PgCtlJob *job, int r, const char *error, void *userdata) {
         Ha *h = userdata;
 
+        h->job_signalled = pgctl_job_signalled(job);
         h->job = pgctl_job_free(h->job);
+        if (h->job_step == STEP_CANCEL_STOP) {
+                bootstrap_abort(h);
+                return;
+        }
         if (r < 0) {
                 /* pgctl_job_finish() logged the error already */
                 if (h->job_step == STEP_STOP && h->job_release)
@@ -768,6 +892,7 @@ static int start_replica_job(Ha *h) {
         if (r < 0)
                 return r;
         h->job_step = STEP_START_REPLICA;
+        h->cb_role_change = h->cb_called && (h->role == HA_ROLE_PRIMARY || h->role == HA_ROLE_DEMOTED);
         snapshot_update(h);
         (void)sd_event_source_set_time_relative(h->probe_timer, 10 * USEC_PER_MSEC);
         (void)sd_event_source_set_enabled(h->probe_timer, SD_EVENT_ONESHOT);
@@ -793,15 +918,10 @@ static void job_advance(Ha *h) {
                         r = pgctl_create_replica(h->event, &h->pgs, host, port, true, on_job, h, &h->job);
                 }
                 break;
-        case STEP_CANCEL_STOP:
-                h->job_step = STEP_REMOVE_DATA_DIR;
-                r = pgctl_remove_data_dir(h->event, &h->pgs, on_job, h, &h->job);
-                break;
         case STEP_PROMOTE:
                 h->role = HA_ROLE_PRIMARY;
                 h->job_next_role_set = false;
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_ROLE_CHANGE, "master");
+                fire_callback(h, PG_CALLBACK_ON_ROLE_CHANGE, "master");
                 (void)pgmon_probe_now(h->pgmon);
                 h->slots_done = mfree(h->slots_done);
                 h->job_step = STEP_CHECKPOINT;
@@ -817,18 +937,26 @@ static void job_advance(Ha *h) {
                 h->checkpoint_pending = false;
                 job_finish(h, 0);
                 return;
-        case STEP_STOP:
+        case STEP_STOP: {
+                /* Patroni: on_stop only if a running postmaster was signalled; a demotion that gives
+                 * the leader key away reports the role "demoted" */
+                const char *role = h->job_release ? "demoted" : member_role_string(h);
+
+                if (h->job_signalled)
+                        fire_callback(h, PG_CALLBACK_ON_STOP, role);
                 if (h->job_release) {
                         h->job_release = false;
                         release_lock(h);
                 }
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_STOP, member_role_string(h));
                 job_finish(h, 0);
                 return;
+        }
         case STEP_START_REPLICA:
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_START, "replica");
+                /* Patroni's follow(): a node that was primary (or demoted) and had its callbacks
+                 * called reports on_role_change, not on_start */
+                fire_callback(
+                        h, h->cb_role_change ? PG_CALLBACK_ON_ROLE_CHANGE : PG_CALLBACK_ON_START, "replica");
+                h->cb_role_change = false;
                 job_finish(h, 0);
                 return;
         default:
@@ -1383,19 +1511,103 @@ static void on_slots(PgConn *c, const PGresult *res, int error, const char *mess
         }
 }
 
+/* Appends name to the text[] literal in buf (slot names are [a-z0-9_], no quoting needed). Returns
+ * false when it does not fit. */
+static bool slot_list_add(char *buf, size_t size, size_t *len, const char *name) {
+        int n = snprintf(buf + *len, size - *len, "%s%s", *len > 1 ? "," : "", name);
+        if (n < 0 || (size_t)n >= size - *len - 1)
+                return false;
+        *len += (size_t)n;
+        return true;
+}
+
+/* Patroni's slot name rule for permanent slots. */
+static bool slot_name_valid(const char *name) {
+        size_t n = strlen(name);
+
+        if (n == 0 || n > 63)
+                return false;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+                        return false;
+        return true;
+}
+
+/* Permanent physical slots from the dynamic `slots` (Patroni's permanent_physical_slots: a null or
+ * empty value, or an object whose type is "physical", or without a type and without database+plugin),
+ * except our own member slot. */
+static bool slots_add_permanent(Ha *h, char *buf, size_t size, size_t *len) {
+        _cleanup_free_ char *own = NULL;
+        const cJSON *v;
+
+        if (!cJSON_IsObject(h->dyn.slots))
+                return true;
+        if (pgconf_slot_name(h->pgs.name, &own) < 0)
+                own = NULL;
+        cJSON_ArrayForEach (v, h->dyn.slots) {
+                const char *type = NULL, *db = NULL, *plugin = NULL;
+                bool physical;
+
+                if (!slot_name_valid(v->string) || streq_ptr(own, v->string))
+                        continue;
+                if (cJSON_IsObject(v)) {
+                        (void)json_get_string(v, "type", &type);
+                        (void)json_get_string(v, "database", &db);
+                        (void)json_get_string(v, "plugin", &plugin);
+                        physical = type ? streq(type, "physical") : !(!isempty(db) && !isempty(plugin));
+                } else
+                        physical = cJSON_IsNull(v) || (cJSON_IsString(v) && isempty(v->valuestring));
+                if (physical && !slot_list_add(buf, size, len, v->string))
+                        return false;
+        }
+        return true;
+}
+
+/* The `ignore_slots` matchers that can match a physical slot (Patroni's ignore_replication_slot():
+ * every attribute given must equal the slot's, and a physical slot has no database or plugin): their
+ * names go to buf; a matcher without a name matches every physical slot (*ret_all). */
+static bool slots_add_ignored(Ha *h, char *buf, size_t size, size_t *len, bool *ret_all) {
+        const cJSON *m;
+
+        *ret_all = false;
+        if (!cJSON_IsArray(h->dyn.ignore_slots))
+                return true;
+        cJSON_ArrayForEach (m, h->dyn.ignore_slots) {
+                const char *name = NULL, *type = NULL, *db = NULL, *plugin = NULL;
+
+                if (!cJSON_IsObject(m))
+                        continue;
+                (void)json_get_string(m, "name", &name);
+                (void)json_get_string(m, "type", &type);
+                (void)json_get_string(m, "database", &db);
+                (void)json_get_string(m, "plugin", &plugin);
+                if ((!isempty(type) && !streq(type, "physical")) || !isempty(db) || !isempty(plugin))
+                        continue;
+                if (isempty(name))
+                        *ret_all = true;
+                else if (slot_name_valid(name) && !slot_list_add(buf, size, len, name))
+                        return false;
+        }
+        return true;
+}
+
+/* On the primary: creates the physical slots of the members (except ones with a replicatefrom tag
+ * naming another member) and the permanent physical `slots`, and drops inactive physical slots that are
+ * neither of those nor matched by `ignore_slots`. Logical slots are never touched. */
 static void maintain_slots(Ha *h) {
         static const char sql[] =
-                "WITH want AS (SELECT unnest($1::text[]) AS n), "
+                "WITH want AS (SELECT DISTINCT unnest($1::text[]) AS n), "
                 "c AS (SELECT pg_create_physical_replication_slot(n, true) FROM want "
                 "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = n)), "
                 "d AS (SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_type = 'physical' AND NOT active AND NOT temporary "
-                "AND slot_name <> ALL($1::text[])) "
+                "WHERE slot_type = 'physical' AND NOT active AND NOT temporary AND NOT $3::bool "
+                "AND slot_name <> ALL($1::text[]) AND slot_name <> ALL($2::text[])) "
                 "SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)";
         const PgStatus *st = pgstatus(h);
-        char want[4096] = "{";
-        size_t len = 1;
-        const char *params[1];
+        char want[4096] = "{", keep[2048] = "{", key[sizeof want + sizeof keep + 8];
+        size_t len = 1, klen = 1;
+        bool keep_all = false;
+        const char *params[3];
 
         if (!h->dyn.use_slots || !h->cluster || !h->lock_held || h->slots_running || !st || !st->query_ok ||
             st->in_recovery)
@@ -1412,20 +1624,29 @@ static void maintain_slots(Ha *h) {
                         continue;
                 if (pgconf_slot_name(m->name, &slot) < 0)
                         continue;
-                len += (size_t)snprintf(want + len, sizeof want - len, "%s%s", len > 1 ? "," : "", slot);
-                if (len >= sizeof want - 2)
+                if (!slot_list_add(want, sizeof want, &len, slot))
                         return;
         }
+        if (!slots_add_permanent(h, want, sizeof want, &len) ||
+            !slots_add_ignored(h, keep, sizeof keep, &klen, &keep_all))
+                return;
+        if (h->dyn.pause) /* Patroni drops no slot while paused */
+                keep_all = true;
         want[len++] = '}';
         want[len] = 0;
-        if (h->slots_done && streq(h->slots_done, want))
+        keep[klen++] = '}';
+        keep[klen] = 0;
+        snprintf(key, sizeof key, "%s|%s|%d", want, keep, keep_all);
+        if (h->slots_done && streq(h->slots_done, key))
                 return;
         params[0] = want;
-        if (pgconn_query(h->conn, sql, 1, params, 5 * USEC_PER_SEC, on_slots, h, NULL) < 0)
+        params[1] = keep;
+        params[2] = keep_all ? "true" : "false";
+        if (pgconn_query(h->conn, sql, 3, params, 5 * USEC_PER_SEC, on_slots, h, NULL) < 0)
                 return;
         h->slots_running = true;
         free(h->slots_done);
-        h->slots_done = strdup(want);
+        h->slots_done = strdup(key);
 }
 
 /* ==== history ==== */
@@ -1606,8 +1827,7 @@ static void on_acquire(Dcs *d, int error, const char *message, const DcsWriteRes
         } else if (dec->action == HA_ACTION_BOOTSTRAP_FINISH) {
                 h->role = HA_ROLE_PRIMARY;
                 h->bootstrap_won = false;
-                if (h->callbacks)
-                        (void)callbacks_run(h->callbacks, PG_CALLBACK_ON_ROLE_CHANGE, "master");
+                fire_callback(h, PG_CALLBACK_ON_START, "master"); /* Patroni's post_bootstrap */
         } else
                 h->role = dec->next_role;
         apply_flags_after(h, dec);
@@ -1684,10 +1904,10 @@ on_cancel_bootstrap(Dcs *d, int error, const char *message, const DcsWriteResult
         Ha *h = ud;
 
         h->bootstrap_won = false;
-        /* stop what the bootstrap started, then remove the data directory */
+        /* stop what the bootstrap started, then bootstrap_abort() */
         job_begin(h, HA_JOB_STOP, STEP_CANCEL_STOP, NULL);
         if (pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job) < 0)
-                h->job_kind = HA_JOB_NONE, h->job_step = STEP_NONE;
+                bootstrap_abort(h);
         ha_act_done(h);
 }
 
@@ -1749,7 +1969,12 @@ static void act(Ha *h) {
         case HA_ACTION_FENCE:
                 break;
         case HA_ACTION_EXIT:
-                log_error("%s", dec->message);
+                /* Patroni: logger.fatal (CRITICAL) for the system ID mismatch, logger.error otherwise */
+                if (startswith(dec->message, "system ID mismatch"))
+                        log_crit("%s", dec->message);
+                else
+                        log_error("%s", dec->message);
+                manager_set_exit_status(h->manager, 1);
                 (void)manager_start_shutdown(h->manager);
                 break;
         case HA_ACTION_BOOTSTRAP_RACE:
@@ -1776,7 +2001,7 @@ static void act(Ha *h) {
                 break;
         }
         case HA_ACTION_BOOTSTRAP_CANCEL:
-                log_error("%s", dec->message);
+                log_info("removing initialize key after failed attempt to bootstrap the cluster");
                 if (dcs_initialize_delete(h->dcs, on_cancel_bootstrap, h) >= 0)
                         return;
                 break;
@@ -1967,6 +2192,33 @@ static const char *restart_mismatch(Ha *h, const RestartRequest *rq) {
                 st && st->query_ok && st->pending_restart);
 }
 
+/* The data directory as Patroni's data_directory_empty() sees it: with global/pg_control it holds a cluster;
+ * without, it is empty only if it is missing or holds nothing but dot-files and lost+found. Anything else
+ * (a stray file, a half-copied cluster) is "not empty, but no valid system identifier": never bootstrapped
+ * or cloned over, never removed. A directory that cannot be read is inaccessible. */
+static HaDataDir data_dir_state(Ha *h, const char *ctl) {
+        struct dirent *de;
+        bool empty = true;
+        DIR *d;
+
+        if (ctl && access(ctl, F_OK) >= 0)
+                return HA_DATA_DIR_VALID;
+        d = opendir(h->pgs.data_dir);
+        if (!d) {
+                if (errno == ENOENT)
+                        return HA_DATA_DIR_EMPTY;
+                if (!h->data_dir_error_logged)
+                        log_error("data directory %s is not accessible: %m", h->pgs.data_dir);
+                h->data_dir_error_logged = true;
+                return HA_DATA_DIR_INACCESSIBLE;
+        }
+        h->data_dir_error_logged = false;
+        while (empty && (de = readdir(d)))
+                empty = de->d_name[0] == '.' || streq(de->d_name, "lost+found");
+        closedir(d);
+        return empty ? HA_DATA_DIR_EMPTY : HA_DATA_DIR_INVALID;
+}
+
 static void decide_and_act(Ha *h) {
         const Config *c = manager_get_config(h->manager);
         const PgStatus *st = pgstatus(h);
@@ -2013,18 +2265,12 @@ static void decide_and_act(Ha *h) {
                 f.pg.pending_restart = st->query_ok && st->pending_restart;
                 f.pg.postmaster_start_time = (uint64_t)st->postmaster_start_epoch;
         } else {
-                _cleanup_free_ char *ver = pgdata_path(&h->pgs, "PG_VERSION");
                 _cleanup_free_ char *ctl = pgdata_path(&h->pgs, "global/pg_control");
                 f.pg.state = h->start_failed_seen ? HA_PG_CRASHED : HA_PG_STOPPED;
                 if (st && (st->postmaster == POSTMASTER_GONE || st->postmaster == POSTMASTER_ZOMBIE) &&
                     h->role == HA_ROLE_PRIMARY)
                         f.pg.state = HA_PG_CRASHED;
-                if (access(h->pgs.data_dir, F_OK) < 0 || access(ver, F_OK) < 0)
-                        f.pg.data_dir = HA_DATA_DIR_EMPTY;
-                else if (access(ctl, F_OK) < 0)
-                        f.pg.data_dir = HA_DATA_DIR_INVALID;
-                else
-                        f.pg.data_dir = HA_DATA_DIR_VALID;
+                f.pg.data_dir = data_dir_state(h, ctl);
                 if (h->cd_ok) {
                         f.pg.has_sysid = h->cd_sysid != 0;
                         f.pg.sysid = h->cd_sysid;
@@ -2404,6 +2650,17 @@ static void tick_start(Ha *h) {
         gather_step_done(h);
 }
 
+/* The end of Patroni's run_cycle: PostgreSQL runs, no job is under way, and no start, stop, restart
+ * or role change callback fired since pghad started (it found PostgreSQL running): on_start. */
+static void callbacks_first_start(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+
+        if (h->cb_called || h->job || h->role == HA_ROLE_UNINITIALIZED || !st || !st->running ||
+            !st->query_ok)
+                return;
+        fire_callback(h, PG_CALLBACK_ON_START, callback_role(h));
+}
+
 static void ha_act_done(Ha *h) {
         usec_t delay = loop_wait_usec(h);
 
@@ -2416,6 +2673,7 @@ static void ha_act_done(Ha *h) {
         snapshot_update(h);
         if (h->lock_held)
                 maintain_slots(h);
+        callbacks_first_start(h);
         h->tick_running = false;
         if (h->wake_at > 0 && h->wake_at > h->now)
                 delay = MIN(delay, h->wake_at - h->now);
@@ -3077,8 +3335,12 @@ static bool pg_reload_config(Ha *h) {
                 if (replica)
                         (void)recovery_for(h, target, &rec);
                 job_begin(h, HA_JOB_RELOAD, STEP_NONE, target);
-                if (pgctl_reload(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job) < 0)
+                free(h->reload_before);
+                h->reload_before = reload_files_text(h);
+                if (pgctl_reload(h->event, &h->pgs, replica ? &rec : NULL, on_job, h, &h->job) < 0) {
                         h->job_kind = HA_JOB_NONE;
+                        h->reload_before = mfree(h->reload_before);
+                }
                 return h->job != NULL;
         }
         return false;
@@ -3373,6 +3635,7 @@ Ha *ha_free(Ha *h) {
         free(h->api_url);
         free(h->socket_dir);
         free(h->following);
+        free(h->reload_before);
         free(h->switch_from);
         free(h->switch_to);
         restart_request_done(&h->restart_now);

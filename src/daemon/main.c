@@ -27,7 +27,7 @@
 
 enum {
         EXIT_OK = 0,
-        EXIT_CONFIG = 1,  /* bad configuration or command line */
+        EXIT_CONFIG = 1,  /* bad configuration or command line; a fatal HA condition as in Patroni */
         EXIT_STARTUP = 2, /* could not start: root, loop set-up */
         EXIT_RUNTIME = 3, /* shutdown incomplete or loop failure */
 };
@@ -161,5 +161,5 @@ int main(int argc, char **argv) {
                 return EXIT_STARTUP;
 
         r = manager_run(m);
-        return r < 0 ? EXIT_RUNTIME : EXIT_OK;
+        return r < 0 ? EXIT_RUNTIME : manager_get_exit_status(m);
 }

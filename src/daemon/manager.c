@@ -67,6 +67,7 @@ struct Manager {
         ManagerHook *shutdown_current;
         usec_t shutdown_timeout;
         int shutdown_error; /* first error a shutdown hook reported */
+        int exit_status;    /* manager_set_exit_status() */
         bool shutdown_over; /* finished or abandoned at the deadline: late done() calls are ignored */
 };
 
@@ -453,6 +454,14 @@ int manager_start_shutdown(Manager *m) {
 
         manager_shutdown_continue(m);
         return 0;
+}
+
+void manager_set_exit_status(Manager *m, int status) {
+        m->exit_status = status;
+}
+
+int manager_get_exit_status(const Manager *m) {
+        return m->exit_status;
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

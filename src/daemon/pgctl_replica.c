@@ -50,7 +50,7 @@ static void remove_first(PgCtlJob *j) {
                 "could not run rm");
 }
 
-/* pgctl_remove_data_dir() - removes data_dir (only when the caller decided so: reinit, failed bootstrap). */
+/* pgctl_remove_data_dir() - removes data_dir (only when the caller decided so). */
 int pgctl_remove_data_dir(
         sd_event *e, const PgSettings *s, pgctl_handler_t cb, void *userdata, PgCtlJob **ret) {
         PgCtlJob *j;

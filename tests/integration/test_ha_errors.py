@@ -17,13 +17,16 @@ def assert_alive_and_serving(node):
     assert node.daemon_alive(), node.process.output()[-2000:]
 
 
-def test_wrong_bin_dir_is_named_and_daemon_keeps_running(workdir):
+def test_wrong_bin_dir_is_named_and_bootstrap_cancelled(workdir):
     bin_dir = "/usr/lib/postgresql/99/bin"
     cluster, node = start_single(workdir, local_extra={"postgresql": {"bin_dir": bin_dir}})
     try:
         lib.wait_until(lambda: f"postgresql.bin_dir '{bin_dir}' has no executable" in node.process.output(), 30,
                        what="the bin_dir error in the log")
-        assert_alive_and_serving(node)
+        # a failed first bootstrap is fatal, as in Patroni (cancel_initialization): exit status 1
+        lib.wait_until(lambda: not node.daemon_alive(), 60, what="pghad to exit")
+        assert node.process.proc.returncode == 1, node.process.output()[-2000:]
+        assert "ERROR: Failed to bootstrap cluster" in node.process.output()
         assert not os.path.exists(os.path.join(node.data_dir, "PG_VERSION"))
     finally:
         cluster.stop()

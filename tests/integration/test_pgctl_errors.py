@@ -147,3 +147,18 @@ def test_unknown_parameters_are_dropped(workdir):
             assert f.read() == conf
     finally:
         tool(cfg, "stop", "immediate", expect_ok=None)
+
+
+def test_rewind_refused_without_checksums_or_wal_log_hints(workdir):
+    # initdb without --data-checksums, never started with wal_log_hints=on: pg_rewind cannot work
+    server = lib.PgTestServer(workdir, "nohints")
+    server.run([os.path.join(lib.PG_BIN_DIR, "initdb"), "-D", server.data_dir, "-A", "trust", "-U", "postgres",
+                "--no-sync", "--no-instructions"])
+    ctl = server.controldata()
+    assert ctl["Data page checksum version"] == "0" and ctl["wal_log_hints setting"] == "off"
+    cfg, _ = make_config(workdir, "nohints", lib.free_port(), data_dir=server.data_dir)
+    before = listing(server.data_dir)
+    res = tool(cfg, "rewind", "127.0.0.1:1", expect_ok=False)
+    assert res["error"] == (f"pg_rewind is not possible on '{server.data_dir}': neither data checksums nor "
+                            "wal_log_hints are enabled")
+    assert listing(server.data_dir) == before

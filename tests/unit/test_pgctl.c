@@ -212,4 +212,52 @@ TEST(job_reports_missing_parent) {
         j = pgctl_job_free(j);
 }
 
+/* A callback that outlives its deadline is killed (its whole process group: the sleep child too) and
+ * reported as failed by a signal; the loop is never held up meanwhile. */
+TEST(callback_timeout) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(callback_runner_freep) CallbackRunner *c = NULL;
+        char dir[] = "/tmp/pgha-test-cb-XXXXXX", pidfile[100], cmd[300];
+        _cleanup_free_ char *pidtext = NULL;
+        PgSettings s = {.scope = (char *)"batman"};
+        sigset_t ss;
+        usec_t start, now;
+        pid_t sleeper;
+
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ASSERT_OK(-sigprocmask(SIG_BLOCK, &ss, NULL));
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_NOT_NULL(mkdtemp(dir));
+        (void)snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+        (void)snprintf(cmd, sizeof(cmd), "/bin/sh -c 'sleep 30 & echo $! > %s; wait' sh", pidfile);
+        s.callbacks[PG_CALLBACK_ON_STOP] = cmd;
+
+        finished_action = _PG_CALLBACK_INVALID;
+        finished_code = -100;
+        ASSERT_OK(callback_runner_new(e, &s, &c));
+        callback_runner_set_notify(c, on_finished, NULL);
+        callback_runner_set_timeout(c, 300 * USEC_PER_MSEC);
+        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
+        ASSERT_EQ(callbacks_run(c, PG_CALLBACK_ON_STOP, "master"), 1);
+        do {
+                ASSERT_OK(sd_event_run(e, 50 * USEC_PER_MSEC));
+                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
+        } while (callbacks_is_running(c) && now - start < 10 * USEC_PER_SEC);
+        ASSERT_FALSE(callbacks_is_running(c));
+        ASSERT_TRUE(now - start >= 300 * USEC_PER_MSEC);
+        ASSERT_TRUE(now - start < 5 * USEC_PER_SEC);
+        ASSERT_EQ(finished_action, PG_CALLBACK_ON_STOP);
+        ASSERT_EQ(finished_code, -1); /* killed by a signal */
+        ASSERT_OK(read_full_file(pidfile, 64, &pidtext, NULL));
+        sleeper = (pid_t)atoi(pidtext);
+        ASSERT_TRUE(sleeper > 0);
+        /* the sleep of its process group is gone as well (it may be a zombie until init reaps it) */
+        for (int i = 0; i < 200 && pgctl_pid_alive(sleeper); i++)
+                (void)sd_event_run(e, 10 * USEC_PER_MSEC);
+        ASSERT_FALSE(pgctl_pid_alive(sleeper));
+        (void)unlink(pidfile);
+        (void)rmdir(dir);
+}
+
 DEFINE_TEST_MAIN
