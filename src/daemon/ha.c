@@ -1501,9 +1501,37 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
 
 static void restart_reply_arm(Ha *h, usec_t after);
 
-static void arm_watchdog(Ha *h) {
-        if (h->watchdog && watchdog_activate(h->watchdog) >= 0 && watchdog_is_active(h->watchdog))
+/* Arms (and feeds) the watchdog before this node runs the primary. Returns false when the configuration
+ * requires a watchdog that could not be armed: the caller must not promote (Patroni's
+ * enforce_primary_role); watchdog_is_healthy() is false from then on, so the next tick demotes or
+ * releases the lock through the watchdog rows of the table. */
+static bool arm_watchdog(Ha *h) {
+        const Config *c = manager_get_config(h->manager);
+
+        if (!h->watchdog)
+                return c->watchdog.mode != WATCHDOG_REQUIRED;
+        if (watchdog_activate(h->watchdog) < 0) {
+                if (c->watchdog.mode != WATCHDOG_REQUIRED)
+                        return true; /* automatic: carry on without */
+                h->tick_again = true;
+                return false;
+        }
+        if (watchdog_is_active(h->watchdog))
                 (void)watchdog_keepalive(h->watchdog);
+        return true;
+}
+
+#define MSG_WATCHDOG_NOT_PROMOTING "Not promoting self because watchdog could not be activated"
+
+/* The lock was won but a required watchdog cannot be armed: give the key back at once. */
+static void release_lock_no_watchdog(Ha *h) {
+        log_warning("%s", MSG_WATCHDOG_NOT_PROMOTING);
+        if (!h->lock_held)
+                return;
+        if (dcs_leader_delete(h->dcs, NULL, NULL) < 0)
+                log_warning("Failed to delete the leader key");
+        lock_dropped(h);
+        h->release_wait_until = now_mono(h) + 2 * USEC_PER_SEC;
 }
 
 #define MSG_SYNC_CLAIM_FAILED \
@@ -1513,8 +1541,10 @@ static void arm_watchdog(Ha *h) {
 static int start_promote(Ha *h) {
         int r;
 
-        if (h->decision.flags & HA_FLAG_ARM_WATCHDOG)
-                arm_watchdog(h);
+        if ((h->decision.flags & HA_FLAG_ARM_WATCHDOG) && !arm_watchdog(h)) {
+                release_lock_no_watchdog(h);
+                return 0;
+        }
         job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
         job_set_next_role(h, HA_ROLE_PRIMARY);
         h->checkpoint_pending = true;
@@ -1607,7 +1637,7 @@ static void on_renew(Dcs *d, int error, const char *message, const DcsWriteResul
                         h->role = h->decision.next_role;
                 apply_flags_after(h, &h->decision);
                 if ((h->decision.flags & HA_FLAG_ARM_WATCHDOG))
-                        arm_watchdog(h);
+                        (void)arm_watchdog(h); /* on failure the next tick demotes */
                 maintain_slots(h);
         }
         ha_act_done(h);
@@ -1719,7 +1749,7 @@ static void act(Ha *h) {
                         h->role = dec->next_role;
                 apply_flags_after(h, dec);
                 if (dec->flags & HA_FLAG_ARM_WATCHDOG)
-                        arm_watchdog(h);
+                        (void)arm_watchdog(h); /* on failure the next tick demotes */
                 break;
         case HA_ACTION_FENCE:
                 break;
@@ -1743,8 +1773,12 @@ static void act(Ha *h) {
 
                 if (!st || !st->query_ok || !st->system_identifier)
                         break;
-                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
-                        arm_watchdog(h);
+                if ((dec->flags & HA_FLAG_ARM_WATCHDOG) && !arm_watchdog(h)) {
+                        /* Patroni cancels the bootstrap: the next tick sees the bootstrap job again,
+                         * now with an unhealthy watchdog (row bootstrap_no_watchdog). */
+                        h->job_last_fresh = true;
+                        break;
+                }
                 snprintf(sysid, sizeof sysid, "%llu", (unsigned long long)st->system_identifier);
                 if (dcs_initialize_set(h->dcs, sysid, on_initialize_set, h) >= 0)
                         return;

@@ -32,6 +32,7 @@ struct Watchdog {
         int fd;                   /* open while active */
         unsigned active_timeout;  /* effective timeout the device reported */
         bool reconfigure_pending; /* ttl or margin changed while active: applied at the next keep-alive */
+        int failed; /* negative errno of a failed activation: not retried until the options change */
         char identity[64];
 };
 
@@ -82,10 +83,16 @@ static int watchdog_apply_options(Watchdog *w, const WatchdogOptions *o) {
         if (o->mode < 0 || o->mode >= _WATCHDOG_MODE_MAX || o->driver < 0 ||
             o->driver >= _WATCHDOG_DRIVER_MAX)
                 return -EINVAL;
+        if (!streq_ptr(w->device, o->device ?: WATCHDOG_DEFAULT_DEVICE))
+                w->failed = 0;
         if (free_and_strdup(&w->device, o->device ?: WATCHDOG_DEFAULT_DEVICE) < 0)
                 return -ENOMEM;
         if (w->fd >= 0 && (w->ttl != o->ttl || w->safety_margin != o->safety_margin))
                 w->reconfigure_pending = true;
+        /* As Patroni, a failed activation is retried (and logged) only once the configuration changed. */
+        if (w->mode != o->mode || w->driver != o->driver || w->safety_margin != o->safety_margin ||
+            w->ttl != o->ttl || w->loop_wait != o->loop_wait)
+                w->failed = 0;
         w->mode = o->mode;
         w->driver = o->driver;
         w->safety_margin = o->safety_margin;
@@ -244,8 +251,10 @@ static int watchdog_set_timeout(Watchdog *w) {
 }
 
 /* watchdog_activate - opens the device and sets the timeout, unless already active. Returns 0 when the
- * watchdog is armed or the mode is off; a negative errno when it could not be armed. In automatic mode a
- * failure only means "carry on without"; in required mode the caller must not lead. Logs. */
+ * watchdog is armed or the mode is off; a negative errno when it could not be armed. A failure is
+ * remembered: later calls return it without trying (and logging) again until watchdog_reconfigure()
+ * changes an option, as Patroni does. In automatic mode a failure only means "carry on without"; in
+ * required mode the caller must not lead. Logs. */
 int watchdog_activate(Watchdog *w) {
         int r;
 
@@ -253,12 +262,15 @@ int watchdog_activate(Watchdog *w) {
                 return 0;
         if (w->fd >= 0)
                 return 0;
+        if (w->failed < 0)
+                return w->failed;
         if (watchdog_timing_slack(w) < 0) {
                 log_warning(
                         "Watchdog not supported because leader TTL %u is less than 2x loop_wait %u",
                         w->ttl,
                         w->loop_wait);
-                return -ERANGE;
+                r = -ERANGE;
+                goto fail;
         }
         r = device_open(w);
         if (r < 0)
@@ -266,6 +278,7 @@ int watchdog_activate(Watchdog *w) {
         r = watchdog_set_timeout(w);
         if (r < 0)
                 goto fail;
+        w->failed = 0;
         log_info(
                 "%s at %s activated with %u second timeout, timing slack %d seconds",
                 w->identity,
@@ -275,6 +288,7 @@ int watchdog_activate(Watchdog *w) {
         return 0;
 
 fail:
+        w->failed = r;
         if (w->mode == WATCHDOG_REQUIRED)
                 log_error("Configuration requires watchdog, but watchdog could not be activated");
         return r;
@@ -290,8 +304,10 @@ int watchdog_keepalive(Watchdog *w) {
         if (w->reconfigure_pending) {
                 w->reconfigure_pending = false;
                 r = watchdog_set_timeout(w);
-                if (r < 0)
+                if (r < 0) {
+                        w->failed = r; /* closed: a required watchdog no longer protects us */
                         return r;
+                }
                 log_info(
                         "%s updated with %u second timeout, timing slack %d seconds",
                         w->device,
@@ -316,13 +332,16 @@ bool watchdog_is_active(const Watchdog *w) {
         return w && w->fd >= 0;
 }
 
-/* watchdog_is_healthy - whether a required watchdog could be used: the device exists and is writable and
- * the timing leaves slack. Always true when the mode is not "required" (Patroni's is_healthy). The node
- * advertises watchdog_failed when this is false. */
+/* watchdog_is_healthy - whether a required watchdog could be used: it is armed, or it did not fail to arm
+ * since the options last changed and the device exists and is writable and the timing leaves slack.
+ * Always true when the mode is not "required" (Patroni's is_healthy). The node advertises
+ * watchdog_failed when this is false. */
 bool watchdog_is_healthy(const Watchdog *w) {
         if (w->mode != WATCHDOG_REQUIRED)
                 return true;
         if (w->fd >= 0)
                 return true;
+        if (w->failed < 0)
+                return false;
         return watchdog_timing_slack(w) >= 0 && access(w->device, W_OK) == 0;
 }
