@@ -157,6 +157,9 @@ struct Ha {
         bool job_release, job_next_role_set;
         char job_target[HA_NAME_MAX];
         bool rewind_failed, checkpoint_pending, start_failed_seen, pidfile_standby;
+        /* A running replica was found past the leader's fork point: it is stopped, and counts as
+         * diverged once stopped (its pg_control may not show it) until a rewind or reinit starts. */
+        bool replica_diverged;
 
         /* following */
         char *following; /* "host:port" the recovery section points at; NULL: none */
@@ -289,6 +292,7 @@ static void lease_deadline_update(Ha *h) {
 
 static void lock_taken(Ha *h) {
         h->lock_held = true;
+        h->replica_diverged = false;
         h->renew_failed = false;
         h->lock_lease = dcs_lease_id(h->dcs);
         h->lease_deadline = 0;
@@ -1847,7 +1851,8 @@ static void act(Ha *h) {
         case HA_ACTION_STOP_POSTGRES:
                 r = start_stop_job(
                         h,
-                        PG_STOP_IMMEDIATE,
+                        /* a diverged replica is rewound next: pg_rewind needs a clean shutdown */
+                        h->replica_diverged ? PG_STOP_FAST : PG_STOP_IMMEDIATE,
                         false,
                         false,
                         (int)dec->next_role >= 0 ? dec->next_role : h->role);
@@ -1862,12 +1867,14 @@ static void act(Ha *h) {
                 r = member_host_port(h, dec->target, &host, &port);
                 if (r < 0)
                         break;
+                h->replica_diverged = false;
                 job_begin(h, HA_JOB_REWIND, STEP_REWIND, dec->target);
                 job_set_next_role(h, HA_ROLE_REPLICA);
                 r = pgctl_rewind(h->event, &h->pgs, host, port, on_job, h, &h->job);
                 break;
         case HA_ACTION_REINIT:
                 apply_flags_after(h, dec); /* the request is taken: clear it, or it runs forever */
+                h->replica_diverged = false;
                 job_begin(h, HA_JOB_REINIT, STEP_REINIT_STOP, dec->target);
                 job_set_next_role(h, HA_ROLE_REPLICA);
                 r = pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job);
@@ -2067,8 +2074,33 @@ static void decide_and_act(Ha *h) {
                                 h->cd_checkpoint,
                                 lm->timeline,
                                 f.pg.divergence == HA_DIVERGENCE_NONE ? "no divergence" : "diverged");
-                } else if (st && st->running && st->query_ok && st->in_recovery)
+                } else if (st && st->running && st->query_ok && st->in_recovery) {
+                        /* A running replica too (Patroni checks it with its replay position): one that
+                         * replayed past the fork point can never stream from this leader. Not while
+                         * paused: nothing is touched then. */
+                        uint32_t leader_tl =
+                                settled ? (uint32_t)MAX(lm->timeline, h->cluster->history_timeline) : 0;
                         f.pg.divergence = HA_DIVERGENCE_NONE;
+                        if (settled && !h->dyn.pause &&
+                            ha_divergence_replica(
+                                    st->timeline, st->replay_lsn, leader_tl, h->cluster->history) ==
+                                    HA_DIVERGENCE_DIVERGED) {
+                                f.pg.divergence = HA_DIVERGENCE_DIVERGED;
+                                if (!h->replica_diverged)
+                                        log_info(
+                                                "Timeline check against %s: local timeline %u, replayed up "
+                                                "to "
+                                                "%" PRIu64 ", leader timeline %u: diverged",
+                                                lm->name,
+                                                st->timeline,
+                                                st->replay_lsn,
+                                                leader_tl);
+                                h->replica_diverged = true;
+                        }
+                }
+                if (h->replica_diverged && !(st && st->running) &&
+                    f.pg.divergence != HA_DIVERGENCE_DIVERGED && settled && h->cd_ok)
+                        f.pg.divergence = HA_DIVERGENCE_DIVERGED;
         }
 
         f.lease.deadline = h->lease_deadline;

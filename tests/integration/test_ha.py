@@ -4,6 +4,7 @@ Every test runs the two invariant checkers of pgha_cluster throughout: no instan
 primaries, and (where a writer runs) every acknowledged row accounted for. PGHA_TEST_DAEMON=patroni runs
 the same scenarios against Patroni 3.0.2 with the same YAML, to compare behaviour side by side.
 """
+import contextlib
 import datetime
 import http.client
 import json
@@ -283,3 +284,55 @@ def test_nofailover_and_lag_keep_ineligible_replica_from_promoting(cluster_facto
     while time.monotonic() < deadline:
         assert not c.nodes[1].is_writable_primary(), "a nofailover replica promoted itself"
         time.sleep(0.2)
+
+
+def started_in_order(c, checker):
+    """Starts cluster c (not started yet) so that node1 leads (started first) and the others stream from
+    it and answer /replica 200, with the two-primaries checker running from the start."""
+    checker(c.nodes)
+    node1 = c.nodes[0]
+    node1.start()
+    assert c.wait_for_leader(30) is node1
+    for n in c.nodes[1:]:
+        n.start()
+    c.wait_for_streaming(node1, len(c.nodes) - 1, 60)
+    for n in c.nodes[1:]:
+        lib.wait_until(lambda n=n: n.api("/replica")[0] == 200, 30, what=f"{n.name} running as a replica")
+    return c
+
+
+def streams_from(leader, node):
+    with contextlib.suppress(Exception):
+        return bool(leader.query("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'"
+                                 " AND application_name = %s", (node.name,)))
+    return False
+
+
+def test_running_replica_past_the_fork_point_is_rewound(cluster_factory, checker):
+    """A replica that replayed past the point where the new leader's timeline forks off cannot stream
+    from it, although it keeps running: it must be noticed while running, stopped and rewound (Patroni's
+    running-replica timeline check). node3 (nofailover, so it never leads) receives rows that node2
+    misses (node2 is stopped meanwhile); node1 dies; node2 takes over at its older position."""
+    c = cluster_factory()
+    c.nodes[2].config["tags"]["nofailover"] = True
+    c.nodes[2].write_config()
+    started_in_order(c, checker)
+    node1, node2, node3 = c.nodes
+    node1.query("CREATE TABLE fork (id int PRIMARY KEY, origin text)")
+    lib.wait_until(lambda: all(n.query("SELECT count(*) FROM pg_tables WHERE tablename = 'fork'")[0][0]
+                               for n in (node2, node3)), 30, what="the table on both replicas")
+    node2.stop()
+    node1.query("INSERT INTO fork SELECT g, 'old timeline' FROM generate_series(1, 100) g")
+    lib.wait_until(lambda: node3.query("SELECT count(*) FROM fork")[0][0] == 100, 30,
+                   what="the rows replayed on node3")
+    node1.kill9()
+    node2.start()
+    assert c.wait_for_leader(60, exclude=(node1.name,)) is node2
+    node2.query("INSERT INTO fork VALUES (1000, 'new leader')")
+    lib.wait_until(lambda: streams_from(node2, node3), 90, what="node3 streaming from the new leader")
+    log = node3.process.output()
+    assert "stopping postgres to rewind: its timeline diverged from leader node2" in log, log[-3000:]
+    assert "running pg_rewind from node2" in log, log[-3000:]
+    rows = lib.wait_until(lambda: node3.query("SELECT id, origin FROM fork ORDER BY id") or None, 30,
+                          what="the fork table readable on node3")
+    assert rows == [(1000, "new leader")], rows
