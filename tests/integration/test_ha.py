@@ -308,6 +308,37 @@ def streams_from(leader, node):
     return False
 
 
+def test_old_leader_that_diverged_is_rewound(cluster_factory, checker):
+    """The old leader wrote rows no replica received, then died (kill -9); a replica took over at an
+    earlier position. Restarted, the old leader must run pg_rewind (its WAL diverged from the new
+    timeline), lose the rows only it had, stream from the new leader and receive its rows."""
+    c = started_in_order(cluster_factory(), checker)
+    old, r2, r3 = c.nodes
+    old.query("CREATE TABLE fork (id int PRIMARY KEY, origin text)")
+    lib.wait_until(lambda: all(n.query("SELECT count(*) FROM pg_tables WHERE tablename = 'fork'")[0][0]
+                               for n in (r2, r3)), 30, what="the table on both replicas")
+    # The replicas stop cleanly (their daemons stop PostgreSQL): nothing written from now on reaches them.
+    r2.stop()
+    r3.stop()
+    old.query("INSERT INTO fork SELECT g, 'old only' FROM generate_series(1, 100) g")
+    old.kill9()
+    r2.start()
+    r3.start()
+    new = c.wait_for_leader(60, exclude=(old.name,))
+    new.query("INSERT INTO fork VALUES (1000, 'new leader')")
+    old.start()
+    lib.wait_until(lambda: streams_from(new, old), 90, what="the old leader streaming from the new one")
+    lib.wait_until(lambda: old.api("/replica")[0] == 200, 30, what="the old leader back as a replica")
+    log = old.process.output()
+    assert "running pg_rewind from " + new.name in log, log[-3000:]
+    rows = lib.wait_until(lambda: old.query("SELECT id, origin FROM fork ORDER BY id") or None, 30,
+                          what="the fork table readable on the old leader")
+    assert rows == [(1000, "new leader")], rows
+    new.query("INSERT INTO fork VALUES (1001, 'after the rejoin')")
+    lib.wait_until(lambda: old.query("SELECT count(*) FROM fork WHERE id = 1001")[0][0] == 1, 30,
+                   what="a new row on the rewound node")
+
+
 def test_running_replica_past_the_fork_point_is_rewound(cluster_factory, checker):
     """A replica that replayed past the point where the new leader's timeline forks off cannot stream
     from it, although it keeps running: it must be noticed while running, stopped and rewound (Patroni's
