@@ -367,3 +367,33 @@ def test_running_replica_past_the_fork_point_is_rewound(cluster_factory, checker
     rows = lib.wait_until(lambda: node3.query("SELECT id, origin FROM fork ORDER BY id") or None, 30,
                           what="the fork table readable on node3")
     assert rows == [(1000, "new leader")], rows
+
+
+def test_failover_with_no_healthy_leader(cluster_factory, checker):
+    """Paused cluster, the leader's PostgreSQL dies (its daemon stays and, paused, gives the key up
+    instead of restarting it): nobody leads. A manual failover to a named replica makes it lead (Patroni's
+    manual_failover_process_no_leader); after resume the old leader rejoins as a replica."""
+    c, leader = pc.running_cluster(cluster_factory, checker)
+    candidate, other = [n for n in c.nodes if n is not leader]
+    w = pc.start_writer(c, leader)
+    status, body = leader.api("/config", "PATCH", {"pause": True})
+    assert status == 200, body
+    lib.wait_until(lambda: all(n.api("/patroni")[1].get("pause") is True for n in c.nodes), 10,
+                   what="pause seen by every node")
+    os.kill(leader.postmaster_pid(), signal.SIGKILL)
+    lib.wait_until(lambda: c.leader_key() is None, 3 * pc.SHORT_TIMINGS["ttl"], what="no leader left")
+    assert not any(n.is_writable_primary() for n in c.nodes)
+    status, body = other.api("/failover", "POST", {"candidate": candidate.name}, timeout=60)
+    assert status == 200, body
+    assert c.wait_for_leader(30).name == candidate.name
+    lib.wait_until(lambda: any(a[1] == candidate.name for a in w.acked), 15, what="a write on the new leader")
+    status, body = candidate.api("/config", "PATCH", {"pause": None})
+    assert status == 200, body
+    lib.wait_until(lambda: streams_from(candidate, leader) and streams_from(candidate, other), 90,
+                   what="both other nodes streaming from the new leader")
+    w.stop()
+    assert c.leader_key() == candidate.name
+    last = w.acked[-1][0]
+    for n in (leader, other):
+        lib.wait_until(lambda n=n: n.query("SELECT max(id) FROM pgha_acks")[0][0] == last, 30,
+                       what=f"the last acknowledged row on {n.name}")
