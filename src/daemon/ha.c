@@ -1279,9 +1279,19 @@ static void pg_settings_rebuild(Ha *h) {
         cJSON_AddItemToObject(pg, "parameters", params);
         cJSON_DeleteItemFromObjectCaseSensitive(pg, "use_slots");
         cJSON_AddBoolToObject(pg, "use_slots", h->dyn.use_slots);
+        /* Boolean switches set in the dynamic configuration (Patroni merges every non-local
+         * postgresql.* key from it); true in either place turns them on. */
         if (h->dyn.use_pg_rewind) {
                 cJSON_DeleteItemFromObjectCaseSensitive(pg, "use_pg_rewind");
                 cJSON_AddBoolToObject(pg, "use_pg_rewind", true);
+        }
+        if (h->dyn.remove_data_directory_on_rewind_failure) {
+                cJSON_DeleteItemFromObjectCaseSensitive(pg, "remove_data_directory_on_rewind_failure");
+                cJSON_AddBoolToObject(pg, "remove_data_directory_on_rewind_failure", true);
+        }
+        if (h->dyn.remove_data_directory_on_diverged_timelines) {
+                cJSON_DeleteItemFromObjectCaseSensitive(pg, "remove_data_directory_on_diverged_timelines");
+                cJSON_AddBoolToObject(pg, "remove_data_directory_on_diverged_timelines", true);
         }
         if (pg_settings_from_json(j, &s, &err) < 0) {
                 log_error("Cannot build the PostgreSQL settings: %s", strna(err));

@@ -444,3 +444,36 @@ def test_failover_with_no_healthy_leader(cluster_factory, checker):
     for n in (leader, other):
         lib.wait_until(lambda n=n: n.query("SELECT max(id) FROM pgha_acks")[0][0] == last, 30,
                        what=f"the last acknowledged row on {n.name}")
+
+
+def test_old_leader_that_diverged_is_reinitialised_per_dynamic_config(cluster_factory, checker):
+    """As test_old_leader_that_diverged_is_rewound, but pg_rewind is off and the dynamic configuration
+    (bootstrap.dcs, so the etcd `config` key) sets postgresql.remove_data_directory_on_diverged_timelines:
+    the old leader is reinitialised from the new one instead (a fresh copy without its old-only rows)."""
+    c = cluster_factory()
+    for n in c.nodes:
+        n.config["bootstrap"]["dcs"]["postgresql"].update(
+            {"use_pg_rewind": False, "remove_data_directory_on_diverged_timelines": True})
+        n.write_config()
+    started_in_order(c, checker)
+    old, r2, r3 = c.nodes
+    assert json.loads(c.key_value("config"))["postgresql"]["remove_data_directory_on_diverged_timelines"] is True
+    old.query("CREATE TABLE fork (id int PRIMARY KEY, origin text)")
+    lib.wait_until(lambda: all(n.query("SELECT count(*) FROM pg_tables WHERE tablename = 'fork'")[0][0]
+                               for n in (r2, r3)), 30, what="the table on both replicas")
+    r2.stop()
+    r3.stop()
+    old.query("INSERT INTO fork SELECT g, 'old only' FROM generate_series(1, 100) g")
+    old.kill9()
+    r2.start()
+    r3.start()
+    new = c.wait_for_leader(60, exclude=(old.name,))
+    new.query("INSERT INTO fork VALUES (1000, 'new leader')")
+    old.start()
+    lib.wait_until(lambda: streams_from(new, old), 120, what="the old leader streaming from the new one")
+    log = old.process.output()
+    assert "reinitializing due to diverged timelines" in log, log[-3000:]
+    assert "running pg_rewind" not in log
+    rows = lib.wait_until(lambda: old.query("SELECT id, origin FROM fork ORDER BY id") or None, 30,
+                          what="the fork table readable on the old leader")
+    assert rows == [(1000, "new leader")], rows
