@@ -32,6 +32,7 @@ struct Watchdog {
         int fd;                   /* open while active */
         unsigned active_timeout;  /* effective timeout the device reported */
         bool reconfigure_pending; /* ttl or margin changed while active: applied at the next keep-alive */
+        unsigned support;         /* WDIOF_* flags of the open device (WDIOC_GETSUPPORT) */
         int failed; /* negative errno of a failed activation: not retried until the options change */
         char identity[64];
 };
@@ -167,23 +168,42 @@ static int device_open(Watchdog *w) {
         if (w->driver == WATCHDOG_DRIVER_TESTING) {
                 snprintf(w->identity, sizeof w->identity, "Testing watchdog");
                 w->active_timeout = WATCHDOG_TESTING_INITIAL_TIMEOUT;
+                w->support = WDIOF_MAGICCLOSE | WDIOF_SETTIMEOUT; /* as Patroni's test harness reports */
         } else {
                 struct watchdog_info info = {};
-                if (ioctl(fd, WDIOC_GETSUPPORT, &info) >= 0)
+                /* Without the support flags nothing is assumed: no settable timeout, no magic close. */
+                if (ioctl(fd, WDIOC_GETSUPPORT, &info) >= 0) {
                         snprintf(w->identity, sizeof w->identity, "%.32s", (const char *)info.identity);
-                else
+                        w->support = info.options;
+                } else {
                         snprintf(w->identity, sizeof w->identity, "Linux watchdog device");
+                        w->support = 0;
+                }
         }
+        if (!(w->support & WDIOF_MAGICCLOSE))
+                log_warning(
+                        "Watchdog implementation can't be disabled. Watchdog will trigger after pghad loses "
+                        "leader key.");
         return 0;
 }
 
 static void device_close(Watchdog *w, bool magic) {
         if (w->fd < 0)
                 return;
+        if (magic && !(w->support & WDIOF_MAGICCLOSE)) {
+                /* It keeps running once closed: one last keep-alive gives the host a full timeout. */
+                (void)write_all(w->fd, "1");
+                log_warning(
+                        "Watchdog implementation can't be disabled. System will reboot after %u seconds "
+                        "when "
+                        "watchdog times out.",
+                        w->active_timeout);
+        }
         if (magic && write_all(w->fd, "V") < 0)
                 log_warning_errno(errno, "Failed to write the magic close character to %s: %m", w->device);
         w->fd = safe_close(w->fd);
         w->active_timeout = 0;
+        w->support = 0;
         w->reconfigure_pending = false;
 }
 
@@ -202,7 +222,8 @@ static int device_set_timeout(Watchdog *w, unsigned wanted, unsigned *ret_effect
                 *ret_effective = wanted;
                 return 0;
         }
-        if (ioctl(w->fd, WDIOC_SETTIMEOUT, &t) < 0)
+        /* A device without WDIOF_SETTIMEOUT keeps its own timeout: read it and let the caller judge. */
+        if ((w->support & WDIOF_SETTIMEOUT) && ioctl(w->fd, WDIOC_SETTIMEOUT, &t) < 0)
                 return -errno;
         if (ioctl(w->fd, WDIOC_GETTIMEOUT, &t) < 0)
                 return -errno;
