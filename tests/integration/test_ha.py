@@ -477,3 +477,17 @@ def test_old_leader_that_diverged_is_reinitialised_per_dynamic_config(cluster_fa
     rows = lib.wait_until(lambda: old.query("SELECT id, origin FROM fork ORDER BY id") or None, 30,
                           what="the fork table readable on the old leader")
     assert rows == [(1000, "new leader")], rows
+
+
+def test_sigterm_hand_over_does_not_wait_for_loop_wait(cluster_factory, checker):
+    """With Patroni's default timings (loop_wait 10) the replicas learn of the deleted leader key from
+    the etcd watch, not from their next loop: a replica still leads within 2 s of the SIGTERM."""
+    c, leader = pc.running_cluster(cluster_factory, checker,
+                                   timings={"ttl": 30, "loop_wait": 10, "retry_timeout": 10})
+    stopped = time.monotonic()
+    leader.process.send_signal(signal.SIGTERM)
+    new = c.wait_for_leader(20, exclude=(leader.name,))
+    took = time.monotonic() - stopped
+    print(f"a replica led {took:.3f} s after SIGTERM with loop_wait 10")
+    assert took < 2.0, f"the hand-over waited for a loop: {took:.3f} s"
+    assert new.name != leader.name

@@ -175,3 +175,30 @@ def test_required_watchdog_that_fails_to_arm_does_not_promote_after_failover(wor
             time.sleep(0.2)
     finally:
         c.stop()
+
+
+def test_watchdog_closed_while_paused_and_armed_again_on_resume(workdir):
+    """Patroni's acceptance expectation (compat §8.4): pause closes the watchdog with `V` within a couple
+    of seconds (nothing is fenced while paused), resume arms and feeds it again."""
+    fifo = FifoReader(os.path.join(workdir, "watchdog.fifo"))
+    fifo.start()
+    c = make_cluster(workdir, fifo.path)
+    try:
+        c.start()
+        leader = c.wait_for_leader(60)
+        lib.wait_until(lambda: fifo.pings() >= 2, 30, what="keep-alives")
+        status, body = leader.api("/config", "PATCH", {"pause": True})
+        assert status == 200, body
+        paused = time.monotonic()
+        lib.wait_until(lambda: fifo.text().endswith("V"), 5, interval=0.05, what="the magic close on pause")
+        assert time.monotonic() - paused < 3
+        time.sleep(3 * TIMINGS["loop_wait"])  # a span with several ticks, by design: none may feed it
+        assert fifo.text().endswith("V"), fifo.text()[-20:]
+        closed_len = len(fifo.text())
+        status, body = leader.api("/config", "PATCH", {"pause": None})
+        assert status == 200, body
+        lib.wait_until(lambda: "Ctimeout=15\n" in fifo.text()[closed_len:] and
+                       FifoReader._pings(fifo.text()[closed_len:]) >= 1, 15, what="armed and fed after resume")
+    finally:
+        c.stop()
+        fifo.stop()
