@@ -2098,9 +2098,8 @@ static void decide_and_act(Ha *h) {
                                 f.pg.divergence = HA_DIVERGENCE_DIVERGED;
                                 if (!h->replica_diverged)
                                         log_info(
-                                                "Timeline check against %s: local timeline %u, replayed up "
-                                                "to "
-                                                "%" PRIu64 ", leader timeline %u: diverged",
+                                                "Timeline check against %s: local timeline %u, replayed "
+                                                "up to %" PRIu64 ", leader timeline %u: diverged",
                                                 lm->name,
                                                 st->timeline,
                                                 st->replay_lsn,
