@@ -229,6 +229,9 @@ typedef struct DynamicConfig {
         cJSON *postgresql;      /* the whole postgresql object (recovery_conf, pg_hba...) or NULL */
         cJSON *slots;           /* slots (or permanent_slots, permanent_replication_slots) or NULL */
         cJSON *ignore_slots;    /* array or NULL */
+        /* postgresql.remove_data_directory_on_rewind_failure / _on_diverged_timelines, default false */
+        bool remove_data_directory_on_rewind_failure;
+        bool remove_data_directory_on_diverged_timelines;
 } DynamicConfig;
 
 /* dynamic_config_init - Patroni's defaults, no allocation beyond an empty parameters object. */

@@ -77,3 +77,9 @@ void ha_facts_fill_dcs(
 /* ha_divergence - the rewind check: local timeline and end-of-WAL position (end of the last checkpoint
  * record of a stopped cluster) against the leader's timeline and the cluster's `history` key. */
 HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leader_tl, const cJSON *history);
+
+/* ha_divergence_replica - the same check for a running replica (Patroni's _check_timeline_and_lsn with
+ * in_recovery): its timeline (received or replayed) and replay position against the switch point the
+ * leader's history records for that timeline. UNKNOWN when the history does not record it yet. */
+HaDivergence
+ha_divergence_replica(uint32_t local_tl, uint64_t replay_lsn, uint32_t leader_tl, const cJSON *history);

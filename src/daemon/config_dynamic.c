@@ -235,6 +235,30 @@ int dynamic_config_from_json(
                         else
                                 d.use_pg_rewind = r;
                 }
+                v = cJSON_GetObjectItemCaseSensitive(pg, "remove_data_directory_on_rewind_failure");
+                if (v && !cJSON_IsNull(v)) {
+                        r = json_to_bool(v);
+                        if (r < 0)
+                                bad_value(
+                                        diags,
+                                        source,
+                                        "postgresql.remove_data_directory_on_rewind_failure",
+                                        "not a boolean");
+                        else
+                                d.remove_data_directory_on_rewind_failure = r;
+                }
+                v = cJSON_GetObjectItemCaseSensitive(pg, "remove_data_directory_on_diverged_timelines");
+                if (v && !cJSON_IsNull(v)) {
+                        r = json_to_bool(v);
+                        if (r < 0)
+                                bad_value(
+                                        diags,
+                                        source,
+                                        "postgresql.remove_data_directory_on_diverged_timelines",
+                                        "not a boolean");
+                        else
+                                d.remove_data_directory_on_diverged_timelines = r;
+                }
                 v = cJSON_GetObjectItemCaseSensitive(pg, "use_slots");
                 if (v && !cJSON_IsNull(v)) {
                         r = json_to_bool(v);

@@ -842,7 +842,13 @@ static int parse_dcs(ConfigParser *p, const YNode *n, const char *path, const Co
                         for (size_t i = 0; i < pg->n; i++) {
                                 const YNode *v = pg->items[i];
 
-                                if (STR_IN_SET(v->key, "use_pg_rewind", "use_slots") && !ynode_is_null(v) &&
+                                if (STR_IN_SET(
+                                            v->key,
+                                            "use_pg_rewind",
+                                            "use_slots",
+                                            "remove_data_directory_on_rewind_failure",
+                                            "remove_data_directory_on_diverged_timelines") &&
+                                    !ynode_is_null(v) &&
                                     (v->type != YNODE_SCALAR || parse_boolean(v->value) < 0)) {
                                         _cleanup_free_ char *kp = NULL;
 

@@ -165,6 +165,9 @@ struct Ha {
         bool job_release, job_next_role_set;
         char job_target[HA_NAME_MAX];
         bool rewind_failed, checkpoint_pending, start_failed_seen, pidfile_standby;
+        /* A running replica was found past the leader's fork point: it is stopped, and counts as
+         * diverged once stopped (its pg_control may not show it) until a rewind or reinit starts. */
+        bool replica_diverged;
 
         /* following */
         char *following; /* "host:port" the recovery section points at; NULL: none */
@@ -298,6 +301,7 @@ static void lease_deadline_update(Ha *h) {
 
 static void lock_taken(Ha *h, int64_t lease) {
         h->lock_held = true;
+        h->replica_diverged = false;
         h->renew_failed = false;
         h->lock_lease = lease;
         h->lease_deadline = 0;
@@ -1414,9 +1418,19 @@ static void pg_settings_rebuild(Ha *h) {
         cJSON_AddItemToObject(pg, "parameters", params);
         cJSON_DeleteItemFromObjectCaseSensitive(pg, "use_slots");
         cJSON_AddBoolToObject(pg, "use_slots", h->dyn.use_slots);
+        /* Boolean switches set in the dynamic configuration (Patroni merges every non-local
+         * postgresql.* key from it); true in either place turns them on. */
         if (h->dyn.use_pg_rewind) {
                 cJSON_DeleteItemFromObjectCaseSensitive(pg, "use_pg_rewind");
                 cJSON_AddBoolToObject(pg, "use_pg_rewind", true);
+        }
+        if (h->dyn.remove_data_directory_on_rewind_failure) {
+                cJSON_DeleteItemFromObjectCaseSensitive(pg, "remove_data_directory_on_rewind_failure");
+                cJSON_AddBoolToObject(pg, "remove_data_directory_on_rewind_failure", true);
+        }
+        if (h->dyn.remove_data_directory_on_diverged_timelines) {
+                cJSON_DeleteItemFromObjectCaseSensitive(pg, "remove_data_directory_on_diverged_timelines");
+                cJSON_AddBoolToObject(pg, "remove_data_directory_on_diverged_timelines", true);
         }
         if (pg_settings_from_json(j, &s, &err) < 0) {
                 log_error("Cannot build the PostgreSQL settings: %s", strna(err));
@@ -1743,9 +1757,37 @@ static void apply_flags_after(Ha *h, const HaDecision *dec) {
 
 static void restart_reply_arm(Ha *h, usec_t after);
 
-static void arm_watchdog(Ha *h) {
-        if (h->watchdog && watchdog_activate(h->watchdog) >= 0 && watchdog_is_active(h->watchdog))
+/* Arms (and feeds) the watchdog before this node runs the primary. Returns false when the configuration
+ * requires a watchdog that could not be armed: the caller must not promote (Patroni's
+ * enforce_primary_role); watchdog_is_healthy() is false from then on, so the next tick demotes or
+ * releases the lock through the watchdog rows of the table. */
+static bool arm_watchdog(Ha *h) {
+        const Config *c = manager_get_config(h->manager);
+
+        if (!h->watchdog)
+                return c->watchdog.mode != WATCHDOG_REQUIRED;
+        if (watchdog_activate(h->watchdog) < 0) {
+                if (c->watchdog.mode != WATCHDOG_REQUIRED)
+                        return true; /* automatic: carry on without */
+                h->tick_again = true;
+                return false;
+        }
+        if (watchdog_is_active(h->watchdog))
                 (void)watchdog_keepalive(h->watchdog);
+        return true;
+}
+
+#define MSG_WATCHDOG_NOT_PROMOTING "Not promoting self because watchdog could not be activated"
+
+/* The lock was won but a required watchdog cannot be armed: give the key back at once. */
+static void release_lock_no_watchdog(Ha *h) {
+        log_warning("%s", MSG_WATCHDOG_NOT_PROMOTING);
+        if (!h->lock_held)
+                return;
+        if (dcs_leader_delete(h->dcs, NULL, NULL) < 0)
+                log_warning("Failed to delete the leader key");
+        lock_dropped(h);
+        h->release_wait_until = now_mono(h) + 2 * USEC_PER_SEC;
 }
 
 #define MSG_SYNC_CLAIM_FAILED \
@@ -1755,8 +1797,10 @@ static void arm_watchdog(Ha *h) {
 static int start_promote(Ha *h) {
         int r;
 
-        if (h->decision.flags & HA_FLAG_ARM_WATCHDOG)
-                arm_watchdog(h);
+        if ((h->decision.flags & HA_FLAG_ARM_WATCHDOG) && !arm_watchdog(h)) {
+                release_lock_no_watchdog(h);
+                return 0;
+        }
         job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
         job_set_next_role(h, HA_ROLE_PRIMARY);
         h->checkpoint_pending = true;
@@ -1852,7 +1896,7 @@ static void on_renew(Dcs *d, int error, const char *message, const DcsWriteResul
                         h->role = h->decision.next_role;
                 apply_flags_after(h, &h->decision);
                 if ((h->decision.flags & HA_FLAG_ARM_WATCHDOG))
-                        arm_watchdog(h);
+                        (void)arm_watchdog(h); /* on failure the next tick demotes */
                 maintain_slots(h);
         }
         ha_act_done(h);
@@ -1964,7 +2008,7 @@ static void act(Ha *h) {
                         h->role = dec->next_role;
                 apply_flags_after(h, dec);
                 if (dec->flags & HA_FLAG_ARM_WATCHDOG)
-                        arm_watchdog(h);
+                        (void)arm_watchdog(h); /* on failure the next tick demotes */
                 break;
         case HA_ACTION_FENCE:
                 break;
@@ -1993,8 +2037,12 @@ static void act(Ha *h) {
 
                 if (!st || !st->query_ok || !st->system_identifier)
                         break;
-                if (dec->flags & HA_FLAG_ARM_WATCHDOG)
-                        arm_watchdog(h);
+                if ((dec->flags & HA_FLAG_ARM_WATCHDOG) && !arm_watchdog(h)) {
+                        /* Patroni cancels the bootstrap: the next tick sees the bootstrap job again,
+                         * now with an unhealthy watchdog (row bootstrap_no_watchdog). */
+                        h->job_last_fresh = true;
+                        break;
+                }
                 snprintf(sysid, sizeof sysid, "%llu", (unsigned long long)st->system_identifier);
                 if (dcs_initialize_set(h->dcs, sysid, on_initialize_set, h) >= 0)
                         return;
@@ -2063,7 +2111,8 @@ static void act(Ha *h) {
         case HA_ACTION_STOP_POSTGRES:
                 r = start_stop_job(
                         h,
-                        PG_STOP_IMMEDIATE,
+                        /* a diverged replica is rewound next: pg_rewind needs a clean shutdown */
+                        h->replica_diverged ? PG_STOP_FAST : PG_STOP_IMMEDIATE,
                         false,
                         false,
                         (int)dec->next_role >= 0 ? dec->next_role : h->role);
@@ -2078,12 +2127,14 @@ static void act(Ha *h) {
                 r = member_host_port(h, dec->target, &host, &port);
                 if (r < 0)
                         break;
+                h->replica_diverged = false;
                 job_begin(h, HA_JOB_REWIND, STEP_REWIND, dec->target);
                 job_set_next_role(h, HA_ROLE_REPLICA);
                 r = pgctl_rewind(h->event, &h->pgs, host, port, on_job, h, &h->job);
                 break;
         case HA_ACTION_REINIT:
                 apply_flags_after(h, dec); /* the request is taken: clear it, or it runs forever */
+                h->replica_diverged = false;
                 job_begin(h, HA_JOB_REINIT, STEP_REINIT_STOP, dec->target);
                 job_set_next_role(h, HA_ROLE_REPLICA);
                 r = pgctl_stop(h->event, &h->pgs, PG_STOP_IMMEDIATE, false, on_job, h, &h->job);
@@ -2304,8 +2355,32 @@ static void decide_and_act(Ha *h) {
                                 h->cd_checkpoint,
                                 lm->timeline,
                                 f.pg.divergence == HA_DIVERGENCE_NONE ? "no divergence" : "diverged");
-                } else if (st && st->running && st->query_ok && st->in_recovery)
+                } else if (st && st->running && st->query_ok && st->in_recovery) {
+                        /* A running replica too (Patroni checks it with its replay position): one that
+                         * replayed past the fork point can never stream from this leader. Not while
+                         * paused: nothing is touched then. */
+                        uint32_t leader_tl =
+                                settled ? (uint32_t)MAX(lm->timeline, h->cluster->history_timeline) : 0;
                         f.pg.divergence = HA_DIVERGENCE_NONE;
+                        if (settled && !h->dyn.pause &&
+                            ha_divergence_replica(
+                                    st->timeline, st->replay_lsn, leader_tl, h->cluster->history) ==
+                                    HA_DIVERGENCE_DIVERGED) {
+                                f.pg.divergence = HA_DIVERGENCE_DIVERGED;
+                                if (!h->replica_diverged)
+                                        log_info(
+                                                "Timeline check against %s: local timeline %u, replayed "
+                                                "up to %" PRIu64 ", leader timeline %u: diverged",
+                                                lm->name,
+                                                st->timeline,
+                                                st->replay_lsn,
+                                                leader_tl);
+                                h->replica_diverged = true;
+                        }
+                }
+                if (h->replica_diverged && !(st && st->running) &&
+                    f.pg.divergence != HA_DIVERGENCE_DIVERGED && settled && h->cd_ok)
+                        f.pg.divergence = HA_DIVERGENCE_DIVERGED;
         }
 
         f.lease.deadline = h->lease_deadline;

@@ -210,3 +210,25 @@ HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leade
         }
         return HA_DIVERGENCE_DIVERGED; /* unknown switch point: pg_rewind decides (and may find nothing) */
 }
+
+HaDivergence
+ha_divergence_replica(uint32_t local_tl, uint64_t replay_lsn, uint32_t leader_tl, const cJSON *history) {
+        const cJSON *line;
+
+        if (local_tl == 0 || leader_tl == 0 || replay_lsn == 0)
+                return HA_DIVERGENCE_UNKNOWN;
+        if (local_tl >= leader_tl)
+                return local_tl == leader_tl ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
+        cJSON_ArrayForEach (line, history) {
+                int64_t tl, lsn;
+                if (!cJSON_IsArray(line) || cJSON_GetArraySize(line) < 2 ||
+                    json_value_int64(cJSON_GetArrayItem(line, 0), &tl) < 0 ||
+                    json_value_int64(cJSON_GetArrayItem(line, 1), &lsn) < 0)
+                        continue;
+                if (tl == (int64_t)local_tl)
+                        return replay_lsn <= (uint64_t)lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
+        }
+        /* The switch point is not in `history` yet (the new leader writes it after promoting): a
+         * running replica is left alone until it is. */
+        return HA_DIVERGENCE_UNKNOWN;
+}

@@ -913,8 +913,15 @@ static bool p_diverged_wait_checkpoint(const HaFacts *f) {
         return leader_other(f) && diverged(f) && rewind_possible(f) && !f->pg.rewind_failed &&
                 f->dcs.leader.checkpoint_pending;
 }
+/* A running replica that replayed past the new leader's fork point cannot stream from it: stop it, so that
+ * the rows below rewind it (Patroni's Rewind.execute stops a running server first). Reinitialising stops
+ * PostgreSQL by itself, so only the rewind needs this. */
+static bool p_diverged_running(const HaFacts *f) {
+        return leader_other(f) && diverged(f) && pg_alive(f) && !f->pg.is_primary && !paused(f) &&
+                rewind_possible(f) && !f->pg.rewind_failed;
+}
 static bool p_diverged_rewind(const HaFacts *f) {
-        return leader_other(f) && diverged(f) && rewind_possible(f) && !f->pg.rewind_failed;
+        return leader_other(f) && diverged(f) && rewind_possible(f) && !f->pg.rewind_failed && !pg_alive(f);
 }
 static bool p_diverged_reinit(const HaFacts *f) {
         const HaConfig *c = &f->dcs.config;
@@ -1082,6 +1089,7 @@ static bool p_unlocked_not_healthiest(const HaFacts *f) {
 #define COMMENT_STOPPED_LEADER            "postgres not running while holding the lock: start it"
 #define COMMENT_PAUSED_PRIMARY_NO_LOCK    "primary without the lock while paused"
 #define COMMENT_DIVERGED_CHECKPOINT       "diverged: wait for the new leader's post-promote checkpoint"
+#define COMMENT_DIVERGED_RUNNING          "running replica diverged from the leader's timeline: stop, then rewind"
 #define COMMENT_DIVERGED_REWIND           "diverged from the leader's timeline: pg_rewind"
 #define COMMENT_DIVERGED_REINIT           "diverged and pg_rewind unusable: reinitialise"
 #define COMMENT_DIVERGED_STUCK            "diverged, neither rewind nor reinitialise allowed: stay stopped"
@@ -1300,6 +1308,8 @@ static const HaFsmRow ha_fsm_table[] = {
             COMMENT_PAUSED_PRIMARY_NO_LOCK, "continue to run as primary without lock", NULL),
         ROW(R_PRD, p_diverged_wait_checkpoint, KEEP, HA_ACTION_WAIT, 0, COMMENT_DIVERGED_CHECKPOINT,
             "Waiting for checkpoint on {leader} before rewind", NULL),
+        ROW(R_PRD, p_diverged_running, KEEP, HA_ACTION_STOP_POSTGRES, 0, COMMENT_DIVERGED_RUNNING,
+            "stopping postgres to rewind: its timeline diverged from leader {leader}", NULL),
         ROW(R_PRD, p_diverged_rewind, HA_ROLE_REPLICA, HA_ACTION_REWIND, 0, COMMENT_DIVERGED_REWIND,
             "running pg_rewind from {leader}", NULL),
         ROW(R_PRD, p_diverged_reinit, HA_ROLE_REPLICA, HA_ACTION_REINIT, 0, COMMENT_DIVERGED_REINIT,

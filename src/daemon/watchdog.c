@@ -32,6 +32,8 @@ struct Watchdog {
         int fd;                   /* open while active */
         unsigned active_timeout;  /* effective timeout the device reported */
         bool reconfigure_pending; /* ttl or margin changed while active: applied at the next keep-alive */
+        unsigned support;         /* WDIOF_* flags of the open device (WDIOC_GETSUPPORT) */
+        int failed; /* negative errno of a failed activation: not retried until the options change */
         char identity[64];
 };
 
@@ -82,10 +84,16 @@ static int watchdog_apply_options(Watchdog *w, const WatchdogOptions *o) {
         if (o->mode < 0 || o->mode >= _WATCHDOG_MODE_MAX || o->driver < 0 ||
             o->driver >= _WATCHDOG_DRIVER_MAX)
                 return -EINVAL;
+        if (!streq_ptr(w->device, o->device ?: WATCHDOG_DEFAULT_DEVICE))
+                w->failed = 0;
         if (free_and_strdup(&w->device, o->device ?: WATCHDOG_DEFAULT_DEVICE) < 0)
                 return -ENOMEM;
         if (w->fd >= 0 && (w->ttl != o->ttl || w->safety_margin != o->safety_margin))
                 w->reconfigure_pending = true;
+        /* As Patroni, a failed activation is retried (and logged) only once the configuration changed. */
+        if (w->mode != o->mode || w->driver != o->driver || w->safety_margin != o->safety_margin ||
+            w->ttl != o->ttl || w->loop_wait != o->loop_wait)
+                w->failed = 0;
         w->mode = o->mode;
         w->driver = o->driver;
         w->safety_margin = o->safety_margin;
@@ -160,23 +168,42 @@ static int device_open(Watchdog *w) {
         if (w->driver == WATCHDOG_DRIVER_TESTING) {
                 snprintf(w->identity, sizeof w->identity, "Testing watchdog");
                 w->active_timeout = WATCHDOG_TESTING_INITIAL_TIMEOUT;
+                w->support = WDIOF_MAGICCLOSE | WDIOF_SETTIMEOUT; /* as Patroni's test harness reports */
         } else {
                 struct watchdog_info info = {};
-                if (ioctl(fd, WDIOC_GETSUPPORT, &info) >= 0)
+                /* Without the support flags nothing is assumed: no settable timeout, no magic close. */
+                if (ioctl(fd, WDIOC_GETSUPPORT, &info) >= 0) {
                         snprintf(w->identity, sizeof w->identity, "%.32s", (const char *)info.identity);
-                else
+                        w->support = info.options;
+                } else {
                         snprintf(w->identity, sizeof w->identity, "Linux watchdog device");
+                        w->support = 0;
+                }
         }
+        if (!(w->support & WDIOF_MAGICCLOSE))
+                log_warning(
+                        "Watchdog implementation can't be disabled. Watchdog will trigger after pghad loses "
+                        "leader key.");
         return 0;
 }
 
 static void device_close(Watchdog *w, bool magic) {
         if (w->fd < 0)
                 return;
+        if (magic && !(w->support & WDIOF_MAGICCLOSE)) {
+                /* It keeps running once closed: one last keep-alive gives the host a full timeout. */
+                (void)write_all(w->fd, "1");
+                log_warning(
+                        "Watchdog implementation can't be disabled. System will reboot after %u seconds "
+                        "when "
+                        "watchdog times out.",
+                        w->active_timeout);
+        }
         if (magic && write_all(w->fd, "V") < 0)
                 log_warning_errno(errno, "Failed to write the magic close character to %s: %m", w->device);
         w->fd = safe_close(w->fd);
         w->active_timeout = 0;
+        w->support = 0;
         w->reconfigure_pending = false;
 }
 
@@ -195,7 +222,8 @@ static int device_set_timeout(Watchdog *w, unsigned wanted, unsigned *ret_effect
                 *ret_effective = wanted;
                 return 0;
         }
-        if (ioctl(w->fd, WDIOC_SETTIMEOUT, &t) < 0)
+        /* A device without WDIOF_SETTIMEOUT keeps its own timeout: read it and let the caller judge. */
+        if ((w->support & WDIOF_SETTIMEOUT) && ioctl(w->fd, WDIOC_SETTIMEOUT, &t) < 0)
                 return -errno;
         if (ioctl(w->fd, WDIOC_GETTIMEOUT, &t) < 0)
                 return -errno;
@@ -244,8 +272,10 @@ static int watchdog_set_timeout(Watchdog *w) {
 }
 
 /* watchdog_activate - opens the device and sets the timeout, unless already active. Returns 0 when the
- * watchdog is armed or the mode is off; a negative errno when it could not be armed. In automatic mode a
- * failure only means "carry on without"; in required mode the caller must not lead. Logs. */
+ * watchdog is armed or the mode is off; a negative errno when it could not be armed. A failure is
+ * remembered: later calls return it without trying (and logging) again until watchdog_reconfigure()
+ * changes an option, as Patroni does. In automatic mode a failure only means "carry on without"; in
+ * required mode the caller must not lead. Logs. */
 int watchdog_activate(Watchdog *w) {
         int r;
 
@@ -253,12 +283,15 @@ int watchdog_activate(Watchdog *w) {
                 return 0;
         if (w->fd >= 0)
                 return 0;
+        if (w->failed < 0)
+                return w->failed;
         if (watchdog_timing_slack(w) < 0) {
                 log_warning(
                         "Watchdog not supported because leader TTL %u is less than 2x loop_wait %u",
                         w->ttl,
                         w->loop_wait);
-                return -ERANGE;
+                r = -ERANGE;
+                goto fail;
         }
         r = device_open(w);
         if (r < 0)
@@ -266,6 +299,7 @@ int watchdog_activate(Watchdog *w) {
         r = watchdog_set_timeout(w);
         if (r < 0)
                 goto fail;
+        w->failed = 0;
         log_info(
                 "%s at %s activated with %u second timeout, timing slack %d seconds",
                 w->identity,
@@ -275,6 +309,7 @@ int watchdog_activate(Watchdog *w) {
         return 0;
 
 fail:
+        w->failed = r;
         if (w->mode == WATCHDOG_REQUIRED)
                 log_error("Configuration requires watchdog, but watchdog could not be activated");
         return r;
@@ -290,8 +325,10 @@ int watchdog_keepalive(Watchdog *w) {
         if (w->reconfigure_pending) {
                 w->reconfigure_pending = false;
                 r = watchdog_set_timeout(w);
-                if (r < 0)
+                if (r < 0) {
+                        w->failed = r; /* closed: a required watchdog no longer protects us */
                         return r;
+                }
                 log_info(
                         "%s updated with %u second timeout, timing slack %d seconds",
                         w->device,
@@ -316,13 +353,16 @@ bool watchdog_is_active(const Watchdog *w) {
         return w && w->fd >= 0;
 }
 
-/* watchdog_is_healthy - whether a required watchdog could be used: the device exists and is writable and
- * the timing leaves slack. Always true when the mode is not "required" (Patroni's is_healthy). The node
- * advertises watchdog_failed when this is false. */
+/* watchdog_is_healthy - whether a required watchdog could be used: it is armed, or it did not fail to arm
+ * since the options last changed and the device exists and is writable and the timing leaves slack.
+ * Always true when the mode is not "required" (Patroni's is_healthy). The node advertises
+ * watchdog_failed when this is false. */
 bool watchdog_is_healthy(const Watchdog *w) {
         if (w->mode != WATCHDOG_REQUIRED)
                 return true;
         if (w->fd >= 0)
                 return true;
+        if (w->failed < 0)
+                return false;
         return watchdog_timing_slack(w) >= 0 && access(w->device, W_OK) == 0;
 }

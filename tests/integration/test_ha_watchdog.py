@@ -103,3 +103,102 @@ def test_required_watchdog_without_device_never_takes_the_lock(workdir):
         assert isinstance(body, dict) and body.get("watchdog_failed") is True, body
     finally:
         c.stop()
+
+
+def fifo_without_reader(workdir):
+    """A watchdog device that exists and is writable (so it looks usable) but cannot be armed: opening
+    a FIFO for writing fails with ENXIO while nobody reads it, as /dev/watchdog fails with EBUSY while
+    another process holds it."""
+    path = os.path.join(workdir, "watchdog-no-reader.fifo")
+    os.mkfifo(path, 0o666)
+    os.chmod(path, 0o666)
+    return path
+
+
+def daemon_log(node):
+    with open(os.path.join(node.dir, "daemon.log"), errors="replace") as f:
+        return f.read()
+
+
+def test_required_watchdog_that_fails_to_arm_never_takes_the_lock(workdir):
+    c = make_cluster(workdir, fifo_without_reader(workdir))
+    try:
+        c.start()
+        node = c.nodes[0]
+        # The node bootstraps, then tries to arm the watchdog before it writes `initialize` and takes
+        # the key; the activation fails, so it must cancel instead of leading.
+        lib.wait_until(lambda: "Configuration requires watchdog, but watchdog could not be activated"
+                       in daemon_log(node), 60, what="a failed watchdog activation")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert c.leader_key() is None, "a node whose required watchdog could not be armed took the lock"
+            # The bootstrap is cancelled (and retried) before the cluster is ever initialized: its
+            # freshly initdb'd PostgreSQL runs for a moment, but `initialize` never gets a system id.
+            assert not c.key_value("initialize"), "bootstrap finished without the required watchdog"
+            time.sleep(0.2)
+        status, body = node.api("/patroni")
+        assert isinstance(body, dict) and body.get("watchdog_failed") is True, body
+    finally:
+        c.stop()
+
+
+def test_required_watchdog_that_fails_to_arm_does_not_promote_after_failover(workdir):
+    """node1 (no watchdog) leads; node2 requires a watchdog whose device cannot be armed. When node1 dies
+    node2 may win the race (its device looked usable), but must give the key back instead of promoting."""
+    timings = {"ttl": 10, "loop_wait": 1, "retry_timeout": 2}
+    c = pc.Cluster(workdir, n=2, timings=timings)
+    node1, node2 = c.nodes
+    node2.config["watchdog"] = {"mode": "required", "driver": "testing", "device": fifo_without_reader(workdir),
+                                "safety_margin": 5}
+    node2.write_config()
+    try:
+        node1.start()
+        assert c.wait_for_leader(60) is node1
+        node2.start()
+        c.wait_for_streaming(node1, 1, 60)
+        node1.kill9()
+        deadline = time.monotonic() + 3 * timings["ttl"]
+        while time.monotonic() < deadline:
+            assert not node2.is_writable_primary(), "promoted without the required watchdog"
+            if "Not promoting self because watchdog could not be activated" in daemon_log(node2):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("node2 never tried to lead")
+        lib.wait_until(lambda: node2.api("/patroni")[1].get("watchdog_failed") is True, 10,
+                       what="watchdog_failed advertised")
+        # It released the key and does not race again while its watchdog stays unusable.
+        lib.wait_until(lambda: c.leader_key() is None, 10, what="the leader key released")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert c.leader_key() is None and not node2.is_writable_primary()
+            time.sleep(0.2)
+    finally:
+        c.stop()
+
+
+def test_watchdog_closed_while_paused_and_armed_again_on_resume(workdir):
+    """Patroni's acceptance expectation (compat §8.4): pause closes the watchdog with `V` within a couple
+    of seconds (nothing is fenced while paused), resume arms and feeds it again."""
+    fifo = FifoReader(os.path.join(workdir, "watchdog.fifo"))
+    fifo.start()
+    c = make_cluster(workdir, fifo.path)
+    try:
+        c.start()
+        leader = c.wait_for_leader(60)
+        lib.wait_until(lambda: fifo.pings() >= 2, 30, what="keep-alives")
+        status, body = leader.api("/config", "PATCH", {"pause": True})
+        assert status == 200, body
+        paused = time.monotonic()
+        lib.wait_until(lambda: fifo.text().endswith("V"), 5, interval=0.05, what="the magic close on pause")
+        assert time.monotonic() - paused < 3
+        time.sleep(3 * TIMINGS["loop_wait"])  # a span with several ticks, by design: none may feed it
+        assert fifo.text().endswith("V"), fifo.text()[-20:]
+        closed_len = len(fifo.text())
+        status, body = leader.api("/config", "PATCH", {"pause": None})
+        assert status == 200, body
+        lib.wait_until(lambda: "Ctimeout=15\n" in fifo.text()[closed_len:] and
+                       FifoReader._pings(fifo.text()[closed_len:]) >= 1, 15, what="armed and fed after resume")
+    finally:
+        c.stop()
+        fifo.stop()

@@ -650,4 +650,40 @@ TEST(shipped_configs) {
         }
 }
 
+/* postgresql.remove_data_directory_on_* in the dynamic configuration: Patroni's booleans, a bad value is
+ * reported with its key and leaves the default (false). */
+TEST(dynamic_config_remove_data_directory) {
+        DynamicConfig dc = {};
+        ConfigDiagnostics d = {};
+        cJSON *j;
+
+        ASSERT_OK(dynamic_config_init(&dc));
+        ASSERT_FALSE(dc.remove_data_directory_on_rewind_failure);
+        ASSERT_FALSE(dc.remove_data_directory_on_diverged_timelines);
+
+        j = cJSON_Parse(
+                "{\"postgresql\": {\"remove_data_directory_on_rewind_failure\": \"on\","
+                " \"remove_data_directory_on_diverged_timelines\": true}}");
+        ASSERT_NOT_NULL(j);
+        ASSERT_OK(dynamic_config_from_json(j, &dc, "config", &d));
+        ASSERT_TRUE(dc.remove_data_directory_on_rewind_failure);
+        ASSERT_TRUE(dc.remove_data_directory_on_diverged_timelines);
+        ASSERT_EQ(d.n, 0);
+        cJSON_Delete(j);
+
+        j = cJSON_Parse(
+                "{\"postgresql\": {\"remove_data_directory_on_rewind_failure\": 3,"
+                " \"remove_data_directory_on_diverged_timelines\": \"maybe\"}}");
+        ASSERT_NOT_NULL(j);
+        ASSERT_OK(dynamic_config_from_json(j, &dc, "config", &d));
+        ASSERT_FALSE(dc.remove_data_directory_on_rewind_failure);
+        ASSERT_FALSE(dc.remove_data_directory_on_diverged_timelines);
+        ASSERT_EQ(d.n, 2);
+        ASSERT_STREQ(d.items[0].key, "postgresql.remove_data_directory_on_rewind_failure");
+        ASSERT_STREQ(d.items[1].key, "postgresql.remove_data_directory_on_diverged_timelines");
+        config_diagnostics_done(&d);
+        cJSON_Delete(j);
+        dynamic_config_done(&dc);
+}
+
 DEFINE_TEST_MAIN

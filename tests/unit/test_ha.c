@@ -245,4 +245,20 @@ TEST(divergence) {
                 HA_DIVERGENCE_DIVERGED); /* no history: let pg_rewind decide */
 }
 
+TEST(divergence_of_a_running_replica) {
+        _cleanup_(cJSON_Deletep) cJSON *h = NULL;
+
+        ASSERT_OK(json_parse_string("[[1,1000,\"r\"],[2,5000,\"r\"]]", &h));
+        ASSERT_EQ(ha_divergence_replica(3, 10, 3, h), HA_DIVERGENCE_NONE);       /* follows the leader */
+        ASSERT_EQ(ha_divergence_replica(1, 999, 3, h), HA_DIVERGENCE_NONE);      /* behind the switch */
+        ASSERT_EQ(ha_divergence_replica(1, 1000, 3, h), HA_DIVERGENCE_NONE);     /* exactly at it */
+        ASSERT_EQ(ha_divergence_replica(1, 1001, 3, h), HA_DIVERGENCE_DIVERGED); /* replayed past it */
+        ASSERT_EQ(ha_divergence_replica(4, 10, 3, h), HA_DIVERGENCE_DIVERGED);   /* ahead of the leader */
+        /* no replay position yet, or a switch the history does not record yet: leave it alone */
+        ASSERT_EQ(ha_divergence_replica(1, 0, 3, h), HA_DIVERGENCE_UNKNOWN);
+        ASSERT_EQ(ha_divergence_replica(2, 6000, 4, h), HA_DIVERGENCE_DIVERGED);
+        ASSERT_EQ(ha_divergence_replica(3, 6000, 4, h), HA_DIVERGENCE_UNKNOWN);
+        ASSERT_EQ(ha_divergence_replica(1, 4000, 3, NULL), HA_DIVERGENCE_UNKNOWN);
+}
+
 DEFINE_TEST_MAIN

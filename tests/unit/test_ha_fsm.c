@@ -504,6 +504,24 @@ SETUP(s_old_primary_not_diverged) {
         base_old_primary(f);
         f->pg.divergence = HA_DIVERGENCE_NONE;
 }
+/* A running replica that replayed past the new leader's fork point (e.g. a failover to a candidate behind
+ * it): stopped, so that it can be rewound. */
+SETUP(s_replica_diverged_running) {
+        base_replica(f);
+        f->pg.divergence = HA_DIVERGENCE_DIVERGED;
+}
+/* The same replica when pg_rewind is off but diverged timelines may be reinitialised: the reinit stops it.
+ */
+SETUP(s_replica_diverged_running_reinit) {
+        s_replica_diverged_running(f);
+        f->dcs.config.use_pg_rewind = false;
+        f->dcs.config.remove_data_directory_on_diverged_timelines = true;
+}
+/* Paused: not stopped (nothing is touched), and never pg_rewind on a running server. */
+SETUP(s_replica_diverged_running_paused) {
+        s_replica_diverged_running(f);
+        f->dcs.config.pause = true;
+}
 SETUP(s_replica_stopped) {
         base_replica(f);
         f->pg.state = HA_PG_STOPPED;
@@ -1144,6 +1162,20 @@ static const Scenario scenarios[] = {
         SC(s_reinit_after_rewind_failure,
            .row = "diverged_reinit",
            .action = HA_ACTION_REINIT,
+           .next = HA_ROLE_REPLICA),
+        SC(s_replica_diverged_running,
+           .row = "diverged_running",
+           .action = HA_ACTION_STOP_POSTGRES,
+           .next = HA_ROLE_REPLICA,
+           .message = "stopping postgres to rewind: its timeline diverged from leader node1"),
+        SC(s_replica_diverged_running_reinit,
+           .row = "diverged_reinit",
+           .action = HA_ACTION_REINIT,
+           .next = HA_ROLE_REPLICA,
+           .target = "node1"),
+        SC(s_replica_diverged_running_paused,
+           .row = "diverged_stuck",
+           .action = HA_ACTION_WAIT,
            .next = HA_ROLE_REPLICA),
         SC(s_diverged_stuck, .row = "diverged_stuck", .action = HA_ACTION_WAIT, .next = HA_ROLE_DEMOTED),
         SC(s_old_primary_unchecked,

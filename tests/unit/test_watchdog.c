@@ -161,4 +161,52 @@ TEST(fifo_without_reader_fails_instead_of_blocking) {
         fifo_close(&f);
 }
 
+/* A device that exists and is writable but cannot be armed (a FIFO without a reader here; EBUSY or a
+ * failing SETTIMEOUT on a real device) makes a required watchdog unhealthy, so the node advertises
+ * watchdog_failed and does not lead; it is not retried until the options change, as in Patroni. */
+TEST(failed_activation_is_unhealthy_until_reconfigured) {
+        _cleanup_(watchdog_freep) Watchdog *w = NULL;
+        Fifo f;
+        fifo_open(&f);
+        int reader = f.reader;
+        f.reader = -EBADF;
+        reader = safe_close(reader);
+        WatchdogOptions o = testing_options(f.path, WATCHDOG_REQUIRED, 20);
+
+        ASSERT_OK(watchdog_new(&o, &w));
+        ASSERT_TRUE(watchdog_is_healthy(w)); /* writable: looks usable before the first try */
+        ASSERT_ERROR(watchdog_activate(w), ENXIO);
+        ASSERT_FALSE(watchdog_is_active(w));
+        ASSERT_FALSE(watchdog_is_healthy(w));
+
+        /* A reader appears, but the same options are not tried again. */
+        f.reader = open(f.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        ASSERT_TRUE(f.reader >= 0);
+        ASSERT_OK(watchdog_reconfigure(w, &o));
+        ASSERT_ERROR(watchdog_activate(w), ENXIO);
+        ASSERT_FALSE(watchdog_is_healthy(w));
+        ASSERT_STREQ(fifo_read(&f), "");
+
+        /* A changed option clears the failure: healthy again, and armed at the next activation. */
+        o.safety_margin = 4;
+        ASSERT_OK(watchdog_reconfigure(w, &o));
+        ASSERT_TRUE(watchdog_is_healthy(w));
+        ASSERT_OK(watchdog_activate(w));
+        ASSERT_TRUE(watchdog_is_active(w));
+        ASSERT_STREQ(fifo_read(&f), "Ctimeout=16\n");
+        watchdog_disable(w);
+        fifo_close(&f);
+}
+
+/* In automatic mode the failure is not fatal but is remembered too: no retry (and no log) per tick. */
+TEST(automatic_failure_stays_healthy) {
+        _cleanup_(watchdog_freep) Watchdog *w = NULL;
+        WatchdogOptions o = testing_options("/nonexistent/watchdog", WATCHDOG_AUTOMATIC, 20);
+
+        ASSERT_OK(watchdog_new(&o, &w));
+        ASSERT_ERROR(watchdog_activate(w), ENOENT);
+        ASSERT_TRUE(watchdog_is_healthy(w));
+        ASSERT_ERROR(watchdog_activate(w), ENOENT);
+}
+
 DEFINE_TEST_MAIN
