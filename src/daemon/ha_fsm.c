@@ -1236,7 +1236,7 @@ static const HaFsmRow ha_fsm_table[] = {
         ROW(R_U, p_bootstrap_failed, KEEP, HA_ACTION_BOOTSTRAP_CANCEL, 0, COMMENT_BOOTSTRAP_FAILED,
             "Failed to bootstrap cluster", NULL),
         ROW(R_U, p_bootstrap_no_watchdog, KEEP, HA_ACTION_BOOTSTRAP_CANCEL, 0, COMMENT_BOOTSTRAP_NO_WATCHDOG,
-            "Failed to bootstrap cluster: watchdog could not be activated", NULL),
+            "Cancelling bootstrap because watchdog activation failed", NULL),
         ROW(R_U, p_bootstrap_done, HA_ROLE_PRIMARY, HA_ACTION_BOOTSTRAP_FINISH,
             HA_FLAG_WRITE_INITIALIZE | HA_FLAG_ARM_WATCHDOG | HA_FLAG_WRITE_STATUS, COMMENT_BOOTSTRAP_DONE,
             "initialized a new cluster", "Failed to bootstrap cluster"),

@@ -1,12 +1,14 @@
 """The watchdog under pghad with Patroni's `driver: testing` (a FIFO that records every activation,
 keep-alive and close): armed with timeout ttl - safety_margin when the node takes the leader key, fed
-from the lease renewal (so never while the daemon is frozen), and a required watchdog that cannot be used
-keeps the node from ever taking the leader key."""
+from the lease renewal (so never while the daemon is frozen); a required watchdog that cannot be armed
+keeps the node from ever taking the leader key (a first node cancels its bootstrap and exits, as Patroni)."""
 import os
 import re
 import signal
 import threading
 import time
+
+import pytest
 
 import pgha_cluster as pc
 import pgha_testlib as lib
@@ -88,23 +90,6 @@ def test_watchdog_armed_with_ttl_minus_margin_and_not_fed_while_frozen(workdir):
     assert fifo.text().endswith("V"), fifo.text()[-20:]
 
 
-def test_required_watchdog_without_device_never_takes_the_lock(workdir):
-    c = make_cluster(workdir, os.path.join(workdir, "no-such-watchdog"))
-    try:
-        c.start()
-        node = c.nodes[0]
-        lib.wait_until(lambda: node.api("/patroni")[0] in (200, 503), 30, what="REST API up")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert c.leader_key() is None, "a node whose required watchdog cannot work took the lock"
-            assert not node.is_writable_primary() or c.leader_key() is None
-            time.sleep(0.2)
-        status, body = node.api("/patroni")
-        assert isinstance(body, dict) and body.get("watchdog_failed") is True, body
-    finally:
-        c.stop()
-
-
 def fifo_without_reader(workdir):
     """A watchdog device that exists and is writable (so it looks usable) but cannot be armed: opening
     a FIFO for writing fails with ENXIO while nobody reads it, as /dev/watchdog fails with EBUSY while
@@ -120,24 +105,26 @@ def daemon_log(node):
         return f.read()
 
 
-def test_required_watchdog_that_fails_to_arm_never_takes_the_lock(workdir):
-    c = make_cluster(workdir, fifo_without_reader(workdir))
+@pytest.mark.parametrize("device", ["missing", "fifo-without-reader"])
+def test_required_watchdog_that_cannot_be_armed_cancels_the_bootstrap(workdir, device):
+    """As Patroni's post_bootstrap: a new cluster's first node whose required watchdog cannot be armed
+    (no device, or one that exists and looks usable but cannot be opened) never takes the leader key;
+    it cancels the bootstrap (initialize key removed, data directory moved aside, not deleted) and exits 1."""
+    path = os.path.join(workdir, "no-such-watchdog") if device == "missing" else fifo_without_reader(workdir)
+    c = make_cluster(workdir, path)
+    node = c.nodes[0]
     try:
         c.start()
-        node = c.nodes[0]
-        # The node bootstraps, then tries to arm the watchdog before it writes `initialize` and takes
-        # the key; the activation fails, so it must cancel instead of leading.
-        lib.wait_until(lambda: "Configuration requires watchdog, but watchdog could not be activated"
-                       in daemon_log(node), 60, what="a failed watchdog activation")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert c.leader_key() is None, "a node whose required watchdog could not be armed took the lock"
-            # The bootstrap is cancelled (and retried) before the cluster is ever initialized: its
-            # freshly initdb'd PostgreSQL runs for a moment, but `initialize` never gets a system id.
-            assert not c.key_value("initialize"), "bootstrap finished without the required watchdog"
-            time.sleep(0.2)
-        status, body = node.api("/patroni")
-        assert isinstance(body, dict) and body.get("watchdog_failed") is True, body
+        while node.daemon_alive():
+            assert c.leader_key() is None, "a node whose required watchdog cannot be armed took the lock"
+            assert not node.is_writable_primary() or c.leader_key() is None
+            time.sleep(0.1)
+        assert node.process.proc.returncode == 1
+        log = daemon_log(node)
+        assert "Cancelling bootstrap because watchdog activation failed" in log, log[-3000:]
+        assert "Failed to bootstrap cluster" in log, log[-3000:]
+        assert c.leader_key() is None and not c.key_value("initialize")
+        assert not os.path.exists(node.data_dir) and os.path.isdir(node.data_dir + ".failed")
     finally:
         c.stop()
 
