@@ -143,14 +143,22 @@ int dynamic_config_from_json(
                  0},
                 {"synchronous_node_count", NULL, offsetof(DynamicConfig, synchronous_node_count), false, 1},
         };
+        /* Booleans, at the top level or in the postgresql section (path = the key as diagnostics name it);
+         * a bad value keeps the default, with a warning. */
         static const struct {
-                const char *key;
+                const char *path;
                 size_t offset;
         } bools[] = {
                 {"synchronous_mode_strict", offsetof(DynamicConfig, synchronous_mode_strict)},
                 {"failsafe_mode", offsetof(DynamicConfig, failsafe_mode)},
                 {"check_timeline", offsetof(DynamicConfig, check_timeline)},
                 {"pause", offsetof(DynamicConfig, pause)},
+                {"postgresql.use_pg_rewind", offsetof(DynamicConfig, use_pg_rewind)},
+                {"postgresql.use_slots", offsetof(DynamicConfig, use_slots)},
+                {"postgresql.remove_data_directory_on_rewind_failure",
+                 offsetof(DynamicConfig, remove_data_directory_on_rewind_failure)},
+                {"postgresql.remove_data_directory_on_diverged_timelines",
+                 offsetof(DynamicConfig, remove_data_directory_on_diverged_timelines)},
         };
         DynamicConfig d;
         const cJSON *v, *pg;
@@ -185,13 +193,19 @@ int dynamic_config_from_json(
                 else
                         *(int *)((uint8_t *)&d + ints[i].offset) = (int)x;
         }
+        pg = cJSON_GetObjectItemCaseSensitive(json, "postgresql");
         for (size_t i = 0; i < ELEMENTSOF(bools); i++) {
-                v = cJSON_GetObjectItemCaseSensitive(json, bools[i].key);
+                const char *key = bools[i].path, *in_pg = startswith(key, "postgresql.");
+
+                if (in_pg)
+                        v = cJSON_IsObject(pg) ? cJSON_GetObjectItemCaseSensitive(pg, in_pg) : NULL;
+                else
+                        v = cJSON_GetObjectItemCaseSensitive(json, key);
                 if (!v || cJSON_IsNull(v))
                         continue;
                 r = json_to_bool(v);
                 if (r < 0) {
-                        bad_value(diags, source, bools[i].key, "not a boolean");
+                        bad_value(diags, source, key, "not a boolean");
                         continue;
                 }
                 *(bool *)((uint8_t *)&d + bools[i].offset) = r;
@@ -223,50 +237,9 @@ int dynamic_config_from_json(
         if (cJSON_IsArray(v) && dup_into(&d.ignore_slots, v) < 0)
                 goto oom;
 
-        pg = cJSON_GetObjectItemCaseSensitive(json, "postgresql");
         if (cJSON_IsObject(pg)) {
                 if (dup_into(&d.postgresql, pg) < 0)
                         goto oom;
-                v = cJSON_GetObjectItemCaseSensitive(pg, "use_pg_rewind");
-                if (v && !cJSON_IsNull(v)) {
-                        r = json_to_bool(v);
-                        if (r < 0)
-                                bad_value(diags, source, "postgresql.use_pg_rewind", "not a boolean");
-                        else
-                                d.use_pg_rewind = r;
-                }
-                v = cJSON_GetObjectItemCaseSensitive(pg, "remove_data_directory_on_rewind_failure");
-                if (v && !cJSON_IsNull(v)) {
-                        r = json_to_bool(v);
-                        if (r < 0)
-                                bad_value(
-                                        diags,
-                                        source,
-                                        "postgresql.remove_data_directory_on_rewind_failure",
-                                        "not a boolean");
-                        else
-                                d.remove_data_directory_on_rewind_failure = r;
-                }
-                v = cJSON_GetObjectItemCaseSensitive(pg, "remove_data_directory_on_diverged_timelines");
-                if (v && !cJSON_IsNull(v)) {
-                        r = json_to_bool(v);
-                        if (r < 0)
-                                bad_value(
-                                        diags,
-                                        source,
-                                        "postgresql.remove_data_directory_on_diverged_timelines",
-                                        "not a boolean");
-                        else
-                                d.remove_data_directory_on_diverged_timelines = r;
-                }
-                v = cJSON_GetObjectItemCaseSensitive(pg, "use_slots");
-                if (v && !cJSON_IsNull(v)) {
-                        r = json_to_bool(v);
-                        if (r < 0)
-                                bad_value(diags, source, "postgresql.use_slots", "not a boolean");
-                        else
-                                d.use_slots = r;
-                }
                 v = cJSON_GetObjectItemCaseSensitive(pg, "parameters");
                 if (cJSON_IsObject(v) && dup_into(&d.parameters, v) < 0)
                         goto oom;
