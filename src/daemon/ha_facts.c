@@ -188,8 +188,27 @@ void ha_facts_fill_dcs(
                 f->dcs.failsafe.present = true;
 }
 
-HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leader_tl, const cJSON *history) {
+/* The LSN at which the cluster's `history` says timeline tl ended (the switch to the next one); false
+ * when history has no well-formed line for tl. */
+static bool history_switch_lsn(const cJSON *history, uint32_t tl, uint64_t *ret_lsn) {
         const cJSON *line;
+
+        cJSON_ArrayForEach (line, history) {
+                int64_t line_tl, lsn;
+                if (!cJSON_IsArray(line) || cJSON_GetArraySize(line) < 2 ||
+                    json_value_int64(cJSON_GetArrayItem(line, 0), &line_tl) < 0 ||
+                    json_value_int64(cJSON_GetArrayItem(line, 1), &lsn) < 0)
+                        continue;
+                if (line_tl == (int64_t)tl) {
+                        *ret_lsn = (uint64_t)lsn;
+                        return true;
+                }
+        }
+        return false;
+}
+
+HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leader_tl, const cJSON *history) {
+        uint64_t switch_lsn;
 
         if (local_tl == 0 || leader_tl == 0)
                 return HA_DIVERGENCE_UNKNOWN;
@@ -199,35 +218,21 @@ HaDivergence ha_divergence(uint32_t local_tl, uint64_t local_lsn, uint32_t leade
                 return HA_DIVERGENCE_DIVERGED;
         /* The leader switched away from our timeline at the LSN its history records for it: anything we
          * wrote at or past that point is not in the leader's history. */
-        cJSON_ArrayForEach (line, history) {
-                int64_t tl, lsn;
-                if (!cJSON_IsArray(line) || cJSON_GetArraySize(line) < 2 ||
-                    json_value_int64(cJSON_GetArrayItem(line, 0), &tl) < 0 ||
-                    json_value_int64(cJSON_GetArrayItem(line, 1), &lsn) < 0)
-                        continue;
-                if (tl == (int64_t)local_tl)
-                        return local_lsn <= (uint64_t)lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
-        }
+        if (history_switch_lsn(history, local_tl, &switch_lsn))
+                return local_lsn <= switch_lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
         return HA_DIVERGENCE_DIVERGED; /* unknown switch point: pg_rewind decides (and may find nothing) */
 }
 
 HaDivergence
 ha_divergence_replica(uint32_t local_tl, uint64_t replay_lsn, uint32_t leader_tl, const cJSON *history) {
-        const cJSON *line;
+        uint64_t switch_lsn;
 
         if (local_tl == 0 || leader_tl == 0 || replay_lsn == 0)
                 return HA_DIVERGENCE_UNKNOWN;
         if (local_tl >= leader_tl)
                 return local_tl == leader_tl ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
-        cJSON_ArrayForEach (line, history) {
-                int64_t tl, lsn;
-                if (!cJSON_IsArray(line) || cJSON_GetArraySize(line) < 2 ||
-                    json_value_int64(cJSON_GetArrayItem(line, 0), &tl) < 0 ||
-                    json_value_int64(cJSON_GetArrayItem(line, 1), &lsn) < 0)
-                        continue;
-                if (tl == (int64_t)local_tl)
-                        return replay_lsn <= (uint64_t)lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
-        }
+        if (history_switch_lsn(history, local_tl, &switch_lsn))
+                return replay_lsn <= switch_lsn ? HA_DIVERGENCE_NONE : HA_DIVERGENCE_DIVERGED;
         /* The switch point is not in `history` yet (the new leader writes it after promoting): a
          * running replica is left alone until it is. */
         return HA_DIVERGENCE_UNKNOWN;
