@@ -243,6 +243,28 @@ def test_start_reload_and_graceful_stop(workdir, config_file, ports, daemons):
     assert re.search(rf"^{LOG_LINE}Shutdown complete\.$", d.process.output(), re.MULTILINE)
 
 
+def test_shipped_minimal_config_starts_reloads_and_stops(workdir, daemons):
+    """conf/pgha-minimal.yml itself, as the issue's user runs it; only its addresses and data_dir are
+    moved with Patroni's environment overrides, so nothing here touches the default ports 8008, 2379
+    and 5432 or /var/lib/postgresql."""
+    shipped = os.path.join(lib.SOURCE_DIR, "conf", "pgha-minimal.yml")
+    api = f"127.0.0.1:{lib.free_port()}"
+    pg = f"127.0.0.1:{lib.free_port()}"
+    env = dict(os.environ, PATRONI_RESTAPI_LISTEN=api, PATRONI_RESTAPI_CONNECT_ADDRESS=api,
+               PATRONI_ETCD3_HOSTS=f"127.0.0.1:{lib.free_port()}", PATRONI_POSTGRESQL_LISTEN=pg,
+               PATRONI_POSTGRESQL_CONNECT_ADDRESS=pg, PATRONI_POSTGRESQL_DATA_DIR=os.path.join(workdir, "data"))
+    d = Daemon(workdir, [shipped], env=env)
+    daemons.append(d)
+    d.wait_log(rf"^{LOG_LINE}Starting pghad \S+ as member 'node1' of cluster 'demo'\.$")
+    d.wait_notify("READY", "1")
+    assert lib.http_get(f"http://{api}/liveness")[0] == 200
+    d.process.send_signal(signal.SIGHUP)
+    d.wait_log(rf"^{LOG_LINE}No local configuration items changed\.$")
+    d.wait_log(rf"^{LOG_LINE}Reloaded the configuration\.$")
+    assert d.stop(signal.SIGTERM) == 0, d.process.output()
+    assert re.search(rf"^{LOG_LINE}Shutdown complete\.$", d.process.output(), re.MULTILINE)
+
+
 def test_sigint_stops_cleanly(workdir, config_file, daemons):
     d = Daemon(workdir, [config_file])
     daemons.append(d)
