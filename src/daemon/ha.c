@@ -217,6 +217,8 @@ struct Ha {
         usec_t release_deadline;
         sd_event_source *release_timer;       /* "ha-sync-release" */
         sd_event_source *restart_reply_timer; /* "ha-restart-reply": POST /restart's "timeout" */
+        sd_event_source *callback_wait_timer; /* "ha-shutdown-callbacks": bounds the wait at exit */
+        int shutdown_result;
 
         /* shutdown */
         ManagerDoneFunc done;
@@ -3203,12 +3205,51 @@ static const RestIntentHandler intent_handler = {
 
 /* ==== shutdown ==== */
 
-static void shutdown_finish(Ha *h, int r) {
+static void shutdown_done(Ha *h) {
         ManagerDoneFunc done = h->done;
 
+        h->callback_wait_timer = sd_event_source_disable_unref(h->callback_wait_timer);
         h->done = NULL;
         if (done)
-                done(h->done_cookie, r);
+                done(h->done_cookie, h->shutdown_result);
+}
+
+static void on_shutdown_callback_done(PgCallback action, int exit_code, void *userdata) {
+        Ha *h = userdata;
+
+        if (!callbacks_is_running(h->callbacks))
+                shutdown_done(h);
+}
+
+static int on_callback_wait_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ha *h = userdata;
+
+        log_warning("Callbacks still running %i s after the shutdown: killing them.", h->dyn.retry_timeout);
+        shutdown_done(h); /* ha_free() kills them */
+        return 0;
+}
+
+/* The end of the shutdown: a callback fired on the way (on_stop) may finish, for at most retry_timeout,
+ * so the script is not killed the moment pghad exits (Patroni's outlive it). */
+static void shutdown_finish(Ha *h, int r) {
+        h->shutdown_result = r;
+        if (!h->done || !callbacks_is_running(h->callbacks)) {
+                shutdown_done(h);
+                return;
+        }
+        callback_runner_set_notify(h->callbacks, on_shutdown_callback_done, h);
+        if (sd_event_add_time_relative(
+                    h->event,
+                    &h->callback_wait_timer,
+                    CLOCK_MONOTONIC,
+                    retry_timeout_usec(h),
+                    0,
+                    on_callback_wait_timer,
+                    h) < 0) {
+                shutdown_done(h);
+                return;
+        }
+        (void)sd_event_source_set_description(h->callback_wait_timer, "ha-shutdown-callbacks");
 }
 
 static void on_member_deleted(EtcdClient *c, int error, const char *message, const cJSON *reply, void *ud) {
@@ -3244,6 +3285,7 @@ on_shutdown_release(Dcs *d, int error, const char *message, const DcsWriteResult
 
 static void on_shutdown_stop(PgCtlJob *job, int r, const char *error, void *userdata) {
         Ha *h = userdata;
+        bool signalled = job && pgctl_job_signalled(job);
 
         h->job = pgctl_job_free(h->job);
         if (r < 0) {
@@ -3251,6 +3293,9 @@ static void on_shutdown_stop(PgCtlJob *job, int r, const char *error, void *user
                 shutdown_finish(h, r);
                 return;
         }
+        /* Patroni's stop(): on_stop with the role it had, only when a postmaster was signalled */
+        if (signalled)
+                fire_callback(h, PG_CALLBACK_ON_STOP, callback_role(h));
         if (h->watchdog)
                 watchdog_disable(h->watchdog);
         if (h->lock_held && dcs_leader_delete(h->dcs, on_shutdown_release, h) >= 0)
@@ -3691,6 +3736,7 @@ Ha *ha_free(Ha *h) {
         h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
         h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
         h->release_timer = sd_event_source_disable_unref(h->release_timer);
+        h->callback_wait_timer = sd_event_source_disable_unref(h->callback_wait_timer);
         h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
         h->lease_watch = sd_event_source_disable_unref(h->lease_watch);
         h->pgmon = pgmon_free(h->pgmon);

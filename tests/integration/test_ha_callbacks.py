@@ -102,3 +102,13 @@ def test_callbacks_follow_patroni_events(cluster_factory, checker):
            since)
     lib.wait_until(lambda: all(n.query("SHOW work_mem") == [("8MB",)] for n in c.nodes), 10,
                    what="work_mem 8MB everywhere")
+
+    # a graceful stop of the daemon (SIGTERM) stops PostgreSQL: on_stop with the role it had, and the
+    # daemon lets the script finish before it exits. Replicas first, so the leader's stop is not
+    # followed by a promotion.
+    since = marks(c.nodes)
+    for node in (leader, other, new):
+        node.process.stop(timeout=60)
+        assert not node.daemon_alive()
+    expect(c.nodes, {leader.name: ["on_stop replica demo"], other.name: ["on_stop replica demo"],
+                     new.name: ["on_stop master demo"]}, since, timeout=10, ignore=(reload_,))
