@@ -47,6 +47,7 @@ int json_add_item(cJSON *obj, const char *key, cJSON *item);
 cJSON *json_int64_new(int64_t value);
 
 int json_print_compact(const cJSON *item, char **ret) _warn_unused_result_;
+char *json_ascii_escape(const char *text);
 
 int base64_encode(const void *data, size_t size, char **ret) _warn_unused_result_;
 int base64_decode(const char *s, size_t length, char **ret, size_t *ret_size) _warn_unused_result_;

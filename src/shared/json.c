@@ -231,16 +231,90 @@ int json_add_int64(cJSON *obj, const char *key, int64_t value) {
         return json_add_item(obj, key, json_int64_new(value));
 }
 
-/* json_print_compact - compact JSON text (no spaces, as Patroni's daemon writes), heap allocated. */
+/* One UTF-8 sequence at s (n bytes left): its code point and length; U+FFFD and 1 for a malformed,
+ * overlong or surrogate sequence. */
+static uint32_t utf8_decode(const unsigned char *s, size_t n, size_t *ret_len) {
+        static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+        size_t len = s[0] >= 0xf0 && s[0] < 0xf5 ? 4
+                : s[0] >= 0xe0                   ? 3
+                : s[0] >= 0xc2 && s[0] < 0xe0    ? 2
+                                                 : 0;
+        uint32_t cp;
+
+        *ret_len = 1;
+        if (len == 0 || len > n)
+                return 0xfffd;
+        cp = s[0] & (0x7f >> len);
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0xfffd;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0xfffd;
+        *ret_len = len;
+        return cp;
+}
+
+/* json_ascii_escape - text with every non-ASCII character and DEL written as \uXXXX (a surrogate pair
+ * above U+FFFF, U+FFFD for malformed UTF-8), as Python's json.dumps() does by default. In JSON text such
+ * bytes occur only inside strings, so this is safe on a whole document. Returns a new string, or NULL
+ * without memory. */
+char *json_ascii_escape(const char *text) {
+        const unsigned char *s = (const unsigned char *)text;
+        size_t n = strlen(text), extra = 0;
+        char *out, *o, *end;
+
+        for (size_t i = 0; i < n; i++)
+                if (s[i] >= 0x7f)
+                        extra += 12; /* at most a pair of \uXXXX per byte */
+        out = malloc(n + extra + 1);
+        if (!out)
+                return NULL;
+        o = out;
+        end = out + n + extra + 1;
+        for (size_t i = 0; i < n;) {
+                size_t len;
+                uint32_t cp;
+
+                if (s[i] < 0x7f) {
+                        *o++ = (char)s[i++];
+                        continue;
+                }
+                cp = s[i] == 0x7f ? 0x7f : utf8_decode(s + i, n - i, &len);
+                if (cp == 0x7f)
+                        len = 1;
+                i += len;
+                if (cp >= 0x10000) {
+                        cp -= 0x10000;
+                        o += snprintf(
+                                o,
+                                (size_t)(end - o),
+                                "\\u%04x\\u%04x",
+                                0xd800u + (cp >> 10),
+                                0xdc00u + (cp & 0x3ffu));
+                } else
+                        o += snprintf(o, (size_t)(end - o), "\\u%04x", (unsigned)cp);
+        }
+        *o = '\0';
+        return out;
+}
+
+/* json_print_compact - compact JSON text (no spaces, non-ASCII characters escaped), heap allocated:
+ * byte for byte what Patroni's json.dumps(separators=(',', ':')) writes for the same value. */
 int json_print_compact(const cJSON *item, char **ret) {
-        char *s;
+        _cleanup_free_ char *s = NULL;
+        char *escaped;
 
         if (!item)
                 return -EINVAL;
         s = cJSON_PrintUnformatted(item);
         if (!s)
                 return -ENOMEM;
-        *ret = s;
+        escaped = json_ascii_escape(s);
+        if (!escaped)
+                return -ENOMEM;
+        *ret = escaped;
         return 0;
 }
 

@@ -75,6 +75,22 @@ TEST(int64_output_is_exact) {
         ASSERT_STREQ(text, "{\"small\":83886752,\"big\":7712574132163962109,\"s\":\"a\\\"b\"}");
 }
 
+TEST(non_ascii_is_escaped_as_patroni_writes_it) {
+        _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+        _cleanup_free_ char *text = NULL, *bad = NULL;
+
+        /* Python: json.dumps({"n": "é€😀", "b": "x\x7f\n"}, separators=(",", ":")) */
+        ASSERT_OK(json_add_string(o, "n", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
+        ASSERT_OK(json_add_string(o, "b", "x\x7f\n"));
+        ASSERT_OK(json_print_compact(o, &text));
+        ASSERT_STREQ(text, "{\"n\":\"\\u00e9\\u20ac\\ud83d\\ude00\",\"b\":\"x\\u007f\\n\"}");
+        /* Malformed UTF-8 (a lone continuation byte, a truncated sequence, an overlong '/', a surrogate)
+         * becomes U+FFFD byte by byte, never a read past the end. */
+        bad = json_ascii_escape("\x80|\xe2\x82|\xc0\xaf|\xed\xa0\x80|\xf0\x9f");
+        ASSERT_NOT_NULL(bad);
+        ASSERT_STREQ(bad, "\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd");
+}
+
 TEST(base64) {
         static const struct {
                 const char *plain, *encoded;
