@@ -99,7 +99,7 @@ typedef enum RestIntentKind {
         REST_INTENT_RESTART_CANCEL,    /* DELETE /restart while one is scheduled */
         REST_INTENT_RELOAD,            /* POST /reload */
         REST_INTENT_REINITIALIZE,      /* POST /reinitialize: cluster has a leader and it is not us */
-        REST_INTENT_CONFIG_PATCH,      /* PATCH /config: merged result in .config */
+        REST_INTENT_CONFIG_PATCH,      /* PATCH /config: the patch in .body (merged by the engine) */
         REST_INTENT_CONFIG_PUT,        /* PUT /config: the new config in .body */
         REST_INTENT_FAILSAFE,          /* POST /failsafe in failsafe mode, on a non-primary */
         _REST_INTENT_KIND_MAX,
@@ -119,8 +119,6 @@ typedef struct RestIntent {
         bool restart_pending;      /* restart filter present */
         bool force;                /* reinitialize */
         const cJSON *body;         /* the request body object (NULL when there was none) */
-        const cJSON *config;       /* CONFIG_PATCH: the merged configuration */
-        bool config_changed;       /* CONFIG_PATCH: the merge changed something (write with CAS) */
 } RestIntent;
 
 typedef struct RestCall RestCall;

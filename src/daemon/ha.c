@@ -187,12 +187,13 @@ struct Ha {
         int64_t switch_revision;
         bool scheduled_restart;
         usec_t scheduled_restart_at;
-        RestartRequest restart_now;   /* filters of the requested (immediate) restart */
-        RestartRequest restart_sched; /* filters of the scheduled restart */
-        cJSON *restart_sched_json;    /* the scheduled restart as the member key shows it */
-        uint64_t restart_sched_start; /* postmaster start (epoch s) when it was scheduled; 0: unknown */
-        RestCall *cancel_call;        /* DELETE /switchover waiting for its etcd write */
-        bool switch_scheduled;        /* switch_call is a scheduled switchover: 202 once we see the key */
+        RestartRequest restart_now;        /* filters of the requested (immediate) restart */
+        RestartRequest restart_sched;      /* filters of the scheduled restart */
+        cJSON *restart_sched_json;         /* the scheduled restart as the member key shows it */
+        uint64_t restart_sched_start;      /* postmaster start (epoch s) when it was scheduled; 0: unknown */
+        RestCall *cancel_call;             /* DELETE /switchover waiting for its etcd write */
+        struct ConfigWrite *config_writes; /* PATCH/PUT /config calls waiting for etcd */
+        bool switch_scheduled; /* switch_call is a scheduled switchover: 202 once we see the key */
 
         /* member key */
         char *member_last;
@@ -2272,6 +2273,31 @@ static HaDataDir data_dir_state(Ha *h, const char *ctl) {
         return empty ? HA_DATA_DIR_EMPTY : HA_DATA_DIR_INVALID;
 }
 
+/* Whether pg_wal holds a WAL segment of a timeline after tl. A running replica reports the timeline of
+ * its walreceiver, or without one its last restartpoint's: right after following a new leader across a
+ * timeline switch, while that leader restarts, it can report the old timeline with a replay position
+ * past the fork point although it replayed the new timeline's records. Its walreceiver wrote them into
+ * segments named after the new timeline; a replica that really went past the fork on the old timeline
+ * could never stream the new one, so it has none. */
+static bool wal_has_segment_after_timeline(Ha *h, uint32_t tl) {
+        _cleanup_free_ char *dir = pgdata_path(&h->pgs, "pg_wal");
+        struct dirent *de;
+        bool found = false;
+        DIR *d;
+
+        if (!dir || !(d = opendir(dir)))
+                return false;
+        while (!found && (de = readdir(d))) {
+                unsigned seg_tl;
+
+                if (strlen(de->d_name) == 24 && strspn(de->d_name, "0123456789ABCDEF") == 24 &&
+                    sscanf(de->d_name, "%8X", &seg_tl) == 1)
+                        found = seg_tl > tl;
+        }
+        closedir(d);
+        return found;
+}
+
 static void decide_and_act(Ha *h) {
         const Config *c = manager_get_config(h->manager);
         const PgStatus *st = pgstatus(h);
@@ -2367,7 +2393,8 @@ static void decide_and_act(Ha *h) {
                         if (settled && !h->dyn.pause &&
                             ha_divergence_replica(
                                     st->timeline, st->replay_lsn, leader_tl, h->cluster->history) ==
-                                    HA_DIVERGENCE_DIVERGED) {
+                                    HA_DIVERGENCE_DIVERGED &&
+                            !wal_has_segment_after_timeline(h, st->timeline)) {
                                 f.pg.divergence = HA_DIVERGENCE_DIVERGED;
                                 if (!h->replica_diverged)
                                         log_info(
@@ -2811,30 +2838,73 @@ static void on_intent_write(Dcs *d, int error, const char *message, const DcsWri
         ha_tick_schedule(h, 0);
 }
 
+/* A PATCH or PUT of /config on its way to etcd. Kept on h->config_writes so that a client that goes
+ * away (intent_cancel) leaves no dangling call behind. */
 typedef struct ConfigWrite {
         Ha *h;
-        RestCall *call;
-        cJSON *config;
+        RestCall *call; /* NULL once the client is gone */
+        cJSON *config;  /* what is written: PUT's body, or PATCH's merge onto a fresh read */
+        cJSON *patch;   /* PATCH: the request body */
         bool put;
+        struct ConfigWrite *next;
 } ConfigWrite;
+
+static ConfigWrite *config_write_free(ConfigWrite *w) {
+        if (!w)
+                return NULL;
+        for (ConfigWrite **p = &w->h->config_writes; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        break;
+                }
+        cJSON_Delete(w->config);
+        cJSON_Delete(w->patch);
+        return mfree(w);
+}
 
 static void on_config_write(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
         ConfigWrite *w = ud;
         Ha *h = w->h;
 
-        if (w->call) {
-                if (error < 0)
-                        (void)rest_call_reply_error(w->call, w->put ? 502 : 503);
-                else if (res && !res->succeeded)
-                        (void)rest_call_reply_error(w->call, 409);
-                else {
-                        (void)rest_call_reply_json(w->call, 200, w->config);
-                        (void)ha_apply_dynamic(h, w->config, true);
-                }
+        if (error < 0)
+                (void)rest_call_reply_error(w->call, w->put ? 502 : 503);
+        else if (res && !res->succeeded)
+                (void)rest_call_reply_error(w->call, 409);
+        else {
+                (void)rest_call_reply_json(w->call, 200, w->config);
+                (void)ha_apply_dynamic(h, w->config, true);
         }
-        cJSON_Delete(w->config);
-        free(w);
+        config_write_free(w);
         ha_tick_schedule(h, 0);
+}
+
+/* PATCH /config as Patroni's do_PATCH_config(): the patch is merged onto the config key read afresh (not
+ * onto the last tick's view, which a PATCH just before may have made stale) and written with a compare
+ * on the revision read, so a concurrent change answers 409 and is never overwritten. */
+static void on_config_read(Dcs *d, int error, const char *message, DcsCluster *cluster, void *ud) {
+        ConfigWrite *w = ud;
+        Ha *h = w->h;
+        int64_t revision = cluster ? cluster->config_revision : 0;
+        int r;
+
+        if (error < 0 || !cluster || !cJSON_IsObject(cluster->config) || revision <= 0) {
+                (void)rest_call_reply_error(w->call, 503);
+                dcs_cluster_free(cluster);
+                config_write_free(w);
+                return;
+        }
+        w->config = cJSON_Duplicate(cluster->config, true);
+        dcs_cluster_free(cluster);
+        r = w->config ? rest_config_patch(w->config, w->patch) : -ENOMEM;
+        if (r < 0)
+                (void)rest_call_reply_error(w->call, 500);
+        else if (r == 0)
+                (void)rest_call_reply_json(w->call, 200, w->config);
+        else if (dcs_set_config(h->dcs, w->config, revision, on_config_write, w) >= 0)
+                return;
+        else
+                (void)rest_call_reply_error(w->call, 503);
+        config_write_free(w);
 }
 
 static void switchover_intent(Ha *h, RestCall *call, const RestIntent *in) {
@@ -3147,19 +3217,17 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
         case REST_INTENT_CONFIG_PATCH:
         case REST_INTENT_CONFIG_PUT: {
                 bool put = in->kind == REST_INTENT_CONFIG_PUT;
-                const cJSON *cfg = put ? in->body : in->config;
                 ConfigWrite *w;
+                int r;
 
-                if (!cfg) {
+                if (!in->body) {
                         (void)rest_call_reply_error(call, 400);
                         break;
                 }
-                if (!put && !in->config_changed) {
-                        (void)rest_call_reply_json(call, 200, cfg);
-                        break;
-                }
                 w = new0(ConfigWrite, 1);
-                if (!w || !(w->config = cJSON_Duplicate(cfg, true))) {
+                if (!w ||
+                    !(put ? (w->config = cJSON_Duplicate(in->body, true))
+                          : (w->patch = cJSON_Duplicate(in->body, true)))) {
                         free(w);
                         (void)rest_call_reply_error(call, 503);
                         break;
@@ -3167,15 +3235,13 @@ static void intent_submit(void *userdata, RestCall *call, const RestIntent *in) 
                 w->h = h;
                 w->call = call;
                 w->put = put;
-                if (dcs_set_config(
-                            h->dcs,
-                            w->config,
-                            put || !h->cluster ? 0 : h->cluster->config_revision,
-                            on_config_write,
-                            w) < 0) {
-                        cJSON_Delete(w->config);
-                        free(w);
+                w->next = h->config_writes;
+                h->config_writes = w;
+                r = put ? dcs_set_config(h->dcs, w->config, 0, on_config_write, w)
+                        : dcs_get_cluster(h->dcs, on_config_read, w);
+                if (r < 0) {
                         (void)rest_call_reply_error(call, 503);
+                        config_write_free(w);
                 }
                 break;
         }
@@ -3196,6 +3262,9 @@ static void intent_cancel(void *userdata, RestCall *call) {
                 h->restart_call = NULL;
         if (h->cancel_call == call)
                 h->cancel_call = NULL;
+        for (ConfigWrite *w = h->config_writes; w; w = w->next)
+                if (w->call == call)
+                        w->call = NULL;
 }
 
 static const RestIntentHandler intent_handler = {
@@ -3736,6 +3805,8 @@ Ha *ha_free(Ha *h) {
         h->deadline_timer = sd_event_source_disable_unref(h->deadline_timer);
         h->probe_timer = sd_event_source_disable_unref(h->probe_timer);
         h->release_timer = sd_event_source_disable_unref(h->release_timer);
+        while (h->config_writes)
+                config_write_free(h->config_writes);
         h->callback_wait_timer = sd_event_source_disable_unref(h->callback_wait_timer);
         h->restart_reply_timer = sd_event_source_disable_unref(h->restart_reply_timer);
         h->lease_watch = sd_event_source_disable_unref(h->lease_watch);

@@ -354,27 +354,18 @@ static void rest_post_switchover(RestRequest *req) {
         post_failover(req, /* switchover= */ true);
 }
 
+/* PATCH /config: the engine merges the body onto the config key read afresh from etcd (see ha.c); a
+ * node that has seen no config key at all answers 503 at once, as Patroni does for a missing one. */
 static void rest_patch_config(RestRequest *req) {
         const NodeSnapshot *s = rest_request_snapshot(req);
-        _cleanup_(rest_json_deletep) cJSON *body = NULL, *merged = NULL;
+        _cleanup_(rest_json_deletep) cJSON *body = NULL;
         RestIntent intent = {.kind = REST_INTENT_CONFIG_PATCH};
-        int r;
 
         if (rest_request_json(req, /* optional= */ false, &body) < 0)
                 return;
         if (!cJSON_IsObject(s->config))
                 return rest_reply_error(req, 503, NULL);
-
-        merged = cJSON_Duplicate(s->config, true);
-        if (!merged)
-                return rest_reply_error(req, 500, NULL);
-        r = rest_config_patch(merged, body);
-        if (r < 0)
-                return rest_reply_error(req, 500, NULL);
-
         intent.body = body;
-        intent.config = merged;
-        intent.config_changed = r > 0;
         rest_request_submit(req, &intent, 503, NULL);
 }
 

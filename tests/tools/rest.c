@@ -88,10 +88,8 @@ static cJSON *describe_intent(const RestIntent *i) {
                 cJSON_AddTrueToObject(o, "restart_pending");
         if (i->force)
                 cJSON_AddTrueToObject(o, "force");
-        if (i->config) {
-                cJSON_AddItemToObject(o, "config", cJSON_Duplicate(i->config, true));
-                cJSON_AddBoolToObject(o, "config_changed", i->config_changed);
-        }
+        if ((i->kind == REST_INTENT_CONFIG_PATCH || i->kind == REST_INTENT_CONFIG_PUT) && i->body)
+                cJSON_AddItemToObject(o, "body", cJSON_Duplicate(i->body, true));
         return o;
 }
 
