@@ -82,28 +82,9 @@ def make_certs(d):
 
 
 def test_tls_with_ca_and_client_certificate(workdir):
-    make_certs(workdir)
-    port, peer = lib.free_port(), lib.free_port()
-    url = f"https://127.0.0.1:{port}"
+    proc, port = start_tls_etcd(workdir)
     c = lambda n: os.path.join(workdir, n)  # noqa: E731
-    argv = ["etcd", "--name", "tls1", "--data-dir", c("tls.data"),
-            "--listen-client-urls", url, "--advertise-client-urls", url,
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"tls1=http://127.0.0.1:{peer}",
-            "--cert-file", c("server.pem"), "--key-file", c("server.key"),
-            "--trusted-ca-file", c("ca.pem"), "--client-cert-auth",
-            "--logger", "zap", "--log-outputs", "stderr"]
-    proc = lib.Process(argv, c("tls.log"))
     try:
-        ctx = ssl.create_default_context(cafile=c("ca.pem"))
-        ctx.load_cert_chain(c("client.pem"), c("client.key"))
-
-        def healthy():
-            with urllib.request.urlopen(f"{url}/health", timeout=1, context=ctx) as r:
-                return json.loads(r.read())["health"] == "true"
-        lib.wait_until(healthy, 30, what="TLS etcd healthy")
-
         sc = "s" + uuid.uuid4().hex[:8]
         base = ["--endpoints", f"127.0.0.1:{port}", "--protocol", "https", "--cacert", c("ca.pem"),
                 "--scope", sc]
