@@ -355,15 +355,19 @@ def streams_from(leader, node):
     return False
 
 
-def test_old_leader_that_diverged_is_rewound(cluster_factory, checker):
-    """The old leader wrote rows no replica received, then died (kill -9); a replica took over at an
-    earlier position. Restarted, the old leader must run pg_rewind (its WAL diverged from the new
-    timeline), lose the rows only it had, stream from the new leader and receive its rows."""
-    c = started_in_order(cluster_factory(), checker)
-    old, r2, r3 = c.nodes
-    old.query("CREATE TABLE fork (id int PRIMARY KEY, origin text)")
+def create_fork_table(leader, replicas):
+    """The table the divergence tests write to, created on leader and replayed by every replica."""
+    leader.query("CREATE TABLE fork (id int PRIMARY KEY, origin text)")
     lib.wait_until(lambda: all(n.query("SELECT count(*) FROM pg_tables WHERE tablename = 'fork'")[0][0]
-                               for n in (r2, r3)), 30, what="the table on both replicas")
+                               for n in replicas), 30, what="the table on both replicas")
+
+
+def diverge_old_leader(c):
+    """The first node (the leader) writes rows no replica receives, then dies (kill -9); a replica takes
+    over at the earlier position and writes a row of its own; the old leader is started again. Returns
+    (old leader, new leader)."""
+    old, r2, r3 = c.nodes
+    create_fork_table(old, (r2, r3))
     # The replicas stop cleanly (their daemons stop PostgreSQL): nothing written from now on reaches them.
     r2.stop()
     r3.stop()
@@ -374,6 +378,15 @@ def test_old_leader_that_diverged_is_rewound(cluster_factory, checker):
     new = c.wait_for_leader(60, exclude=(old.name,))
     new.query("INSERT INTO fork VALUES (1000, 'new leader')")
     old.start()
+    return old, new
+
+
+def test_old_leader_that_diverged_is_rewound(cluster_factory, checker):
+    """The old leader wrote rows no replica received, then died (kill -9); a replica took over at an
+    earlier position. Restarted, the old leader must run pg_rewind (its WAL diverged from the new
+    timeline), lose the rows only it had, stream from the new leader and receive its rows."""
+    c = started_in_order(cluster_factory(), checker)
+    old, new = diverge_old_leader(c)
     lib.wait_until(lambda: "running pg_rewind from " + new.name in old.process.output(), 90,
                    what="pg_rewind on the old leader")
     lib.wait_until(lambda: streams_from(new, old), 90, what="the old leader streaming from the new one")
@@ -396,9 +409,7 @@ def test_running_replica_past_the_fork_point_is_rewound(cluster_factory, checker
     c.nodes[2].write_config()
     started_in_order(c, checker)
     node1, node2, node3 = c.nodes
-    node1.query("CREATE TABLE fork (id int PRIMARY KEY, origin text)")
-    lib.wait_until(lambda: all(n.query("SELECT count(*) FROM pg_tables WHERE tablename = 'fork'")[0][0]
-                               for n in (node2, node3)), 30, what="the table on both replicas")
+    create_fork_table(node1, (node2, node3))
     node2.stop()
     node1.query("INSERT INTO fork SELECT g, 'old timeline' FROM generate_series(1, 100) g")
     lib.wait_until(lambda: node3.query("SELECT count(*) FROM fork")[0][0] == 100, 30,
@@ -456,20 +467,8 @@ def test_old_leader_that_diverged_is_reinitialised_per_dynamic_config(cluster_fa
             {"use_pg_rewind": False, "remove_data_directory_on_diverged_timelines": True})
         n.write_config()
     started_in_order(c, checker)
-    old, r2, r3 = c.nodes
     assert json.loads(c.key_value("config"))["postgresql"]["remove_data_directory_on_diverged_timelines"] is True
-    old.query("CREATE TABLE fork (id int PRIMARY KEY, origin text)")
-    lib.wait_until(lambda: all(n.query("SELECT count(*) FROM pg_tables WHERE tablename = 'fork'")[0][0]
-                               for n in (r2, r3)), 30, what="the table on both replicas")
-    r2.stop()
-    r3.stop()
-    old.query("INSERT INTO fork SELECT g, 'old only' FROM generate_series(1, 100) g")
-    old.kill9()
-    r2.start()
-    r3.start()
-    new = c.wait_for_leader(60, exclude=(old.name,))
-    new.query("INSERT INTO fork VALUES (1000, 'new leader')")
-    old.start()
+    old, new = diverge_old_leader(c)
     # Killed, the old primary's pg_control shows an old checkpoint: like Patroni it may start as a
     # replica first and only then be found diverged (running-replica check), so a moment of
     # "streaming" proves nothing: wait for the reinitialisation, then for streaming.
