@@ -178,6 +178,28 @@ static int convert(Converter *cv, yaml_node_t *yn, unsigned depth, YNode **ret) 
         return 0;
 }
 
+/* The parser's error as "YAML syntax error: [context] problem" at its position (0:0 with zero_marks). */
+static int
+syntax_error(const yaml_parser_t *parser, const char *name, bool zero_marks, ConfigDiagnostics *diags) {
+        const char *problem = parser->problem ?: "syntax error";
+        unsigned line = zero_marks ? 0 : (unsigned)parser->problem_mark.line + 1,
+                 col = zero_marks ? 0 : (unsigned)parser->problem_mark.column + 1;
+
+        if (parser->context)
+                return config_diagnostics_add(
+                        diags,
+                        CONFIG_ERROR,
+                        name,
+                        line,
+                        col,
+                        "",
+                        "YAML syntax error: %s %s",
+                        parser->context,
+                        problem);
+        return config_diagnostics_add(
+                diags, CONFIG_ERROR, name, line, col, "", "YAML syntax error: %s", problem);
+}
+
 int ynode_parse(const char *name, const char *text, bool zero_marks, YNode **ret, ConfigDiagnostics *diags) {
         yaml_parser_t parser;
         yaml_document_t doc;
@@ -189,26 +211,7 @@ int ynode_parse(const char *name, const char *text, bool zero_marks, YNode **ret
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
         if (!yaml_parser_load(&parser, &doc)) {
-                const char *problem = parser.problem ?: "syntax error";
-                unsigned line = (unsigned)parser.problem_mark.line + 1,
-                         col = (unsigned)parser.problem_mark.column + 1;
-
-                if (zero_marks)
-                        line = col = 0;
-                if (parser.context)
-                        r = config_diagnostics_add(
-                                diags,
-                                CONFIG_ERROR,
-                                name,
-                                line,
-                                col,
-                                "",
-                                "YAML syntax error: %s %s",
-                                parser.context,
-                                problem);
-                else
-                        r = config_diagnostics_add(
-                                diags, CONFIG_ERROR, name, line, col, "", "YAML syntax error: %s", problem);
+                r = syntax_error(&parser, name, zero_marks, diags);
                 yaml_parser_delete(&parser);
                 return r < 0 ? r : -EINVAL;
         }
@@ -220,15 +223,7 @@ int ynode_parse(const char *name, const char *text, bool zero_marks, YNode **ret
                 yaml_event_t event;
 
                 if (!yaml_parser_parse(&parser, &event))
-                        r = config_diagnostics_add(
-                                diags,
-                                CONFIG_ERROR,
-                                name,
-                                zero_marks ? 0 : (unsigned)parser.problem_mark.line + 1,
-                                zero_marks ? 0 : (unsigned)parser.problem_mark.column + 1,
-                                "",
-                                "YAML syntax error: %s",
-                                parser.problem ?: "syntax error");
+                        r = syntax_error(&parser, name, zero_marks, diags);
                 else {
                         r = 0;
                         if (!IN_SET(event.type, YAML_STREAM_END_EVENT, YAML_NO_EVENT))
