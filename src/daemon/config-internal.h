@@ -139,6 +139,7 @@ bool strv_contains(char *const *l, const char *s);
 
 /* Whether key is a top-level key of the dynamic configuration (patroni-compat.md §5.3). */
 bool config_is_dynamic_key(const char *key);
+YNode config_key_position(const YNode *n);
 /* The checks of config_checks.c, run after post_checks(): reports problems, -ENOMEM only on OOM. */
 int config_extra_checks(ConfigParser *p);
 

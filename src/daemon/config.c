@@ -168,8 +168,9 @@ int config_parser_warning(ConfigParser *p, const YNode *n, const char *path, con
         return r;
 }
 
-/* Warnings about keys point at the key itself, not its value. */
-static YNode key_position(const YNode *n) {
+/* config_key_position - where a key is written, for diagnostics about the key itself rather than its
+ * value (falls back to the value's position when the key's is unknown). */
+YNode config_key_position(const YNode *n) {
         YNode at = {.file = n->file, .line = n->key_line, .column = n->key_column};
 
         if (at.line == 0 && at.column == 0) {
@@ -294,7 +295,7 @@ static int
 walk_child(ConfigParser *p, const YNode *ch, const char *written_prefix, const char *canon_prefix) {
         _cleanup_free_ char *written = NULL, *canon = NULL;
         const ConfigKey *k;
-        YNode kp = key_position(ch);
+        YNode kp = config_key_position(ch);
         int r;
 
         if (asprintf(&written, "%s%s%s", written_prefix, *written_prefix ? "." : "", ch->key) < 0 ||
@@ -391,7 +392,7 @@ static int walk_mapping(ConfigParser *p, const YNode *map, const char *written, 
                                 later = map->items[j];
                 if (later) {
                         _cleanup_free_ char *kp = NULL;
-                        YNode at = key_position(map->items[i]), lat = key_position(later);
+                        YNode at = config_key_position(map->items[i]), lat = config_key_position(later);
 
                         if (asprintf(&kp, "%s%s%s", written, *written ? "." : "", map->items[i]->key) < 0)
                                 return -ENOMEM;
@@ -441,7 +442,7 @@ static const YNode *tree_deepest(const YNode *root, const char *path) {
 
 static int missing(ConfigParser *p, const char *path, const char *what) {
         const YNode *at = tree_deepest(p->root, path);
-        YNode pos = at && at != p->root ? key_position(at) : (YNode){};
+        YNode pos = at && at != p->root ? config_key_position(at) : (YNode){};
         int r;
 
         r = config_parser_error(p, at && at != p->root ? &pos : at, path, "%s", what);
@@ -480,7 +481,7 @@ static const YNode *section_pos(ConfigParser *p, const char *name, YNode *buf) {
 
         if (!n)
                 return p->root;
-        *buf = key_position(n);
+        *buf = config_key_position(n);
         return buf;
 }
 
@@ -545,7 +546,7 @@ static int restapi_checks(ConfigParser *p) {
                 v = ynode_get(sec, "authentication");
                 r = config_parser_error(
                         p,
-                        v ? (pos = key_position(v), &pos) : sec,
+                        v ? (pos = config_key_position(v), &pos) : sec,
                         "restapi.authentication",
                         "needs both username and password (only the %s is set)",
                         c->restapi.username ? "username" : "password");

@@ -16,17 +16,6 @@
 #include "pgha/proc.h"
 #include "pgha/watchdog.h"
 
-/* Where a key is written, for warnings about the key itself (falls back to its value's position). */
-static YNode key_at(const YNode *n) {
-        YNode at = {.file = n->file, .line = n->key_line, .column = n->key_column};
-
-        if (at.line == 0 && at.column == 0) {
-                at.line = n->line;
-                at.column = n->column;
-        }
-        return at;
-}
-
 /* log.format must compile (unknown %(fields) are errors, as Python's Formatter raises on them when
  * Patroni formats the first record); traceback_level, loggers and max_queue_size are Patroni
  * implementation details without a counterpart in pghad: accepted with a warning. */
@@ -86,7 +75,7 @@ static int check_log(ConfigParser *p) {
                         continue;
                 if (asprintf(&path, "log.%s", no_effect[i].key) < 0)
                         return -ENOMEM;
-                at = key_at(n);
+                at = config_key_position(n);
                 r = config_parser_warning(
                         p, &at, path, "accepted for compatibility, has no effect: %s", no_effect[i].why);
                 if (r < 0)
@@ -125,7 +114,7 @@ static int check_bootstrap_dcs(ConfigParser *p) {
                         continue;
                 if (asprintf(&path, "bootstrap.dcs.%s", ch->key) < 0)
                         return -ENOMEM;
-                at = key_at(ch);
+                at = config_key_position(ch);
                 r = config_parser_warning(p, &at, path, "unknown key, ignored");
                 if (r < 0)
                         return r;
@@ -143,7 +132,7 @@ static int check_bootstrap_dcs(ConfigParser *p) {
                         if (asprintf(&path, "bootstrap.dcs.postgresql.%s", ch->key) < 0 ||
                             asprintf(&local, "postgresql.%s", ch->key) < 0)
                                 return -ENOMEM;
-                        at = key_at(ch);
+                        at = config_key_position(ch);
                         if (STR_IN_SET(
                                     ch->key,
                                     "connect_address",
@@ -193,7 +182,7 @@ static int check_bootstrap_dcs(ConfigParser *p) {
                                 continue;
                         if (asprintf(&path, "bootstrap.dcs.standby_cluster.%s", ch->key) < 0)
                                 return -ENOMEM;
-                        at = key_at(ch);
+                        at = config_key_position(ch);
                         r = config_parser_warning(p, &at, path, "unknown key, ignored");
                         if (r < 0)
                                 return r;
@@ -241,7 +230,7 @@ static int check_initdb(ConfigParser *p) {
                         at = it->items[0];
                 }
                 for (size_t k = 0; name && k < ELEMENTSOF(forbidden); k++) {
-                        YNode pos = key_at(at);
+                        YNode pos = config_key_position(at);
 
                         if (!streq(name, forbidden[k]))
                                 continue;
