@@ -87,15 +87,20 @@ def test_kill9_leader_fails_over_and_old_leader_rejoins(cluster_factory, checker
                    what="new rows on the rejoined node")
 
 
+def sigterm_hand_over(c, leader, timeout):
+    """SIGTERM to the leader's daemon; (the node that leads next, seconds from the signal until then)."""
+    stopped = time.monotonic()
+    leader.process.send_signal(signal.SIGTERM)
+    new = c.wait_for_leader(timeout, exclude=(leader.name,))
+    return new, time.monotonic() - stopped
+
+
 def test_sigterm_leader_hands_over_within_2s(cluster_factory, checker):
     """A clean stop of the leader's daemon: PostgreSQL stops (its walsenders send all WAL first), the key
     is deleted, and a replica leads within 2 s, with every acknowledged row."""
     c, leader = pc.running_cluster(cluster_factory, checker)
     w = pc.start_writer(c, leader)
-    stopped = time.monotonic()
-    leader.process.send_signal(signal.SIGTERM)
-    new = c.wait_for_leader(10, exclude=(leader.name,))
-    took = time.monotonic() - stopped
+    new, took = sigterm_hand_over(c, leader, 10)
     print(f"a replica led {took:.3f} s after SIGTERM")
     assert took < 2.0, f"a replica should lead within 2 s of a clean stop, took {took:.3f} s"
     assert new.name != leader.name
@@ -486,10 +491,7 @@ def test_sigterm_hand_over_does_not_wait_for_loop_wait(cluster_factory, checker)
     the etcd watch, not from their next loop: a replica still leads within 2 s of the SIGTERM."""
     c, leader = pc.running_cluster(cluster_factory, checker,
                                    timings={"ttl": 30, "loop_wait": 10, "retry_timeout": 10})
-    stopped = time.monotonic()
-    leader.process.send_signal(signal.SIGTERM)
-    new = c.wait_for_leader(20, exclude=(leader.name,))
-    took = time.monotonic() - stopped
+    new, took = sigterm_hand_over(c, leader, 20)
     print(f"a replica led {took:.3f} s after SIGTERM with loop_wait 10")
     assert took < 2.0, f"the hand-over waited for a loop: {took:.3f} s"
     assert new.name != leader.name
