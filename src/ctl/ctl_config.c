@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../daemon/config-internal.h"
+#include "../daemon/config/config-internal.h"
 #include "pgha/ctl.h"
 #include "pgha/json.h"
 

@@ -23,7 +23,7 @@
 
 #include <curl/curl.h>
 
-#include "../daemon/config-internal.h"
+#include "../daemon/config/config-internal.h"
 #include "ctl-internal.h"
 #include "pgha/fileio.h"
 #include "pgha/json.h"

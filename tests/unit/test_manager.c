@@ -19,7 +19,7 @@
 #include "tests.h"
 
 /* The key table, to check the manager's list of start-only keys against its NO_RELOAD flags. */
-#include "../../src/daemon/config-internal.h"
+#include "../../src/daemon/config/config-internal.h"
 
 /* A complete local configuration (the keys Patroni's validator requires), with one name to vary. */
 #define CONFIG_TEMPLATE                             \
