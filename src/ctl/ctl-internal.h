@@ -11,7 +11,7 @@
 #include <cjson/cJSON.h>
 #include <systemd/sd-event.h>
 
-#include "pgha/ctl.h"
+#include "ctl.h"
 #include "pgha/dcs.h"
 #include "pgha/etcd.h"
 #include "pgha/macro.h"

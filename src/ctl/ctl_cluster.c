@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "pgha/ctl.h"
+#include "ctl.h"
 #include "pgha/dcs.h"
 #include "pgha/json.h"
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../daemon/config/config-internal.h"
-#include "pgha/ctl.h"
+#include "ctl.h"
 #include "pgha/json.h"
 
 /* ==== YAML input ==== */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgha/ctl.h"
+#include "ctl.h"
 #include "pgha/json.h"
 
 static const char *const format_table[_CTL_FORMAT_MAX] = {
