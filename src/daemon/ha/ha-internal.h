@@ -170,6 +170,7 @@ struct Ha {
         /* member key */
         char *member_last;
         int64_t member_last_lease;
+        int64_t member_written_revision; /* etcd revision of our last member key write */
         bool member_write_running;
 
         /* slots */

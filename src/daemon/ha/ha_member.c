@@ -113,7 +113,22 @@ static void on_member_written(Dcs *d, int error, const char *message, const DcsW
         if (error < 0) {
                 log_warning("Failed to update our member key: %s", strna(message));
                 h->member_last = mfree(h->member_last);
-        }
+        } else if (res)
+                h->member_written_revision = res->revision;
+}
+
+/* Whether etcd holds the member key as we last wrote it (data, lease), as far as the cluster view read
+ * this tick can tell. A view older than our last write cannot show it yet and is trusted; a newer one
+ * that shows something else means someone else changed or re-put the key: write it back (Patroni's
+ * touch_member() rewrites it at every cycle, so it repairs such keys too). */
+static bool member_key_intact(Ha *h, const cJSON *want) {
+        const DcsMember *m = h->cluster ? dcs_cluster_find_member(h->cluster, h->pgs.name) : NULL;
+
+        if (!m)
+                return false;
+        if (h->cluster->revision < h->member_written_revision)
+                return true;
+        return m->lease == h->member_last_lease && m->data && cJSON_Compare(m->data, want, true);
 }
 
 void ha_touch_member(Ha *h) {
@@ -123,7 +138,7 @@ void ha_touch_member(Ha *h) {
         if (h->member_write_running || build_member_key(h, &j) < 0 || json_print_compact(j, &text) < 0)
                 return;
         if (h->member_last && streq(h->member_last, text) && h->member_last_lease == dcs_lease_id(h->dcs) &&
-            h->cluster && dcs_cluster_find_member(h->cluster, h->pgs.name))
+            member_key_intact(h, j))
                 return;
         if (dcs_touch_member(h->dcs, j, on_member_written, h) < 0)
                 return;
