@@ -111,6 +111,8 @@ typedef struct Config {
         } etcd;
 
         struct {
+                bool present;  /* the file has a `bootstrap` section (even an empty one): only such a
+                                * node races for `initialize` and bootstraps a new cluster */
                 cJSON *dcs;    /* object (initial dynamic config), never NULL after load */
                 char *method;  /* default "initdb" */
                 cJSON *initdb; /* array of strings ("data-checksums") and single-key objects

@@ -73,3 +73,21 @@ def test_member_permanent_and_ignored_slots(cluster_factory, checker):
     assert status == 200, body
     want = members | {"perm_phys", "perm_untyped", "perm_two", "operator_slot"}
     lib.wait_until(lambda: physical_slots(leader) == want, 30, what="slots reconciled after the config change")
+
+
+def test_node_without_bootstrap_section_waits_for_another_to_bootstrap(cluster_factory):
+    """Only a node whose configuration has a `bootstrap` section races for `initialize` (Patroni 3.0.2's
+    "'bootstrap' in self.patroni.config"); one without waits and then clones from the node that has it.
+    Before the fix pghad treated every node as having the section and bootstrapped from node2."""
+    c = cluster_factory(n=2)
+    node1, node2 = c.nodes
+    del node2.config["bootstrap"]
+    node2.write_config()
+    node2.start()
+    lib.wait_until(lambda: "waiting for leader to bootstrap" in node2.process.output(), 30,
+                   what="node2 waiting for a leader to bootstrap")
+    assert c.key_value("initialize") is None and c.leader_key() is None
+    node1.start()
+    leader = c.wait_for_leader(60)
+    assert leader is node1
+    c.wait_for_streaming(node1, 1, 60)

@@ -436,6 +436,12 @@ SETUP(s_bootstrap_nofailover) {
         base_empty_cluster(f);
         f->node.tags.nofailover = true;
 }
+/* A node whose configuration has no `bootstrap` section never races for initialize (Patroni's
+ * "'bootstrap' in self.patroni.config"): it waits for another node to bootstrap the cluster. */
+SETUP(s_bootstrap_no_section) {
+        base_empty_cluster(f);
+        f->dcs.config.has_bootstrap_section = false;
+}
 /* postgres not running */
 SETUP(s_stopped_paused_leader) {
         base(f);
@@ -1108,6 +1114,11 @@ static const Scenario scenarios[] = {
            .row = "always_uninitialized",
            .action = HA_ACTION_WAIT_FOR_BOOTSTRAP,
            .next = HA_ROLE_UNINITIALIZED),
+        SC(s_bootstrap_no_section,
+           .row = "always_uninitialized",
+           .action = HA_ACTION_WAIT_FOR_BOOTSTRAP,
+           .next = HA_ROLE_UNINITIALIZED,
+           .message = "waiting for leader to bootstrap"),
         SC(s_stopped_paused_leader,
            .row = "stopped_paused_leader",
            .action = HA_ACTION_RELEASE_LOCK,

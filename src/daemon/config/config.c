@@ -1072,6 +1072,7 @@ static int config_from_tree(const YNode *root, char **sources, Config **ret, Con
         r = walk_mapping(&p, root, "", "");
         if (r < 0)
                 return r;
+        c->bootstrap.present = ynode_get(root, "bootstrap") != NULL;
         r = post_checks(&p);
         if (r < 0)
                 return r;

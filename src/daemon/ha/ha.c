@@ -454,7 +454,7 @@ static void decide_and_act(Ha *h) {
                 h->pgs.remove_data_directory_on_rewind_failure;
         f.dcs.config.remove_data_directory_on_diverged_timelines =
                 h->pgs.remove_data_directory_on_diverged_timelines;
-        f.dcs.config.has_bootstrap_section = true;
+        f.dcs.config.has_bootstrap_section = c->bootstrap.present;
         f.dcs.bootstrap_won = h->bootstrap_won;
         f.dcs.unreachable_since = h->dcs_unreachable_since;
         ha_facts_fill_dcs(&f, h->dcs_ok ? h->cluster : NULL, h->api, h->now, now_real());
