@@ -551,45 +551,114 @@ void ha_maintain_slots(Ha *h) {
         h->slots_done = strdup(key);
 }
 
-void ha_write_history(Ha *h) {
-        const PgStatus *st = pgstatus(h);
+/* The stored line of `history` for timeline tl whose switch position is lsn (NULL: none). */
+static const cJSON *history_stored_line(const cJSON *stored, int64_t tl, int64_t lsn) {
+        const cJSON *line;
+
+        cJSON_ArrayForEach (line, stored) {
+                int64_t t, l;
+
+                if (cJSON_GetArraySize(line) >= 2 &&
+                    json_value_int64(cJSON_GetArrayItem(line, 0), &t) >= 0 &&
+                    json_value_int64(cJSON_GetArrayItem(line, 1), &l) >= 0 && t == tl && l == lsn)
+                        return line;
+        }
+        return NULL;
+}
+
+/* Parses the timeline history file of timeline tl into Patroni's lines [tl, lsn, reason]; the last line,
+ * when it is the switch from tl - 1, also gets the time and this node's name, as Patroni's get_history().
+ * Returns 0 (*ret NULL when the file cannot be read), or -ENOMEM. */
+static int history_from_file(Ha *h, uint32_t tl, cJSON **ret) {
         _cleanup_(cJSON_Deletep) cJSON *arr = NULL;
         _cleanup_free_ char *path = NULL, *text = NULL, *name = NULL;
         char *line, *save = NULL;
+        cJSON *last;
 
-        if (!st || !st->query_ok || st->in_recovery || st->timeline <= 1 || !h->cluster ||
-            h->cluster->history_timeline == (int64_t)st->timeline)
-                return;
-        if (asprintf(&name, "pg_wal/%08X.history", st->timeline) < 0 || !(path = pgdata_path(&h->pgs, name)))
-                return;
+        *ret = NULL;
+        if (asprintf(&name, "pg_wal/%08X.history", tl) < 0 || !(path = pgdata_path(&h->pgs, name)))
+                return -ENOMEM;
         if (read_full_file(path, 1024 * 1024, &text, NULL) < 0)
-                return;
-        arr = cJSON_CreateArray();
+                return 0;
+        if (!(arr = cJSON_CreateArray()))
+                return -ENOMEM;
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                unsigned tl, hi, lo;
+                unsigned t, hi, lo;
                 char reason[256] = "";
                 cJSON *l;
 
-                if (sscanf(line, "%u\t%X/%X\t%255[^\n]", &tl, &hi, &lo, reason) < 3)
+                if (sscanf(line, "%u\t%X/%X\t%255[^\n]", &t, &hi, &lo, reason) < 3)
                         continue;
-                l = cJSON_CreateArray();
-                cJSON_AddItemToArray(l, cJSON_CreateNumber(tl));
-                cJSON_AddItemToArray(l, json_int64_new((int64_t)(((uint64_t)hi << 32) | lo)));
-                cJSON_AddItemToArray(l, cJSON_CreateString(reason));
-                cJSON_AddItemToArray(arr, l);
+                if (!(l = cJSON_CreateArray()) || !cJSON_AddItemToArray(arr, l) ||
+                    !cJSON_AddItemToArray(l, cJSON_CreateNumber(t)) ||
+                    !cJSON_AddItemToArray(l, json_int64_new((int64_t)(((uint64_t)hi << 32) | lo))) ||
+                    !cJSON_AddItemToArray(l, cJSON_CreateString(reason)))
+                        return -ENOMEM;
         }
-        if (cJSON_GetArraySize(arr) > 0) {
-                cJSON *last = cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1);
+        last = cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1);
+        if (last && cJSON_GetArrayItem(last, 0)->valuedouble == (double)tl - 1) {
                 char ts[64];
-                time_t t = time(NULL);
+                time_t now = time(NULL);
                 struct tm tm;
-                gmtime_r(&t, &tm);
+
+                gmtime_r(&now, &tm);
                 strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
-                cJSON_AddItemToArray(last, cJSON_CreateString(ts));
-                cJSON_AddItemToArray(last, cJSON_CreateString(h->pgs.name));
+                if (!cJSON_AddItemToArray(last, cJSON_CreateString(ts)) ||
+                    !cJSON_AddItemToArray(last, cJSON_CreateString(h->pgs.name)))
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(arr);
+        return 0;
+}
+
+/* Patroni's update_cluster_history(): the leader keeps `history` as its timeline history file says,
+ * the newest max_timelines_history lines only (0: all), older lines keeping the time and name stored
+ * with them; on timeline 1 a leftover history is reset to []. */
+void ha_write_history(Ha *h) {
+        const PgStatus *st = pgstatus(h);
+        const cJSON *stored = h->cluster ? h->cluster->history : NULL;
+        const cJSON *last = stored ? cJSON_GetArrayItem(stored, cJSON_GetArraySize(stored) - 1) : NULL;
+        _cleanup_(cJSON_Deletep) cJSON *arr = NULL;
+        cJSON *line;
+
+        if (!st || !st->query_ok || st->in_recovery || !h->cluster)
+                return;
+        if (st->timeline <= 1) {
+                if (cJSON_GetArraySize(stored) == 0)
+                        return;
+                if (!(arr = cJSON_CreateArray()))
+                        goto oom;
+        } else {
+                if (last && h->cluster->history_timeline == (int64_t)st->timeline &&
+                    cJSON_GetArraySize(last) == 5)
+                        return;
+                if (history_from_file(h, st->timeline, &arr) < 0)
+                        goto oom;
+                if (!arr || cJSON_GetArraySize(arr) == 0)
+                        return;
+                while (h->dyn.max_timelines_history > 0 &&
+                       cJSON_GetArraySize(arr) > h->dyn.max_timelines_history)
+                        cJSON_DeleteItemFromArray(arr, 0);
+                cJSON_ArrayForEach (line, arr) {
+                        const cJSON *old;
+                        int64_t tl, lsn;
+
+                        if (cJSON_GetArraySize(line) != 3 ||
+                            json_value_int64(cJSON_GetArrayItem(line, 0), &tl) < 0 ||
+                            json_value_int64(cJSON_GetArrayItem(line, 1), &lsn) < 0)
+                                continue;
+                        old = history_stored_line(stored, tl, lsn);
+                        for (int i = 3; old && i < MIN(cJSON_GetArraySize(old), 5); i++)
+                                if (!cJSON_AddItemToArray(
+                                            line, cJSON_Duplicate(cJSON_GetArrayItem(old, i), true)))
+                                        goto oom;
+                }
         }
         if (dcs_write_history(h->dcs, arr, NULL, NULL) < 0)
                 log_warning("Failed to write the history key");
+        return;
+oom:
+        log_oom();
 }
 
 static void on_sync_claimed(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
