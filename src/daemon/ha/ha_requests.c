@@ -33,7 +33,11 @@ static int restart_request_set(RestartRequest *r, const RestIntent *in) {
                 return -ENOMEM;
         r->version = in->postgres_version;
         r->pending = in->restart_pending;
-        r->timeout = in->timeout > 0 ? (usec_t)in->timeout * USEC_PER_SEC : 0;
+        /* A timeout too long to count in microseconds never runs out: the reply waits for the restart, as
+         * Patroni's (whose integers do not overflow) would in practice. */
+        r->timeout = in->timeout <= 0 || (usec_t)in->timeout > USEC_INFINITY / USEC_PER_SEC - 1
+                ? 0
+                : (usec_t)in->timeout * USEC_PER_SEC;
         return 0;
 }
 
