@@ -96,3 +96,38 @@ def test_retry_timeout_change_reaches_the_etcd_client(cluster_factory, checker):
     # Two attempts share the 9 s budget: the last one had about 4.5 s (the old 2 s budget: about 1 s).
     assert int(m.group(1)) >= 3500, m.group(0)
     lib.wait_until(lambda: leader.is_writable_primary(), 30, what="the leader writable after the thaw")
+
+
+def test_config_key_with_a_value_that_does_not_convert_keeps_the_last_good_values(cluster_factory, checker):
+    """A `config` key written by someone else with a value that does not convert ("ttl": "abc") is not
+    applied, as Patroni refuses it: the daemon keeps its last good values (the leader key stays on the
+    6 s lease; before the fix ttl fell back to its default 30 and the lease with it) and says why, once.
+    A corrected key is applied again."""
+    import base64
+    import json
+    import os
+    import time
+    c = cluster_factory(n=1).start()
+    leader = c.wait_for_leader(60)
+    checker(c.nodes)
+    config = json.loads(c.key_value("config"))
+    key = base64.b64encode(f"/service/{c.scope}/config".encode()).decode()
+
+    def put_config(value):
+        c.etcd.v3("kv/put", {"key": key, "value": base64.b64encode(json.dumps(value).encode()).decode()})
+    log = os.path.join(leader.dir, "daemon.log")
+    put_config(dict(config, ttl="abc"))
+    line = "Dynamic configuration in the DCS not applied: ttl: not an integer"
+    lib.wait_until(lambda: line in open(log).read(), 15, what="the refused config logged")
+    # Watched over five loop_waits (each renewal would re-bind the key to a 30 s lease before the fix):
+    # the leader keeps its 6 s lease and the key, and the refusal is said once.
+    watch_until = time.monotonic() + 5 * pc.SHORT_TIMINGS["loop_wait"]
+    while time.monotonic() < watch_until:
+        value, lease = lease_of(c, "leader")
+        assert value == leader.name and granted_ttl(c, lease) == 6
+        time.sleep(0.2)
+    assert leader.api("/leader")[0] == 200
+    assert open(log).read().count(line) == 1
+    put_config(dict(config, ttl=8))
+    lib.wait_until(lambda: granted_ttl(c, lease_of(c, "leader")[1]) == 8, 15,
+                   what="the corrected config applied (leader key on an 8 s lease)")

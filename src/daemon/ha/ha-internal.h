@@ -80,7 +80,8 @@ struct Ha {
 
         PgSettings pgs;
         DynamicConfig dyn;
-        char *dyn_text; /* compact JSON of the dynamic config applied */
+        char *dyn_text;          /* compact JSON of the dynamic config applied */
+        char *dyn_rejected_text; /* the DCS config last refused for a value that does not convert */
         char *dyn_cache_path;
         char *conn_url, *api_url, *socket_dir;
         NodeSnapshot snap;

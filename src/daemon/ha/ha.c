@@ -1082,6 +1082,7 @@ Ha *ha_free(Ha *h) {
         pg_settings_done(&h->pgs);
         dynamic_config_done(&h->dyn);
         free(h->dyn_text);
+        free(h->dyn_rejected_text);
         free(h->dyn_cache_path);
         free(h->conn_url);
         free(h->api_url);

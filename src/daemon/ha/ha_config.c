@@ -85,6 +85,7 @@ static bool data_dir_populated(Ha *h) {
 /* Applies a dynamic configuration (etcd `config` key, cached file or bootstrap.dcs). */
 int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
         _cleanup_(dynamic_config_done) DynamicConfig d = {};
+        _cleanup_(config_diagnostics_done) ConfigDiagnostics diags = {};
         _cleanup_free_ char *text = NULL;
         bool ttl_changed, retry_changed;
         int r;
@@ -93,9 +94,26 @@ int ha_apply_dynamic(Ha *h, const cJSON *json, bool from_dcs) {
                 return -EINVAL;
         if (h->dyn_text && streq(h->dyn_text, text))
                 return 0;
-        r = dynamic_config_from_json(json, &d, "config", NULL);
+        if (from_dcs && h->dyn_rejected_text && streq(h->dyn_rejected_text, text))
+                return 0;
+        r = dynamic_config_from_json(json, &d, "config", from_dcs ? &diags : NULL);
         if (r < 0 && r != -EINVAL)
                 return r;
+        if (diags.n > 0) {
+                /* Patroni refuses a DCS config whose values do not convert and keeps the one it has; a
+                 * value quietly replaced by its default (ttl 30, loop_wait 10) could change the lease
+                 * under a running leader. Said once per rejected text. */
+                for (size_t i = 0; i < diags.n; i++)
+                        log_error(
+                                "Dynamic configuration in the DCS not applied: %s: %s",
+                                diags.items[i].key,
+                                diags.items[i].message);
+                log_error("Keeping the last good dynamic configuration until the config key is fixed");
+                free(h->dyn_rejected_text);
+                h->dyn_rejected_text = TAKE_PTR(text);
+                return -EINVAL;
+        }
+        h->dyn_rejected_text = mfree(h->dyn_rejected_text);
         ttl_changed = d.ttl != h->dyn.ttl;
         retry_changed = d.retry_timeout != h->dyn.retry_timeout;
         dynamic_config_done(&h->dyn);
