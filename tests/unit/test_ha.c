@@ -207,6 +207,27 @@ TEST(facts_from_cluster) {
         ASSERT_EQ(f.dcs.config.ttl, 6 * USEC_PER_SEC);
 }
 
+/* The failsafe key names the members that may race in failsafe mode: contains_us says whether it names
+ * this node (it was never set, so every node counted as unlisted and no failover could happen). */
+TEST(facts_failsafe_topology) {
+        EtcdKv kvs[] = {
+                KV("failsafe",
+                   "{\"node1\":\"http://127.0.0.1:2/patroni\",\"node2\":\"http://127.0.0.1:3/patroni\"}",
+                   2),
+        };
+        _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+        HaFacts f = {.node.name = "node2"};
+
+        ASSERT_OK(dcs_cluster_parse("/service/demo/", kvs, ELEMENTSOF(kvs), 20, &c));
+        ha_facts_fill_dcs(&f, c, NULL, 1, 1);
+        ASSERT_TRUE(f.dcs.failsafe.present);
+        ASSERT_TRUE(f.dcs.failsafe.contains_us);
+        f = (HaFacts){.node.name = "node3"};
+        ha_facts_fill_dcs(&f, c, NULL, 1, 1);
+        ASSERT_TRUE(f.dcs.failsafe.present);
+        ASSERT_FALSE(f.dcs.failsafe.contains_us);
+}
+
 TEST(facts_initialize_and_schedule) {
         EtcdKv kvs[] = {
                 KV("initialize", "", 2),

@@ -281,6 +281,7 @@ void ha_sync_forget(Ha *h);
 void ha_process_sync(Ha *h);
 void ha_maintain_slots(Ha *h);
 void ha_write_history(Ha *h);
+void ha_write_failsafe(Ha *h);
 int ha_claim_sync_then_promote(Ha *h);
 
 /* ha_config.c */

@@ -41,6 +41,8 @@ void ha_apply_flags_after(Ha *h, const HaDecision *dec) {
         if ((dec->flags & HA_FLAG_WRITE_STATUS) && h->lock_held && st && st->query_ok && !st->in_recovery)
                 if (dcs_write_status(h->dcs, (int64_t)st->wal_write_lsn, NULL, on_side_write, h) < 0)
                         log_warning("Failed to write the status key");
+        if ((dec->flags & HA_FLAG_WRITE_STATUS) && h->lock_held && h->dyn.failsafe_mode)
+                ha_write_failsafe(h);
         if ((dec->flags & HA_FLAG_UPDATE_HISTORY) && h->lock_held)
                 ha_write_history(h);
         if ((dec->flags & HA_FLAG_PROCESS_SYNC) && h->lock_held)

@@ -184,8 +184,13 @@ void ha_facts_fill_dcs(
                         f->dcs.sync.standbys[f->dcs.sync.n_standbys++] = c->sync_standby[i];
         }
         f->dcs.history_timeline = (uint32_t)MAX(c->history_timeline, 0);
-        if (c->failsafe && cJSON_GetArraySize(c->failsafe) > 0)
+        /* Patroni's _is_healthiest_node(): a non-empty failsafe topology disqualifies a node it does not
+         * name (only in failsafe mode, which the table checks). */
+        if (c->failsafe && cJSON_GetArraySize(c->failsafe) > 0) {
                 f->dcs.failsafe.present = true;
+                f->dcs.failsafe.contains_us =
+                        f->node.name && cJSON_GetObjectItemCaseSensitive(c->failsafe, f->node.name);
+        }
 }
 
 /* The LSN at which the cluster's `history` says timeline tl ended (the switch to the next one); false

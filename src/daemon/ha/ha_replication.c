@@ -692,3 +692,31 @@ int ha_claim_sync_then_promote(Ha *h) {
                 h->sync_busy = true;
         return r;
 }
+
+/* Patroni's _failsafe_config(), written with each leader update: in failsafe mode the leader keeps the
+ * `failsafe` key naming every member with its REST URL (itself included), the members that may race
+ * and must confirm it while the DCS is gone. Written only when it differs from the key as read, so a
+ * stale key (another member set, or left by an earlier leader) is replaced at the leader's next tick. */
+void ha_write_failsafe(Ha *h) {
+        _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+
+        if (!o || !h->cluster)
+                return;
+        for (size_t i = 0; i < h->cluster->n_members; i++) {
+                const DcsMember *m = &h->cluster->members[i];
+
+                if (!(m->api_url ? cJSON_AddStringToObject(o, m->name, m->api_url)
+                                 : cJSON_AddNullToObject(o, m->name)))
+                        goto oom;
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(o, h->pgs.name) &&
+            !cJSON_AddStringToObject(o, h->pgs.name, h->api_url))
+                goto oom;
+        if (h->cluster->failsafe && cJSON_Compare(h->cluster->failsafe, o, true))
+                return;
+        if (dcs_write_failsafe(h->dcs, o, NULL, NULL) < 0)
+                log_warning("Failed to write the failsafe key");
+        return;
+oom:
+        log_oom();
+}
