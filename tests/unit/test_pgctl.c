@@ -182,7 +182,10 @@ TEST(job_cancel_kills_child) {
         ASSERT_NOT_NULL(pidtext);
         child = (pid_t)strtol(pidtext, NULL, 10);
         ASSERT_TRUE(pgctl_pid_alive(child));
+        /* Freeing the job kills the child's group at once; the loop reaps it (proc_free() never waits). */
         j = pgctl_job_free(j);
+        for (int i = 0; i < 500 && pgctl_pid_alive(child); i++)
+                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
         ASSERT_FALSE(pgctl_pid_alive(child));
         for (int i = 0; i < 20; i++)
                 ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));

@@ -7,7 +7,8 @@
  * sd-event child source (pidfd-based, so no PID-reuse race) and arms one timer for the deadline.
  *
  * Invariant: a Proc's completion callback runs at most once, from the loop, and never after
- * proc_free(); a freed Proc leaves no child behind (SIGKILL to its group, then sd-event reaps it).
+ * proc_free(); a freed Proc leaves no child behind (SIGKILL to its group; the loop reaps it when it has
+ * exited, never waiting for it).
  */
 
 #include <fcntl.h>
@@ -213,6 +214,25 @@ static void proc_stream_done(ProcStream *s) {
         s->size = s->allocated = 0;
 }
 
+/* Hands a cancelled child's source to the loop: it reaps the child whenever it exits. Dropping a source
+ * that owns its process instead makes libsystemd send SIGKILL and block in waitid until the child is
+ * gone, and a child stuck in uninterruptible I/O (pg_basebackup writing to a hung volume) would stall the
+ * whole loop that long. On success the caller still drops its own reference. */
+static int proc_reap_later(sd_event_source *s) {
+        int r;
+
+        r = sd_event_source_set_child_process_own(s, false);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_floating(s, true);
+        if (r < 0) {
+                (void)sd_event_source_set_child_process_own(s, true);
+                return r;
+        }
+        sd_event_source_set_userdata(s, NULL);
+        return 0;
+}
+
 /* proc_free() - cancels: if the child still runs, its process group gets SIGKILL and the child is
  * reaped; the completion callback will not run. Accepts NULL, returns NULL. */
 Proc *proc_free(Proc *p) {
@@ -220,10 +240,11 @@ Proc *proc_free(Proc *p) {
                 return NULL;
 
         if (p->pid > 0 && !p->exited) {
-                /* The whole group: a callback script's own children go too. The child itself is then
-                 * killed and reaped by sd-event because the child source owns the process. */
+                /* The whole group: a callback script's own children go too. */
                 (void)kill(-p->pid, SIGKILL);
                 log_debug("Cancelled %s (PID %d).", strna(p->description), (int)p->pid);
+                if (p->child_source && proc_reap_later(p->child_source) >= 0)
+                        p->child_source = sd_event_source_unref(p->child_source);
         }
         p->child_source = sd_event_source_disable_unref(p->child_source);
         p->timer_source = sd_event_source_disable_unref(p->timer_source);
@@ -306,13 +327,19 @@ static int on_proc_io(sd_event_source *source, int fd, uint32_t revents, void *u
 static int on_proc_exit(sd_event_source *source, const siginfo_t *si, void *userdata) {
         Proc *p = userdata;
         ProcResult result = {
-                .pid = p->pid,
                 .exit_code = -1,
         };
         usec_t now = 0;
 
         if (si->si_code != CLD_EXITED && si->si_code != CLD_KILLED && si->si_code != CLD_DUMPED)
                 return 0; /* stopped/continued: not interesting */
+        if (!p) {
+                /* A cancelled child (proc_reap_later()): sd-event reaps it when this returns; the loop
+                 * lets go of its source. */
+                (void)sd_event_source_set_floating(source, false);
+                return 0;
+        }
+        result.pid = p->pid;
 
         p->exited = true;
         p->timer_source = sd_event_source_disable_unref(p->timer_source);
