@@ -1922,6 +1922,26 @@ TEST(manual_failover_keeps_synchronous_guarantees) {
         /* Named and in the key: it promotes. */
         sync_key(&f, "node1", "node2");
         ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+
+        /* Paused, the named candidate alone may race: still only if it is in the sync key (it promoted
+         * regardless before, losing the commits only node3 had acknowledged). */
+        base_unlocked(&f);
+        f.dcs.config.pause = true;
+        sync_key(&f, "node1", "node3");
+        switchover(&f, NULL, "node2");
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "manual failover: not in the sync key");
+        sync_key(&f, "node1", "node2");
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+
+        /* Paused, quorum key ANY 1 (node2,node3): the named node2 still needs node3's vote. */
+        quorum_key(&f, 1);
+        f.dcs.config.pause = true;
+        switchover(&f, NULL, "node2");
+        ASSERT_TRUE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        f.dcs.members[2].api.upstream_detached = false;
+        ASSERT_FALSE(ha_fsm_is_healthiest_node(&f, reason, sizeof reason));
+        ASSERT_STREQ(reason, "quorum: got 0 of 1 votes needed from the other synchronous standbys");
 }
 
 TEST(quorum_voter_detaches_before_racing) {

@@ -540,14 +540,29 @@ int ha_fsm_manual_failover_no_leader(const HaFacts *f, char *reason, size_t size
                 f, /* filter_sync= */ false, old_leader, /* check_lag= */ false, reason, size);
 }
 
+/* Named or not, a candidate of a synchronous cluster must hold every acknowledged commit: be in the sync
+ * key and, with a quorum, have its votes (an operator's failover waits for them rather than lose
+ * commits), also while paused. */
+static bool manual_failover_keeps_commits(const HaFacts *f, char *reason, size_t size) {
+        if (!f->dcs.config.synchronous_mode || !sync_nonempty(f))
+                return true;
+        if (!ha_fsm_sync_matches(f, f->node.name)) {
+                set_reason(reason, size, "manual failover: not in the sync key");
+                return false;
+        }
+        return quorum_votes_suffice(f, reason, size);
+}
+
 bool ha_fsm_is_healthiest_node(const HaFacts *f, char *reason, size_t size) {
         const HaConfig *c = &f->dcs.config;
 
         set_reason(reason, size, "%s", "");
         if (paused(f) && !nofailover(f) && f->dcs.failover.present && !f->dcs.failover.has_scheduled_at) {
                 int r = ha_fsm_manual_failover_no_leader(f, reason, size);
-                if (r >= 0)
-                        return r > 0;
+                if (r > 0)
+                        return manual_failover_keeps_commits(f, reason, size);
+                if (r == 0)
+                        return false;
         }
         if (f->pg.state == HA_PG_STARTING) {
                 set_reason(reason, size, "postgres is still starting up");
@@ -582,17 +597,7 @@ bool ha_fsm_is_healthiest_node(const HaFacts *f, char *reason, size_t size) {
                 }
                 if (ha_fsm_manual_failover_no_leader(f, reason, size) <= 0)
                         return false;
-                /* Named or not, a candidate of a synchronous cluster must hold every acknowledged
-                 * commit: be in the sync key and, with a quorum, have its votes (an operator's failover
-                 * waits for them rather than lose commits). */
-                if (c->synchronous_mode && sync_nonempty(f)) {
-                        if (!ha_fsm_sync_matches(f, f->node.name)) {
-                                set_reason(reason, size, "manual failover: not in the sync key");
-                                return false;
-                        }
-                        return quorum_votes_suffice(f, reason, size);
-                }
-                return true;
+                return manual_failover_keeps_commits(f, reason, size);
         }
         if (c->failsafe_mode && f->dcs.failsafe.present && !f->dcs.failsafe.contains_us) {
                 set_reason(reason, size, "not listed in the failsafe key");
