@@ -20,6 +20,9 @@
 
 typedef struct Dcs Dcs;
 
+/* Member keys parsed per cluster view; more are counted in DcsCluster.n_members_ignored. */
+#define DCS_MEMBERS_MAX 1024U
+
 typedef struct DcsOptions {
         const char *namespace;     /* default "service"; slashes normalised */
         const char *scope;         /* cluster name, required */
@@ -71,6 +74,7 @@ typedef struct DcsCluster {
 
         DcsMember *members; /* sorted by name */
         size_t n_members;
+        size_t n_members_ignored; /* member keys beyond DCS_MEMBERS_MAX, left out of members */
 
         bool has_status;       /* status key present */
         int64_t status_optime; /* int(optime), 0 when invalid */

@@ -22,7 +22,7 @@
 #include "pgha/macro.h"
 
 /* Bounds of the fixed-size arrays in HaFacts / HaDecision. The gather side truncates (and logs) beyond. */
-#define HA_MEMBERS_MAX 64
+#define HA_MEMBERS_MAX 1024 /* as many as the DCS parses (DCS_MEMBERS_MAX): no member is left out */
 #define HA_SYNC_MAX    64
 #define HA_NAME_MAX    128
 #define HA_MESSAGE_MAX 384

@@ -81,6 +81,29 @@ TEST(recorded_bootstrapping) {
                 .mod_revision = (rev)                                                                   \
         }
 
+/* Member keys beyond DCS_MEMBERS_MAX are counted, never dropped unnoticed (the HA engine logs them). */
+TEST(members_beyond_the_cap_are_counted) {
+        size_t n = DCS_MEMBERS_MAX + 6;
+        EtcdKv *kvs = calloc(n, sizeof(EtcdKv));
+        char **names = calloc(n, sizeof(char *));
+        _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+
+        ASSERT_NOT_NULL(kvs);
+        ASSERT_NOT_NULL(names);
+        for (size_t i = 0; i < n; i++) {
+                ASSERT_TRUE(asprintf(&names[i], "/service/batman/members/m%04zu", i) > 0);
+                kvs[i] =
+                        (EtcdKv){.key = names[i], .value = (char *)"{}", .value_size = 2, .mod_revision = 2};
+        }
+        ASSERT_OK(dcs_cluster_parse("/service/batman/", kvs, n, 5, &c));
+        ASSERT_EQ(c->n_members, DCS_MEMBERS_MAX);
+        ASSERT_EQ(c->n_members_ignored, 6);
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        free(kvs);
+}
+
 TEST(tolerant_values) {
         EtcdKv kvs[] = {
                 KV("config", "{not json", 5),

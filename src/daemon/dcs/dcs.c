@@ -19,7 +19,6 @@
 #include "pgha/log.h"
 
 #define DCS_LEASE_RETRY (1 * USEC_PER_SEC) /* keep-alive/grant retry after a failure, at most */
-#define DCS_MEMBERS_MAX 1024U              /* member keys parsed per cluster; more are ignored */
 
 typedef enum DcsOpKind {
         DCS_OP_WRITE,   /* plain put/delete: success is any 2xx */
@@ -456,8 +455,12 @@ int dcs_cluster_parse(const char *prefix, const EtcdKv *kvs, size_t n, int64_t r
                         c->leader_create_revision = kv->create_revision;
                         c->leader_lease = kv->lease;
                 } else if ((name = startswith(k, "members/"))) {
-                        if (isempty(name) || strchr(name, '/') || c->n_members >= DCS_MEMBERS_MAX)
+                        if (isempty(name) || strchr(name, '/'))
                                 continue;
+                        if (c->n_members >= DCS_MEMBERS_MAX) {
+                                c->n_members_ignored++;
+                                continue;
+                        }
                         r = member_parse(&c->members[c->n_members], name, kv);
                         if (r < 0) {
                                 dcs_member_done(&c->members[c->n_members]);

@@ -99,6 +99,7 @@ struct Ha {
         bool waiting_probe;
         usec_t now, last_tick, tilt_until, wake_at;
         DcsCluster *cluster;
+        size_t members_ignored_logged; /* the cluster view's n_members_ignored last logged */
         bool dcs_ok;
         usec_t dcs_unreachable_since;
         PgCtlJob *controldata;

@@ -644,6 +644,16 @@ static void on_cluster(Dcs *d, int error, const char *message, DcsCluster *clust
                 h->dcs_unreachable_since = 0;
                 h->snap.cluster_valid_until = now_mono(h) + ttl_usec(h);
                 h->snap.dcs_last_seen = now_real() / USEC_PER_SEC;
+                if (cluster->n_members_ignored != h->members_ignored_logged &&
+                    cluster->n_members_ignored > 0)
+                        log_error(
+                                "etcd holds %zu member keys, pghad reads the first %u: the other %zu take "
+                                "no "
+                                "part in elections or synchronous replication",
+                                cluster->n_members + cluster->n_members_ignored,
+                                DCS_MEMBERS_MAX,
+                                cluster->n_members_ignored);
+                h->members_ignored_logged = cluster->n_members_ignored;
                 if (cluster->config && cJSON_GetArraySize(cluster->config) > 0)
                         (void)ha_apply_dynamic(h, cluster->config, true);
                 ha_switch_check(h);

@@ -4,12 +4,16 @@
  * HaFacts from a DcsCluster, and the rewind (divergence) check from the `history` key. No loop, no
  * clock, no logging; every pointer placed into HaFacts is borrowed from the inputs.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgha/ha.h"
 #include "pgha/json.h"
 #include "pgha/rest.h"
+
+/* Every member the DCS view holds fits in the facts: none is silently left out of an election. */
+static_assert(HA_MEMBERS_MAX >= DCS_MEMBERS_MAX, "HaFacts must hold every parsed member");
 
 int ha_member_key_json(const HaMemberKeyInfo *i, cJSON **ret) {
         _cleanup_(cJSON_Deletep) cJSON *o = NULL;
