@@ -115,6 +115,8 @@ struct RestServer {
         sd_event_source *reaper_source;
         bool leader_checks_need_postgres;
         bool starting; /* inside MHD_start_daemon() */
+        /* A connection closed during MHD_run(): MHD must run once more (see server_run()). */
+        bool connection_closed;
 };
 
 static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed);
@@ -1344,6 +1346,7 @@ static void on_connection(
                 return;
         }
 
+        s->connection_closed = true;
         c = *socket_context;
         if (!c)
                 return;
@@ -1359,12 +1362,14 @@ static void on_connection(
 
 /* ==== sd-event glue ==== */
 
-static void server_rearm(RestServer *s) {
+static void server_rearm(RestServer *s, bool again) {
         MHD_UNSIGNED_LONG_LONG ms;
         uint64_t now = 0;
         usec_t next = USEC_INFINITY;
 
         (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (again)
+                next = now;
         if (MHD_get_timeout(s->listener.daemon, &ms) == MHD_YES)
                 next = now + (usec_t)ms * USEC_PER_MSEC;
         if (s->draining.daemon) {
@@ -1382,7 +1387,18 @@ static void server_rearm(RestServer *s) {
 
 static void listener_stop(RestServer *s, RestListener *l);
 
+/* server_run - one MHD_run() per daemon, then the timer re-armed from MHD_get_timeout().
+ *
+ * Why a closed connection means one more run at once: at its connection limit (or after accept() failed
+ * with EMFILE) MHD takes its listen socket out of its epoll set, and it decides whether to put it back
+ * only at the start of MHD_run(), from the count of connections at that moment; connections that close
+ * during a run are released at its end. A run that takes the daemon from the limit down to no
+ * connection at all therefore leaves an epoll set with nothing in it and no timeout: the epoll
+ * descriptor never becomes readable again, the timer stays off, and clients queue on the listen socket
+ * for ever (issue 19). The extra run puts the listen socket back; it costs one epoll_wait() with a zero
+ * timeout. */
 static int server_run(RestServer *s) {
+        s->connection_closed = false;
         if (MHD_run(s->listener.daemon) != MHD_YES)
                 log_debug("REST: MHD_run() failed, continuing");
         if (s->draining.daemon) {
@@ -1397,7 +1413,7 @@ static int server_run(RestServer *s) {
                         listener_stop(s, &s->draining);
                 }
         }
-        server_rearm(s);
+        server_rearm(s, s->connection_closed);
         return 0;
 }
 
@@ -1793,7 +1809,7 @@ int rest_server_new(
                 return log_error_errno(r, "Failed to add the REST API timer: %m");
         (void)sd_event_source_set_description(s->timer_source, "rest-timer");
         (void)sd_event_source_set_priority(s->timer_source, REST_EVENT_PRIORITY);
-        server_rearm(s);
+        server_rearm(s, /* again= */ false);
 
         log_info(
                 "REST API listening on %s:%u%s",
@@ -1864,7 +1880,7 @@ static int on_restart(sd_event_source *source, void *userdata) {
                 isempty(s->listener.host) ? "*" : s->listener.host,
                 s->listener.bound_port,
                 s->listener.tls ? " (https)" : "");
-        server_rearm(s);
+        server_rearm(s, /* again= */ true);
         return 0;
 }
 
