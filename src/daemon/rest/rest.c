@@ -1319,12 +1319,14 @@ static void reaper_arm(RestServer *s) {
         (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_ONESHOT);
 }
 
-/* connection_close - shuts c's socket down; MHD sees it closed on its next run (the shutdown wakes its
- * epoll set) and releases the connection itself. Never closes the descriptor, which MHD owns. */
-static void connection_close(RestServer *s, RestConnection *c) {
+/* connection_close - shuts c's socket down (unless !shut: the client already closed it); MHD sees it
+ * closed on its next run (the shutdown wakes its epoll set) and releases the connection itself. Never
+ * closes the descriptor, which MHD owns. */
+static void connection_close(RestServer *s, RestConnection *c, bool shut) {
         if (c->closing)
                 return;
-        (void)shutdown(c->fd, SHUT_RDWR);
+        if (shut)
+                (void)shutdown(c->fd, SHUT_RDWR);
         c->closing = true;
         c->deadline = USEC_INFINITY;
         s->n_live--;
@@ -1343,7 +1345,7 @@ static int on_reaper(sd_event_source *source, uint64_t usec, void *userdata) {
                                 "REST: closing a connection that %s",
                                 c->in_request ? "did not send a whole request in time"
                                               : "sent no request in time");
-                        connection_close(s, c);
+                        connection_close(s, c, /* shut= */ true);
                 }
         reaper_arm(s);
         return 0;
@@ -1408,7 +1410,7 @@ static bool connections_evict(RestServer *s, const RestConnection *peer) {
         log_debug(
                 "REST: %s connection limit reached, closing the oldest idle connection",
                 peer ? "per-client" : "global");
-        connection_close(s, victim);
+        connection_close(s, victim, /* shut= */ true);
         return true;
 }
 
@@ -1487,8 +1489,9 @@ static void on_connection(
                 *socket_context = c;
                 if (peer_has_closed(c->fd))
                         /* A connect-and-close flood: gone before we saw it, it must not count against
-                         * the limits (and make a live client's connection the oldest idle one). */
-                        connection_close(s, c);
+                         * the limits (and make a live client's connection the oldest idle one). MHD
+                         * reads the end of it in this run. */
+                        connection_close(s, c, /* shut= */ false);
                 else
                         connections_enforce_limits(s, c);
                 if (sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
