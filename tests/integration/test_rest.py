@@ -476,6 +476,27 @@ def test_connection_limit_closes_the_oldest_idle_connection(nodes):
         s.close()
 
 
+def test_per_ip_connection_limit_closes_that_clients_oldest_idle_connection(nodes):
+    """At per_ip_connection_limit a client's new connection makes its own oldest idle connection close;
+    a connection whose reply is on its way is never chosen."""
+    node = nodes("node1", LEADER, "--per-ip-limit", "4", "--connection-limit", "64", "--intents", "delay",
+                 "--delay", "1.5", "--debug")
+    busy = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+    busy.sendall(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")  # held 1.5 s
+    # until the server has read it, a request counts as idle like any connection that sent nothing yet
+    lib.wait_until(lambda: "reload intent handed to the HA loop" in node.process.output(), 5,
+                   what="the engine holding the reload")
+    idle = [socket.create_connection(("127.0.0.1", node.port), timeout=5) for _ in range(3)]
+    for s in idle:
+        s.settimeout(3.0)
+    assert node.request("OPTIONS", "/primary", timeout=1.0)[0] == 200
+    assert idle[0].recv(1) == b""  # the oldest idle one made room, not the older busy one
+    busy.settimeout(5.0)
+    assert busy.recv(64).startswith(b"HTTP/1.1 200")
+    for s in idle + [busy]:
+        s.close()
+
+
 def test_authentication_and_allowlist(nodes):
     node = nodes("node1", LEADER, "--auth", "admin:s3cret", "--intents", "echo")
     import base64

@@ -133,8 +133,14 @@ struct RestServer {
         unsigned connection_limit; /* live connections; one more evicts the oldest idle one */
         unsigned per_ip_limit;     /* the same for one client address */
         RestConnection *connections;
-        unsigned n_live;         /* connections not closing */
-        bool accept_allowlisted; /* verdict of on_accept_policy() for the connection MHD creates next */
+        unsigned n_live; /* connections not closing */
+        /* on_accept_policy()'s verdict for the client it saw last, for on_connection(): MHD may still refuse
+         * that socket (at its own limits), so the address says whom the verdict is about. */
+        struct {
+                int family;
+                uint8_t addr[16];
+                bool allowlisted;
+        } accepted;
         sd_event_source *reaper_source;
         bool leader_checks_need_postgres;
         bool starting; /* inside MHD_start_daemon() */
@@ -1449,7 +1455,9 @@ static bool peer_has_closed(int fd) {
 static enum MHD_Result on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
         RestServer *s = cls;
 
-        s->accept_allowlisted = allowlist_in_use(s) && address_allowed(s, addr);
+        if (sockaddr_to_address(addr, &s->accepted.family, s->accepted.addr) < 0)
+                s->accepted.family = 0;
+        s->accepted.allowlisted = allowlist_in_use(s) && address_allowed(s, addr);
         return MHD_YES;
 }
 
@@ -1479,8 +1487,8 @@ static void on_connection(
                 c->deadline = now + s->idle_timeout;
                 if (!ca || sockaddr_to_address(ca->client_addr, &c->family, c->addr) < 0)
                         c->family = 0;
-                c->allowlisted = s->accept_allowlisted;
-                s->accept_allowlisted = false;
+                c->allowlisted = s->accepted.allowlisted && s->accepted.family == c->family &&
+                        memcmp(s->accepted.addr, c->addr, sizeof c->addr) == 0;
                 c->next = s->connections;
                 if (s->connections)
                         s->connections->prev = c;
