@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,8 @@
  * newcomers) at every eviction. The room is bounded, so MHD's own limits stay the hard cap when every
  * connection is busy. */
 #define REST_CONNECTION_SPARE 32U
+/* Descriptors the rest of the daemon may hold (etcd, PostgreSQL, children's pipes, logs, sd-event). */
+#define REST_DESCRIPTORS_OTHER 128U
 /* Per-connection memory pool: request line, headers and the reply headers must fit in it; larger
  * headers are refused by MHD with 431. */
 #define REST_CONNECTION_MEMORY_LIMIT (32U * 1024U)
@@ -1922,6 +1925,24 @@ static int settings_apply(RestServer *s, const RestServerOptions *o) {
 
 static int on_restart(sd_event_source *source, void *userdata);
 
+/* descriptors_check - warns when MHD's connection limit cannot be reached within RLIMIT_NOFILE: accept()
+ * would then fail with EMFILE first, and MHD stops accepting until a connection closes, without the
+ * oldest idle one being closed to make room. */
+static void descriptors_check(unsigned connection_limit) {
+        struct rlimit rl;
+        uint64_t need = (uint64_t)connection_limit + REST_CONNECTION_SPARE + REST_DESCRIPTORS_OTHER;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+                return;
+        log_warning(
+                "restapi.connection_limit %u needs about %" PRIu64
+                " file descriptors, but RLIMIT_NOFILE is %" PRIu64
+                "; raise LimitNOFILE= (or ulimit -n) or lower the limit",
+                connection_limit,
+                need,
+                (uint64_t)rl.rlim_cur);
+}
+
 /* rest_server_new - see the header. */
 int rest_server_new(
         sd_event *e, const RestServerOptions *o, const NodeSnapshot *snapshot, RestServer **ret) {
@@ -1969,6 +1990,7 @@ int rest_server_new(
         r = listener_load(o, &s->listener);
         if (r < 0)
                 return r;
+        descriptors_check(s->listener.connection_limit);
         r = listener_start(s, &s->listener, -1);
         if (r < 0)
                 return r;
