@@ -90,6 +90,12 @@ typedef struct Config {
                 char **allowlist; /* NULL-terminated, NULL if unset */
                 bool allowlist_include_members;
                 cJSON *http_extra_headers, *https_extra_headers; /* objects or NULL */
+                /* pgha's own keys (Patroni 3.0.2 validates only listen and connect_address here, so a
+                 * file carrying them still passes patroni --validate-config): */
+                int connection_limit;        /* default 256 */
+                int per_ip_connection_limit; /* default 64 */
+                usec_t idle_timeout;         /* default 5 s */
+                usec_t request_timeout;      /* default 10 s */
         } restapi;
 
         struct {

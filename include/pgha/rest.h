@@ -162,14 +162,17 @@ typedef struct RestServerOptions {
         const char *keyfile_password;
         const char *cafile; /* CA for client certificates */
         RestVerifyClient verify_client;
-        char **extra_headers;      /* http_extra_headers as name, value, name, value, ... */
-        size_t n_extra_headers;    /* number of pairs */
-        unsigned connection_limit; /* 0: 256 */
+        char **extra_headers;   /* http_extra_headers as name, value, name, value, ... */
+        size_t n_extra_headers; /* number of pairs */
+        /* Connections at once; one more makes the oldest idle one close (0: 256). */
+        unsigned connection_limit;
+        unsigned per_ip_connection_limit; /* the same for one client address (0: 64) */
         /* Deliberate difference from Patroni, off by default: /leader, /primary, /standby-leader (and the
          * leader part of /read-only) answer 503 while PostgreSQL is not "running", even with the lock
          * held (Patroni answers 200 while it restarts a crashed primary; design.md wants 503). */
         bool leader_checks_need_postgres;
-        usec_t connection_timeout; /* idle/slow connection cut-off; 0: 10 s */
+        usec_t connection_timeout; /* a request must arrive whole within this; 0: 10 s */
+        usec_t idle_timeout;       /* a connection must start a request within this; 0: 5 s */
         size_t body_max;           /* request body cap; 0: 1 MiB */
 } RestServerOptions;
 

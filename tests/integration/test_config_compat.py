@@ -110,3 +110,45 @@ def test_broken_environment_is_reported_against_the_variable():
     res = subprocess.run([lib.binary("pgha-test-config")], capture_output=True, text=True, env=env, timeout=30)
     assert res.returncode == 1
     assert "PATRONI_RESTAPI_LISTEN:0:0: restapi.listen: invalid address 'nowhere' (expected host:port)" in res.stderr
+
+
+RESTAPI_LIMITS = """
+scope: demo
+name: node1
+restapi:
+  listen: 127.0.0.1:8008
+  connect_address: 127.0.0.1:8008
+  connection_limit: 512
+  per_ip_connection_limit: 32
+  idle_timeout: 2s
+  request_timeout: 15
+etcd3:
+  hosts: 127.0.0.1:2379
+postgresql:
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  data_dir: /var/lib/postgresql/15/main
+  authentication:
+    superuser: {username: postgres}
+    replication: {username: replicator}
+"""
+
+
+def test_restapi_limits_pass_patroni_validate_config(tmp_path):
+    """pgha's own restapi keys (issue 19): read by pgha with their units, and ignored by Patroni 3.0.2's
+    --validate-config, which checks only restapi.listen and restapi.connect_address."""
+    path = tmp_path / "limits.yml"
+    path.write_text(RESTAPI_LIMITS)
+    got, _ = pgha_config(str(path))
+    assert (got["restapi"]["connection_limit"], got["restapi"]["per_ip_connection_limit"],
+            got["restapi"]["idle_timeout"], got["restapi"]["request_timeout"]) == (512, 32, 2, 15)
+    res = subprocess.run(["patroni", "--validate-config", str(path)], capture_output=True, text=True,
+                         env=clean_env(), timeout=60)
+    # Patroni reports other things about this file (loopback connect addresses, etcd not reachable),
+    # never these keys
+    out = res.stdout + res.stderr
+    for key in ("connection_limit", "per_ip_connection_limit", "idle_timeout", "request_timeout"):
+        assert key not in out, out
+    defaults, _ = pgha_config(os.path.join(FIXTURES, "good-minimal.yml"))
+    assert (defaults["restapi"]["connection_limit"], defaults["restapi"]["per_ip_connection_limit"],
+            defaults["restapi"]["idle_timeout"], defaults["restapi"]["request_timeout"]) == (256, 64, 5, 10)

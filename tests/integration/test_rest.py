@@ -459,22 +459,41 @@ def test_keep_alive_for_http11_clients_only(nodes):
     assert b"200 OK" in reply.split(b"\r\n")[0]
 
 
-def test_connection_limit_recovers(nodes):
-    """Idle clients holding every connection slot lock others out only until the request deadline."""
+def test_connection_limit_closes_the_oldest_idle_connection(nodes):
+    """Idle clients holding every connection slot do not lock others out: a new client makes the oldest
+    idle connection close (issue 19), and idle connections are cut off after the idle timeout."""
     node = nodes("node1", LEADER, "--timeout", "2", "--connection-limit", "8")
     idle = [socket.create_connection(("127.0.0.1", node.port), timeout=5) for _ in range(8)]
-    start = time.monotonic()
-
-    def served(timeout=1.0):
-        try:
-            return node.request("OPTIONS", "/primary", timeout=timeout)[0] == 200
-        except OSError:
-            return False
-
-    assert not served(0.5)  # every slot is taken
-    lib.wait_until(served, 6, what="a free connection slot after the idle clients were cut off")
-    assert 1.5 <= time.monotonic() - start < 5.0
     for s in idle:
+        s.settimeout(3.0)
+    assert node.request("OPTIONS", "/primary", timeout=1.0)[0] == 200
+    assert idle[0].recv(1) == b""  # the oldest made room
+    start = time.monotonic()
+    for s in idle[1:]:
+        assert s.recv(1) == b""  # the others are cut off by the idle timeout (the request timeout, 2 s)
+    assert time.monotonic() - start < 2.5
+    for s in idle:
+        s.close()
+
+
+def test_per_ip_connection_limit_closes_that_clients_oldest_idle_connection(nodes):
+    """At per_ip_connection_limit a client's new connection makes its own oldest idle connection close;
+    a connection whose reply is on its way is never chosen."""
+    node = nodes("node1", LEADER, "--per-ip-limit", "4", "--connection-limit", "64", "--intents", "delay",
+                 "--delay", "1.5", "--debug")
+    busy = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+    busy.sendall(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")  # held 1.5 s
+    # until the server has read it, a request counts as idle like any connection that sent nothing yet
+    lib.wait_until(lambda: "reload intent handed to the HA loop" in node.process.output(), 5,
+                   what="the engine holding the reload")
+    idle = [socket.create_connection(("127.0.0.1", node.port), timeout=5) for _ in range(3)]
+    for s in idle:
+        s.settimeout(3.0)
+    assert node.request("OPTIONS", "/primary", timeout=1.0)[0] == 200
+    assert idle[0].recv(1) == b""  # the oldest idle one made room, not the older busy one
+    busy.settimeout(5.0)
+    assert busy.recv(64).startswith(b"HTTP/1.1 200")
+    for s in idle + [busy]:
         s.close()
 
 

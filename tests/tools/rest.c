@@ -174,6 +174,8 @@ static int parse_argv(int argc, char **argv) {
                 {"timeout", required_argument, NULL, 't'},
                 {"body-max", required_argument, NULL, 'b'},
                 {"connection-limit", required_argument, NULL, 'c'},
+                {"per-ip-limit", required_argument, NULL, 'I'},
+                {"idle-timeout", required_argument, NULL, 'T'},
                 {"lateness", no_argument, NULL, 'L'},
                 {"intents", required_argument, NULL, 'i'},
                 {"certfile", required_argument, NULL, 'C'},
@@ -236,6 +238,12 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case 'c':
                         arg_options.connection_limit = (unsigned)strtoul(optarg, NULL, 10);
+                        break;
+                case 'I':
+                        arg_options.per_ip_connection_limit = (unsigned)strtoul(optarg, NULL, 10);
+                        break;
+                case 'T':
+                        arg_options.idle_timeout = (usec_t)(strtod(optarg, NULL) * USEC_PER_SEC);
                         break;
                 case 'L':
                         arg_lateness = true;

@@ -1009,6 +1009,10 @@ const ConfigKey config_keys[] = {
         KEY("restapi.allowlist_include_members", CK_BOOL, restapi.allowlist_include_members, "false", 0),
         KEY("restapi.http_extra_headers", CK_JSON_OBJECT, restapi.http_extra_headers, NULL, 0),
         KEY("restapi.https_extra_headers", CK_JSON_OBJECT, restapi.https_extra_headers, NULL, 0),
+        KEYR("restapi.connection_limit", CK_INT, restapi.connection_limit, "256", 0, 8, 65536),
+        KEYR("restapi.per_ip_connection_limit", CK_INT, restapi.per_ip_connection_limit, "64", 0, 1, 65536),
+        KEYR("restapi.idle_timeout", CK_DURATION, restapi.idle_timeout, "5", 0, 1, 3600),
+        KEYR("restapi.request_timeout", CK_DURATION, restapi.request_timeout, "10", 0, 1, 3600),
 
         SEC("ctl"),
         KEY("ctl.insecure", CK_BOOL, ctl.insecure, "false", 0),

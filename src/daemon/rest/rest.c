@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,10 +34,20 @@
 
 /* REST traffic runs below the HA tick and the lease keep-alive (style.md §7). */
 #define REST_EVENT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
-/* Defaults for RestServerOptions zero values. */
+/* Defaults for RestServerOptions zero values (docs/config.md, restapi). */
 #define REST_CONNECTION_LIMIT_DEFAULT   256U
+#define REST_PER_IP_LIMIT_DEFAULT       64U
 #define REST_CONNECTION_TIMEOUT_DEFAULT (10 * USEC_PER_SEC)
+#define REST_IDLE_TIMEOUT_DEFAULT       (5 * USEC_PER_SEC)
 #define REST_BODY_MAX_DEFAULT           (1024U * 1024U)
+/* Connections MHD may hold beyond connection_limit (and per_ip_connection_limit). Each new connection
+ * over a limit makes us shut the oldest idle one down, but MHD counts that one until its next run
+ * releases it: without room above the limit MHD would take its listen socket out of epoll (and refuse
+ * newcomers) at every eviction. The room is bounded, so MHD's own limits stay the hard cap when every
+ * connection is busy. */
+#define REST_CONNECTION_SPARE 32U
+/* Descriptors the rest of the daemon may hold (etcd, PostgreSQL, children's pipes, logs, sd-event). */
+#define REST_DESCRIPTORS_OTHER 128U
 /* Per-connection memory pool: request line, headers and the reply headers must fit in it; larger
  * headers are refused by MHD with 431. */
 #define REST_CONNECTION_MEMORY_LIMIT (32U * 1024U)
@@ -46,11 +57,20 @@
 #define REST_TLS_FILE_MAX (1024U * 1024U)
 
 /* One TCP connection, tracked so that a client trickling a request byte by byte (which resets MHD's idle
- * timeout every time) is still cut off once the request has taken longer than request_timeout. */
+ * timeout every time) is still cut off once the request has taken longer than request_timeout, a client
+ * that sends nothing is cut off after idle_timeout, and so that the oldest idle connections can be shut
+ * down first when a limit is reached (connections_evict()). */
 typedef struct RestConnection RestConnection;
 struct RestConnection {
         int fd;
-        usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while a reply is being produced or sent */
+        usec_t accepted; /* CLOCK_MONOTONIC: eviction order, oldest first */
+        usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while the engine holds its request */
+        int family;      /* AF_INET (IPv4-mapped IPv6 included) or AF_INET6; 0: unknown */
+        uint8_t addr[16];
+        bool allowlisted; /* the client is on restapi.allowlist (checked at accept): evicted last */
+        bool in_request;  /* a request line has arrived and its reply is not finished */
+        bool busy;        /* that request arrived whole: a handler, the engine or the reply has it */
+        bool closing;     /* shut down by us; MHD releases it on its next run */
         RestConnection *next, *prev;
 };
 
@@ -81,7 +101,8 @@ typedef struct RestListener {
         bool tls;
         RestVerifyClient verify_client;
         char *tls_cert, *tls_key, *tls_trust, *key_password; /* kept alive while MHD runs */
-        unsigned connection_limit;
+        unsigned connection_limit; /* MHD's limits are these plus REST_CONNECTION_SPARE */
+        unsigned per_ip_limit;
         usec_t connection_timeout;
         usec_t drain_until; /* the replaced listener: stopped then at the latest */
 } RestListener;
@@ -110,14 +131,28 @@ struct RestServer {
         size_t body_max;
         RestCall *pending;
         unsigned n_pending;
-        usec_t request_timeout; /* a request must arrive whole within this (slow-client cut-off) */
+        usec_t request_timeout;    /* a request must arrive whole within this (slow-client cut-off) */
+        usec_t idle_timeout;       /* a connection must start a request within this */
+        unsigned connection_limit; /* live connections; one more evicts the oldest idle one */
+        unsigned per_ip_limit;     /* the same for one client address */
         RestConnection *connections;
+        unsigned n_live; /* connections not closing */
+        /* on_accept_policy()'s verdict for the client it saw last, for on_connection(): MHD may still refuse
+         * that socket (at its own limits), so the address says whom the verdict is about. */
+        struct {
+                int family;
+                uint8_t addr[16];
+                bool allowlisted;
+        } accepted;
         sd_event_source *reaper_source;
         bool leader_checks_need_postgres;
         bool starting; /* inside MHD_start_daemon() */
+        /* A connection closed during MHD_run(): MHD must run once more (see server_run()). */
+        bool connection_closed;
 };
 
-static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed);
+static void connection_set_state(RestServer *s, struct MHD_Connection *connection, bool in_request);
+static void connection_hold(struct MHD_Connection *connection);
 
 /* ==== Small helpers ==== */
 
@@ -514,29 +549,37 @@ static bool member_address_matches(RestServer *s, int family, const uint8_t *add
         return false;
 }
 
-static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+/* sockaddr_to_address - the family and address bytes of sa, IPv4-mapped IPv6 addresses as IPv4. Returns
+ * 0, or -EAFNOSUPPORT for anything but IPv4 and IPv6. */
+static int sockaddr_to_address(const struct sockaddr *sa, int *ret_family, uint8_t ret_addr[static 16]) {
+        if (!sa)
+                return -EAFNOSUPPORT;
+        memset(ret_addr, 0, 16);
+        if (sa->sa_family == AF_INET) {
+                *ret_family = AF_INET;
+                memcpy(ret_addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+                return 0;
+        }
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+                if (IN6_IS_ADDR_V4MAPPED(a6)) {
+                        *ret_family = AF_INET;
+                        memcpy(ret_addr, a6->s6_addr + 12, 4);
+                } else {
+                        *ret_family = AF_INET6;
+                        memcpy(ret_addr, a6->s6_addr, 16);
+                }
+                return 0;
+        }
+        return -EAFNOSUPPORT;
+}
+
+static bool address_allowed(RestServer *s, const struct sockaddr *sa) {
         uint8_t addr[16];
         int family;
 
-        if (!sa)
+        if (sockaddr_to_address(sa, &family, addr) < 0)
                 return false;
-        if (sa->sa_family == AF_INET) {
-                family = AF_INET;
-                memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-        } else if (sa->sa_family == AF_INET6) {
-                const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-                if (IN6_IS_ADDR_V4MAPPED(a6)) {
-                        family = AF_INET;
-                        memcpy(addr, a6->s6_addr + 12, 4);
-                } else {
-                        family = AF_INET6;
-                        memcpy(addr, a6->s6_addr, 16);
-                }
-        } else
-                return false;
-
         for (size_t i = 0; i < s->allowlist.n_networks; i++)
                 if (network_contains(&s->allowlist.networks[i], family, addr))
                         return true;
@@ -546,6 +589,16 @@ static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
         if (s->allowlist.include_members && s->snapshot)
                 return member_address_matches(s, family, addr);
         return false;
+}
+
+static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        return address_allowed(s, ci ? ci->client_addr : NULL);
+}
+
+static bool allowlist_in_use(const RestServer *s) {
+        return s->allowlist.configured || s->allowlist.include_members;
 }
 
 /* The listener a connection came through (the draining one during a reload). */
@@ -847,7 +900,7 @@ static int queue_reply(RestRequest *req) {
         MHD_destroy_response(resp);
         req->queued = r == MHD_YES;
         if (req->queued)
-                connection_set_deadline(s, req->connection, /* armed= */ false);
+                connection_hold(req->connection); /* MHD's own timeout covers a slow reader */
         return r;
 }
 
@@ -1010,8 +1063,7 @@ static bool check_access(RestRequest *req) {
 
         const RestListener *l = listener_of(s, req->connection);
 
-        if ((s->allowlist.configured || s->allowlist.include_members) &&
-            !client_allowed(s, req->connection)) {
+        if (allowlist_in_use(s) && !client_allowed(s, req->connection)) {
                 rest_reply_text(req, 403, "Access is denied");
                 return false;
         }
@@ -1049,7 +1101,7 @@ static enum MHD_Result finish(RestRequest *req) {
         if (!req->call.replied) {
                 /* The engine holds the call: park the connection until it answers. */
                 req->suspended = true;
-                connection_set_deadline(req->server, req->connection, /* armed= */ false);
+                connection_hold(req->connection);
                 MHD_suspend_connection(req->connection);
                 return MHD_YES;
         }
@@ -1201,6 +1253,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con) {
         if (hash)
                 *hash = '\0';
         (void)sd_event_now(s->event, CLOCK_MONOTONIC, &req->start);
+        /* The request line is here: the rest of the request has request_timeout to arrive. */
+        connection_set_state(s, con, /* in_request= */ true);
         return req;
 }
 
@@ -1227,8 +1281,8 @@ static void on_completed(
 
         if (!req)
                 return;
-        /* A kept-alive connection has request_timeout for its next request. */
-        connection_set_deadline(req->server, connection, /* armed= */ true);
+        /* A kept-alive connection has idle_timeout to start its next request. */
+        connection_set_state(req->server, connection, /* in_request= */ false);
         if (log_get_max_level() >= LOG_DEBUG) {
                 uint64_t now = 0;
                 (void)sd_event_now(req->server->event, CLOCK_MONOTONIC, &now);
@@ -1259,7 +1313,7 @@ _printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         log_full(((RestServer *)cls)->starting ? LOG_ERR : LOG_DEBUG, "REST (libmicrohttpd): %s", buf);
 }
 
-/* ==== Slow clients ==== */
+/* ==== Slow, idle and surplus clients ==== */
 
 static void reaper_arm(RestServer *s) {
         usec_t next = USEC_INFINITY;
@@ -1274,8 +1328,21 @@ static void reaper_arm(RestServer *s) {
         (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_ONESHOT);
 }
 
-/* A connection whose request did not arrive in time is shut down; MHD sees the socket close on its next
- * run and releases the connection itself. */
+/* connection_close - shuts c's socket down (unless !shut: the client already closed it); MHD sees it
+ * closed on its next run (the shutdown wakes its epoll set) and releases the connection itself. Never
+ * closes the descriptor, which MHD owns. */
+static void connection_close(RestServer *s, RestConnection *c, bool shut) {
+        if (c->closing)
+                return;
+        if (shut)
+                (void)shutdown(c->fd, SHUT_RDWR);
+        c->closing = true;
+        c->deadline = USEC_INFINITY;
+        s->n_live--;
+}
+
+/* A connection that sent nothing within idle_timeout, or whose request did not arrive whole within
+ * request_timeout, is shut down. */
 static int on_reaper(sd_event_source *source, uint64_t usec, void *userdata) {
         RestServer *s = userdata;
         uint64_t now = 0;
@@ -1284,11 +1351,10 @@ static int on_reaper(sd_event_source *source, uint64_t usec, void *userdata) {
         for (RestConnection *c = s->connections; c; c = c->next)
                 if (c->deadline <= now) {
                         log_debug(
-                                "REST: closing a connection that did not send a whole request within "
-                                "%" PRIu64 " ms",
-                                s->request_timeout / USEC_PER_MSEC);
-                        (void)shutdown(c->fd, SHUT_RDWR);
-                        c->deadline = USEC_INFINITY;
+                                "REST: closing a connection that %s",
+                                c->in_request ? "did not send a whole request in time"
+                                              : "sent no request in time");
+                        connection_close(s, c, /* shut= */ true);
                 }
         reaper_arm(s);
         return 0;
@@ -1300,17 +1366,102 @@ static RestConnection *connection_of(struct MHD_Connection *connection) {
         return ci ? ci->socket_context : NULL;
 }
 
-/* Sets the deadline of the connection's next request (now + timeout), or none (USEC_INFINITY). */
-static void connection_set_deadline(RestServer *s, struct MHD_Connection *connection, bool armed) {
+static bool connection_same_client(const RestConnection *a, const RestConnection *b) {
+        return a->family != 0 && a->family == b->family && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+}
+
+/* connection_set_state - a request started (in_request) or finished on the connection; its deadline
+ * becomes now + request_timeout or now + idle_timeout. */
+static void connection_set_state(RestServer *s, struct MHD_Connection *connection, bool in_request) {
         RestConnection *c = connection_of(connection);
         uint64_t now = 0;
 
-        if (!c)
+        if (!c || c->closing)
                 return;
         (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-        c->deadline = armed ? now + s->request_timeout : USEC_INFINITY;
-        if (armed && sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
+        c->in_request = in_request;
+        c->busy = false;
+        c->deadline = now + (in_request ? s->request_timeout : s->idle_timeout);
+        if (sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
                 reaper_arm(s);
+}
+
+/* connection_hold - the connection's request arrived whole and the engine or the reply has it: no
+ * deadline of ours until the reply is sent, and not evicted. */
+static void connection_hold(struct MHD_Connection *connection) {
+        RestConnection *c = connection_of(connection);
+
+        if (c && !c->closing) {
+                c->busy = true;
+                c->deadline = USEC_INFINITY;
+        }
+}
+
+/* connections_evict - shuts down the oldest connection that is not busy (idle, or still receiving its
+ * request: a slowloris is idle in this sense), among those of
+ * peer's client address (peer NULL: among all), preferring clients that are not on the allowlist.
+ * The newcomer itself may be the one (then it is refused). Returns false when every candidate is busy:
+ * MHD's own limits (the limit plus REST_CONNECTION_SPARE) then refuse further clients. */
+static bool connections_evict(RestServer *s, const RestConnection *peer) {
+        RestConnection *victim = NULL;
+
+        /* The list runs from the newest to the oldest: among equal times (one loop iteration accepts
+         * several connections) "<=" picks the oldest. */
+        for (RestConnection *c = s->connections; c; c = c->next) {
+                if (c->closing || c->busy || (peer && !connection_same_client(c, peer)))
+                        continue;
+                if (!victim || (victim->allowlisted && !c->allowlisted) ||
+                    (victim->allowlisted == c->allowlisted && c->accepted <= victim->accepted))
+                        victim = c;
+        }
+        if (!victim)
+                return false;
+        log_debug(
+                "REST: %s connection limit reached, closing the oldest idle connection",
+                peer ? "per-client" : "global");
+        connection_close(s, victim, /* shut= */ true);
+        return true;
+}
+
+/* connections_enforce_limits - after c arrived: the per-client limit, then the global one. Idle
+ * connections make room for new ones, so a health check always gets through while others only hold
+ * connections open. */
+static void connections_enforce_limits(RestServer *s, const RestConnection *c) {
+        unsigned same = 0;
+
+        if (c->family != 0) {
+                for (RestConnection *i = s->connections; i; i = i->next)
+                        if (!i->closing && connection_same_client(i, c))
+                                same++;
+                for (; same > s->per_ip_limit; same--)
+                        if (!connections_evict(s, c))
+                                break;
+        }
+        while (s->n_live > s->connection_limit)
+                if (!connections_evict(s, NULL))
+                        break;
+}
+
+/* peer_has_closed - the client already closed (a FIN and nothing else, or a reset): nothing to answer. */
+static bool peer_has_closed(int fd) {
+        char b;
+        ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+        return n == 0 || (n < 0 && (errno == ECONNRESET || errno == ENOTCONN));
+}
+
+/* on_accept_policy - MHD's accept policy callback: the allowlist is checked once, at accept time, and
+ * the verdict travels to on_connection() (MHD calls it next for the same socket, on the same thread).
+ * Nobody is refused here: Patroni's allowlist guards the write endpoints only (check_access() keeps doing
+ * that per request), and HAProxy's health checks must still pass from anywhere. The verdict protects
+ * allowlisted clients' connections from eviction while others exist. */
+static enum MHD_Result on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+        RestServer *s = cls;
+
+        if (sockaddr_to_address(addr, &s->accepted.family, s->accepted.addr) < 0)
+                s->accepted.family = 0;
+        s->accepted.allowlisted = allowlist_in_use(s) && address_allowed(s, addr);
+        return MHD_YES;
 }
 
 static void on_connection(
@@ -1324,6 +1475,8 @@ static void on_connection(
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 const union MHD_ConnectionInfo *ci =
                         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+                const union MHD_ConnectionInfo *ca =
+                        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
                 uint64_t now = 0;
 
                 c = calloc(1, sizeof(RestConnection));
@@ -1333,20 +1486,36 @@ static void on_connection(
                 }
                 (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
                 c->fd = ci->connect_fd;
-                c->deadline = now + s->request_timeout;
+                c->accepted = now;
+                c->deadline = now + s->idle_timeout;
+                if (!ca || sockaddr_to_address(ca->client_addr, &c->family, c->addr) < 0)
+                        c->family = 0;
+                c->allowlisted = s->accepted.allowlisted && s->accepted.family == c->family &&
+                        memcmp(s->accepted.addr, c->addr, sizeof c->addr) == 0;
                 c->next = s->connections;
                 if (s->connections)
                         s->connections->prev = c;
                 s->connections = c;
+                s->n_live++;
                 *socket_context = c;
+                if (peer_has_closed(c->fd))
+                        /* A connect-and-close flood: gone before we saw it, it must not count against
+                         * the limits (and make a live client's connection the oldest idle one). MHD
+                         * reads the end of it in this run. */
+                        connection_close(s, c, /* shut= */ false);
+                else
+                        connections_enforce_limits(s, c);
                 if (sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
                         reaper_arm(s);
                 return;
         }
 
+        s->connection_closed = true;
         c = *socket_context;
         if (!c)
                 return;
+        if (!c->closing)
+                s->n_live--;
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -1359,12 +1528,14 @@ static void on_connection(
 
 /* ==== sd-event glue ==== */
 
-static void server_rearm(RestServer *s) {
+static void server_rearm(RestServer *s, bool again) {
         MHD_UNSIGNED_LONG_LONG ms;
         uint64_t now = 0;
         usec_t next = USEC_INFINITY;
 
         (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        if (again)
+                next = now;
         if (MHD_get_timeout(s->listener.daemon, &ms) == MHD_YES)
                 next = now + (usec_t)ms * USEC_PER_MSEC;
         if (s->draining.daemon) {
@@ -1382,7 +1553,18 @@ static void server_rearm(RestServer *s) {
 
 static void listener_stop(RestServer *s, RestListener *l);
 
+/* server_run - one MHD_run() per daemon, then the timer re-armed from MHD_get_timeout().
+ *
+ * Why a closed connection means one more run at once: at its connection limit (or after accept() failed
+ * with EMFILE) MHD takes its listen socket out of its epoll set, and it decides whether to put it back
+ * only at the start of MHD_run(), from the count of connections at that moment; connections that close
+ * during a run are released at its end. A run that takes the daemon from the limit down to no
+ * connection at all therefore leaves an epoll set with nothing in it and no timeout: the epoll
+ * descriptor never becomes readable again, the timer stays off, and clients queue on the listen socket
+ * for ever (issue 19). The extra run puts the listen socket back; it costs one epoll_wait() with a zero
+ * timeout. */
 static int server_run(RestServer *s) {
+        s->connection_closed = false;
         if (MHD_run(s->listener.daemon) != MHD_YES)
                 log_debug("REST: MHD_run() failed, continuing");
         if (s->draining.daemon) {
@@ -1397,7 +1579,7 @@ static int server_run(RestServer *s) {
                         listener_stop(s, &s->draining);
                 }
         }
-        server_rearm(s);
+        server_rearm(s, s->connection_closed);
         return 0;
 }
 
@@ -1462,6 +1644,7 @@ static int listener_load(const RestServerOptions *o, RestListener *ret) {
                 .port = o->listen_port,
                 .verify_client = o->verify_client,
                 .connection_limit = o->connection_limit ?: REST_CONNECTION_LIMIT_DEFAULT,
+                .per_ip_limit = o->per_ip_connection_limit ?: REST_PER_IP_LIMIT_DEFAULT,
                 .connection_timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT,
         };
         int r;
@@ -1501,7 +1684,7 @@ static bool listener_same(const RestListener *a, const RestListener *b) {
                 (!a->tls || a->verify_client == b->verify_client) && streq_ptr(a->tls_cert, b->tls_cert) &&
                 streq_ptr(a->tls_key, b->tls_key) && streq_ptr(a->tls_trust, b->tls_trust) &&
                 streq_ptr(a->key_password, b->key_password) && a->connection_limit == b->connection_limit &&
-                a->connection_timeout == b->connection_timeout;
+                a->per_ip_limit == b->per_ip_limit && a->connection_timeout == b->connection_timeout;
 }
 
 static struct MHD_Daemon *
@@ -1531,15 +1714,17 @@ start_daemon(RestServer *s, const RestListener *l, const struct sockaddr *sa, bo
         return MHD_start_daemon(
                 flags,
                 l->port, /* ignored with MHD_OPTION_SOCK_ADDR, but named in MHD's messages */
-                NULL,
-                NULL,
+                on_accept_policy,
+                s,
                 on_access,
                 s,
                 MHD_OPTION_EXTERNAL_LOGGER, /* first, so that MHD logs nothing on its own */
                 on_mhd_log,
                 s,
                 MHD_OPTION_CONNECTION_LIMIT,
-                l->connection_limit,
+                l->connection_limit + REST_CONNECTION_SPARE,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                l->per_ip_limit + REST_CONNECTION_SPARE,
                 MHD_OPTION_CONNECTION_TIMEOUT,
                 (unsigned)((l->connection_timeout + USEC_PER_SEC - 1) / USEC_PER_SEC),
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -1730,11 +1915,33 @@ static int settings_apply(RestServer *s, const RestServerOptions *o) {
         s->extra_headers = headers;
         s->n_extra_headers = o->n_extra_headers;
         s->leader_checks_need_postgres = o->leader_checks_need_postgres;
+        s->request_timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT;
+        s->idle_timeout = MIN(o->idle_timeout ?: REST_IDLE_TIMEOUT_DEFAULT, s->request_timeout);
+        s->connection_limit = o->connection_limit ?: REST_CONNECTION_LIMIT_DEFAULT;
+        s->per_ip_limit = MIN(o->per_ip_connection_limit ?: REST_PER_IP_LIMIT_DEFAULT, s->connection_limit);
         allowlist_resolve(s);
         return 0;
 }
 
 static int on_restart(sd_event_source *source, void *userdata);
+
+/* descriptors_check - warns when MHD's connection limit cannot be reached within RLIMIT_NOFILE: accept()
+ * would then fail with EMFILE first, and MHD stops accepting until a connection closes, without the
+ * oldest idle one being closed to make room. */
+static void descriptors_check(unsigned connection_limit) {
+        struct rlimit rl;
+        uint64_t need = (uint64_t)connection_limit + REST_CONNECTION_SPARE + REST_DESCRIPTORS_OTHER;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+                return;
+        log_warning(
+                "restapi.connection_limit %u needs about %" PRIu64
+                " file descriptors, but RLIMIT_NOFILE is %" PRIu64
+                "; raise LimitNOFILE= (or ulimit -n) or lower the limit",
+                connection_limit,
+                need,
+                (uint64_t)rl.rlim_cur);
+}
 
 /* rest_server_new - see the header. */
 int rest_server_new(
@@ -1751,7 +1958,6 @@ int rest_server_new(
         s->event = sd_event_ref(e);
         s->snapshot = snapshot;
         s->body_max = o->body_max ?: REST_BODY_MAX_DEFAULT;
-        s->request_timeout = o->connection_timeout ?: REST_CONNECTION_TIMEOUT_DEFAULT;
 
         /* The reaper exists before MHD so connection callbacks can always arm it. */
         r = sd_event_add_time(
@@ -1784,6 +1990,7 @@ int rest_server_new(
         r = listener_load(o, &s->listener);
         if (r < 0)
                 return r;
+        descriptors_check(s->listener.connection_limit);
         r = listener_start(s, &s->listener, -1);
         if (r < 0)
                 return r;
@@ -1793,7 +2000,7 @@ int rest_server_new(
                 return log_error_errno(r, "Failed to add the REST API timer: %m");
         (void)sd_event_source_set_description(s->timer_source, "rest-timer");
         (void)sd_event_source_set_priority(s->timer_source, REST_EVENT_PRIORITY);
-        server_rearm(s);
+        server_rearm(s, /* again= */ false);
 
         log_info(
                 "REST API listening on %s:%u%s",
@@ -1864,7 +2071,7 @@ static int on_restart(sd_event_source *source, void *userdata) {
                 isempty(s->listener.host) ? "*" : s->listener.host,
                 s->listener.bound_port,
                 s->listener.tls ? " (https)" : "");
-        server_rearm(s);
+        server_rearm(s, /* again= */ true);
         return 0;
 }
 

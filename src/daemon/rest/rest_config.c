@@ -60,6 +60,10 @@ int rest_server_options_from_config(const struct Config *c, RestServerOptions *r
                 .keyfile = c->restapi.keyfile,
                 .keyfile_password = c->restapi.keyfile_password,
                 .cafile = c->restapi.cafile,
+                .connection_limit = (unsigned)MAX(c->restapi.connection_limit, 0),
+                .per_ip_connection_limit = (unsigned)MAX(c->restapi.per_ip_connection_limit, 0),
+                .idle_timeout = c->restapi.idle_timeout,
+                .connection_timeout = c->restapi.request_timeout,
         };
         int r;
 
