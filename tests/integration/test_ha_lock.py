@@ -1,0 +1,116 @@
+"""The leader lock on every path (issue 18): a key this process found rather than acquired, and a primary
+whose role cannot be read. etcd + real PostgreSQL 15 nodes under pghad (ttl 6, loop_wait 1,
+retry_timeout 2), with the two-writable-primaries checker and the acknowledged-row writer throughout.
+
+"Holds the key" has one owner and is true however the node came to hold it: after `kill -9` of pghad
+alone on the leader (PostgreSQL keeps running, as with `systemctl restart pghad` or a binary upgrade)
+the restarted daemon adopts the running primary without restarting it, keeps the very same key, answers
+/leader 200 within one loop_wait, maintains status/sync, and has its lease deadline armed: frozen past
+ttl, it fences PostgreSQL from the deadline timer the moment it wakes.
+"""
+import time
+
+import pgha_cluster as pc
+import pgha_testlib as lib
+from test_sync import sync_checker, sync_key, standbys, wait_sync_standby  # noqa: F401 - a fixture
+
+TTL = pc.SHORT_TIMINGS["ttl"]
+LOOP_WAIT = pc.SHORT_TIMINGS["loop_wait"]
+# Logged only by the lease deadline timer: proof that it was armed when it fired.
+DEADLINE_FENCE_LOG = "Local leader lease deadline passed without renewal: fencing this node"
+
+
+def restart_daemon_only(c, leader):
+    """kill -9 of pghad on leader, a restart 1 s later (the scenario under test, not a wait for
+    something), and the checks every variant shares: the running postmaster is adopted (same PID), the
+    leader key never changes hands (same create_revision, so never deleted or expired in between) and
+    /leader answers 200 within one loop_wait of the restarted daemon's REST API first answering.
+    Returns the seconds from that first answer to /leader 200."""
+    pm = leader.postmaster_pid()
+    created = c.key_create_revision("leader")
+    assert pm and created and c.leader_key() == leader.name
+    leader.kill9_daemon()
+    time.sleep(1)
+    leader.start()
+    lib.wait_until(lambda: leader.api("/liveness")[0] == 200, 30, what="the restarted daemon's REST API")
+    up = time.monotonic()
+    lib.wait_until(lambda: leader.api("/leader")[0] == 200, 3 * TTL, interval=0.02,
+                   what=f"{leader.name} answering /leader 200 after its daemon restart")
+    took = time.monotonic() - up
+    print(f"/leader 200 {took:.3f} s after the restarted daemon answered")
+    assert took <= LOOP_WAIT, f"/leader 200 only {took:.3f} s after the daemon's start"
+    assert leader.postmaster_pid() == pm, "the running PostgreSQL was restarted instead of adopted"
+    assert c.key_create_revision("leader") == created, "the leader key changed hands"
+    assert c.leader_key() == leader.name
+    return took
+
+
+def assert_fenced_by_deadline(c, leader):
+    """The restarted daemon's lease deadline is armed: the node frozen past ttl (another node leads
+    meanwhile), then woken, fences PostgreSQL from the deadline timer at once, before any tick could
+    demote it, and a client connected before the freeze gets no more than the fence window's writes."""
+    new, acked = pc.freeze_past_ttl_then_wake(c, leader)
+    assert new.name != leader.name
+    lib.wait_until(lambda: DEADLINE_FENCE_LOG in leader.process.output(), 10,
+                   what="the lease deadline timer fencing the woken old primary")
+    window = acked[-1] if acked else 0.0
+    print(f"old primary acknowledged {len(acked)} writes in {window:.3f} s after waking")
+    assert window < 0.1, f"old primary acknowledged {len(acked)} writes for {window:.3f} s after waking"
+    return new
+
+
+def test_daemon_restart_on_leader_keeps_the_lock_and_its_deadline(cluster_factory, checker):
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    w = pc.start_writer(c, leader)
+    restart_daemon_only(c, leader)
+    # status is maintained by the lock holder again: its optime follows the writes
+    optime = c.key_value("status")
+    lib.wait_until(lambda: c.key_value("status") != optime, 3 * LOOP_WAIT, what="the status key written")
+    new = assert_fenced_by_deadline(c, leader)
+    lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
+    w.stop()
+    assert w.missing_on(new) == []
+
+
+def test_daemon_restart_on_leader_in_synchronous_mode_keeps_sync_maintained(cluster_factory, checker,
+                                                                           sync_checker):  # noqa: F811
+    """After the daemon restart the leader still runs process_sync(): when its synchronous standby dies
+    (kill -9), the other replica becomes synchronous and commits resume within ttl, with every
+    acknowledged commit on the new synchronous standby."""
+    c, leader = pc.running_cluster(cluster_factory, checker, dcs_extra={"synchronous_mode": True})
+    sync_checker(c)
+    w = pc.start_writer(c, leader)
+    named = wait_sync_standby(c, leader)
+    restart_daemon_only(c, leader)
+    victim = c.node(named[0])
+    other = next(n for n in c.nodes if n is not leader and n is not victim)
+    victim.kill9()
+    killed = time.time()
+    lib.wait_until(lambda: standbys(sync_key(c)) == [other.name], TTL, interval=0.1,
+                   what=f"sync naming {other.name} after {victim.name} died")
+    lib.wait_until(lambda: any(a[2] > killed + 0.5 for a in w.acked), TTL, interval=0.1,
+                   what="commits resuming after the synchronous standby died")
+    assert c.leader_key() == leader.name
+    w.stop()
+    assert w.missing_on(other) == [], "acknowledged commits missing on the synchronous standby"
+
+
+def test_daemon_restart_on_leader_while_paused(cluster_factory, checker):
+    """Paused, the restarted daemon still adopts its running primary and its key; after resume it keeps
+    leading without a restart of PostgreSQL."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    status, body = leader.api("/config", "PATCH", {"pause": True})
+    assert status == 200, body
+    lib.wait_until(lambda: all(n.api("/patroni")[1].get("pause") is True for n in c.nodes), 10,
+                   what="pause seen by every node")
+    pm = leader.postmaster_pid()
+    restart_daemon_only(c, leader)
+    status, body = leader.api("/config", "PATCH", {"pause": None})
+    assert status == 200, body
+    lib.wait_until(lambda: leader.api("/patroni")[1].get("pause") is not True, 10, what="resumed")
+    created = c.key_create_revision("leader")
+    deadline = time.monotonic() + TTL
+    while time.monotonic() < deadline:  # past a whole ttl after resume, the key stays and renews
+        assert c.key_create_revision("leader") == created and leader.api("/leader")[0] == 200
+        time.sleep(0.2)
+    assert leader.postmaster_pid() == pm
