@@ -2,7 +2,8 @@
 /*
  * The leader lock: the one place that decides whether this node holds the leader key. The key is taken
  * only with the create-only txn bound to our lease and renewed or deleted only with a compare on its
- * value (dcs.c); lock_taken()/ha_lock_dropped() are the only writers of h->lock_held.
+ * value (dcs.c); lock_taken()/ha_lock_dropped() are the only writers of h->lock_held, and the key is
+ * held once an acquire or a renewal of it succeeded, however this process came to find it.
  *
  * Invariants: while we hold the key a timer at a higher priority than anything else in the loop fires
  * at the local lease deadline (from the lease the key is bound to, never from a ttl we merely asked for)
@@ -232,7 +233,17 @@ void ha_on_renew(Dcs *d, int error, const char *message, const DcsWriteResult *r
         } else if (error < 0)
                 log_warning("Leader key refresh failed: %s", strna(message));
         else {
-                if (res && res->lease > 0 && res->lease != h->lock_lease) {
+                if (res && res->succeeded && !h->lock_held && !h->stopping) {
+                        /* A key holding our name that this process did not take itself: found after a
+                         * daemon restart, kept across an etcd restart, or an acquire whose reply was
+                         * lost. The value-guarded renewal just bound it to our lease, so it is ours now,
+                         * with that lease's deadline, exactly as if we had acquired it. */
+                        log_info(
+                                "Leader key holding our name is bound to etcd lease %" PRIi64
+                                ": this node holds the lock",
+                                res->lease);
+                        lock_taken(h, res->lease);
+                } else if (res && res->lease > 0 && res->lease != h->lock_lease) {
                         log_info("Leader key re-bound to etcd lease %" PRIi64, res->lease);
                         h->lock_lease = res->lease;
                 }
