@@ -114,3 +114,45 @@ def test_daemon_restart_on_leader_while_paused(cluster_factory, checker):
         assert c.key_create_revision("leader") == created and leader.api("/leader")[0] == 200
         time.sleep(0.2)
     assert leader.postmaster_pid() == pm
+
+
+def reject_local_logins(node):
+    """Makes node's PostgreSQL refuse every login over its Unix socket (pghad's monitoring connection)
+    while TCP clients (the test's, the replicas') go on: a pg_hba.conf line first, a reload, and the
+    socket sessions ended so that they reconnect and are refused."""
+    path = f"{node.data_dir}/pg_hba.conf"
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write("local all all reject\n" + text)
+    node.query("SELECT pg_reload_conf()")
+    lib.wait_until(lambda: node.query("SELECT count(*) FROM pg_hba_file_rules WHERE type = 'local' AND"
+                                      " 'reject' = auth_method AND line_number = 1")[0][0] == 1, 10,
+                   what="the reject line loaded")
+    node.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_addr IS NULL"
+               " AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
+
+
+def test_primary_whose_role_cannot_be_read_is_a_possible_primary(cluster_factory, checker):
+    """Fail closed: pghad restarted on the leader while PostgreSQL refuses its monitoring logins. The
+    running postmaster's role cannot be read, so it counts as a possible primary: pghad keeps (renews)
+    the leader key, which arms its lease deadline, instead of trying to promote it while the dead
+    daemon's lease runs out under a writable primary. At no instant are two nodes writable; frozen past
+    ttl, the old primary is fenced by its deadline timer as it wakes."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    replica = next(n for n in c.nodes if n is not leader)
+    w = pc.start_writer(c, leader)
+    leader.kill9_daemon()
+    reject_local_logins(leader)
+    leader.start()
+    lib.wait_until(lambda: leader.api("/patroni")[1].get("state") == "unknown", 10,
+                   what="the restarted daemon failing to read PostgreSQL's role")
+    until = time.monotonic() + 2 * TTL  # past the dead daemon's lease
+    while time.monotonic() < until:
+        if replica.is_writable_primary():
+            assert not leader.is_writable_primary(), "two writable primaries"
+        time.sleep(0.1)  # the polling interval of a check that must hold throughout
+    assert c.leader_key() == leader.name, "the possible primary let its key go"
+    new = assert_fenced_by_deadline(c, leader)
+    lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
+    w.stop()
