@@ -8,7 +8,11 @@ the restarted daemon adopts the running primary without restarting it, keeps the
 /leader 200 within one loop_wait, maintains status/sync, and has its lease deadline armed: frozen past
 ttl, it fences PostgreSQL from the deadline timer the moment it wakes.
 """
+import os
+import subprocess
 import time
+
+import pytest
 
 import pgha_cluster as pc
 import pgha_testlib as lib
@@ -114,6 +118,42 @@ def test_daemon_restart_on_leader_while_paused(cluster_factory, checker):
         assert c.key_create_revision("leader") == created and leader.api("/leader")[0] == 200
         time.sleep(0.2)
     assert leader.postmaster_pid() == pm
+
+
+def restart_as_standby(node):
+    """PostgreSQL of node restarted by hand as a standby without upstream (standby.signal, then pg_ctl
+    restart, which reuses the postmaster's own command line). Its log is appended to the daemon's, as
+    when the daemon starts it, so the two stay in the order things happened."""
+    with open(os.path.join(node.data_dir, "standby.signal"), "w"):
+        pass
+    os.chown(os.path.join(node.data_dir, "standby.signal"), *lib.postgres_ids())
+    os.chown(node.process.log_path, *lib.postgres_ids())
+    pg_ctl = [os.path.join(lib.PG_BIN_DIR, "pg_ctl"), "-D", node.data_dir, "-l", node.process.log_path,
+              "-m", "fast", "-w", "-t", "30", "restart"]
+    subprocess.run(lib.as_postgres_cmd(pg_ctl), check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("synchronous_mode", [False, True])
+def test_found_key_over_a_replica_is_renewed_before_the_promotion(cluster_factory, checker, synchronous_mode):
+    """The key still holds our name while PostgreSQL runs as a replica (as after an etcd restart that
+    kept the key, or a daemon restart during a demotion): the restarted daemon renews the key first,
+    binding it to its own lease and arming the deadline, and only then promotes; the key never changes
+    hands (in synchronous mode the promotion used to wait for the old lease to expire and a new race)."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2,
+                                   dcs_extra={"synchronous_mode": synchronous_mode})
+    created = c.key_create_revision("leader")
+    leader.kill9_daemon()
+    restart_as_standby(leader)
+    assert leader.query("SELECT pg_is_in_recovery()")[0][0]
+    leader.start()
+    lib.wait_until(lambda: leader.api("/liveness")[0] == 200, 30, what="the restarted daemon's REST API")
+    lib.wait_until(leader.is_writable_primary, 3 * LOOP_WAIT, what=f"{leader.name} promoted again")
+    assert c.key_create_revision("leader") == created, "the leader key changed hands"
+    log = leader.process.output()
+    run = log[log.rindex("Starting pghad"):]
+    held = run.find("this node holds the lock")
+    promoted = run.find("received promote request")
+    assert 0 <= held < promoted, "promoted before the key was renewed and the lock held"
 
 
 def reject_local_logins(node):

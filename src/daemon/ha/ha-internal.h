@@ -248,6 +248,7 @@ int ha_lock_start(Ha *h);
 void ha_release_lock(Ha *h);
 bool ha_arm_watchdog(Ha *h);
 void ha_release_lock_no_watchdog(Ha *h);
+int ha_promote_held(Ha *h);
 void ha_on_acquire(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud);
 void ha_on_renew(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud);
 void ha_on_release_action(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud);

@@ -162,13 +162,17 @@ static void act(Ha *h) {
                         return;
                 break;
         case HA_ACTION_PROMOTE:
-                if (dec->flags & HA_FLAG_CLAIM_SYNC) {
-                        if (ha_claim_sync_then_promote(h) >= 0)
-                                return; /* on_sync_claimed() continues */
-                        log_info("%s", MSG_SYNC_CLAIM_FAILED);
+                if (!h->lock_held) {
+                        /* The key holds our name, but this process has not taken it (found after a
+                         * restart, kept across an etcd restart): renew it first, which binds it to our
+                         * lease and arms the deadline; ha_on_renew() then promotes. */
+                        if (dcs_leader_renew(h->dcs, ha_on_renew, h) >= 0)
+                                return;
                         break;
                 }
-                r = ha_start_promote(h);
+                r = ha_promote_held(h);
+                if (r > 0)
+                        return; /* on_sync_claimed() continues */
                 break;
         case HA_ACTION_RENEW_LOCK:
                 if (dcs_leader_renew(h->dcs, ha_on_renew, h) >= 0)
