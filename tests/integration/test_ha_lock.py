@@ -196,3 +196,21 @@ def test_primary_whose_role_cannot_be_read_is_a_possible_primary(cluster_factory
     new = assert_fenced_by_deadline(c, leader)
     lib.wait_until(lambda: any(a[1] == new.name for a in w.acked), 15, what="a write on the new leader")
     w.stop()
+
+
+def test_replica_whose_queries_fail_stays_a_replica(cluster_factory, checker):
+    """The other side of failing closed: a running replica whose monitoring logins start being refused is
+    still known to be in recovery, because this very postmaster was last seen in recovery and only a
+    promotion (none here) ends recovery. It is not taken for a possible primary, which would stop it at
+    once while another node holds the lock: it keeps running and streaming."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    replica = next(n for n in c.nodes if n is not leader)
+    pm = replica.postmaster_pid()
+    reject_local_logins(replica)
+    lib.wait_until(lambda: "pg_hba.conf rejects connection" in replica.process.output(), 10,
+                   what="the replica's monitoring login refused")
+    until = time.monotonic() + 3 * LOOP_WAIT
+    while time.monotonic() < until:  # three ticks with the role unreadable over SQL
+        assert replica.postmaster_pid() == pm, "the replica was stopped"
+        time.sleep(0.2)
+    assert c.wait_for_streaming(leader, 1, 5)

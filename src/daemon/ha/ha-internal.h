@@ -139,6 +139,10 @@ struct Ha {
         bool job_release, job_next_role_set;
         char job_target[HA_NAME_MAX];
         bool rewind_failed, checkpoint_pending, start_failed_seen, pidfile_standby;
+        /* The postmaster a status query last saw in recovery, 0 once a promotion starts: while its
+         * queries fail it is still known to be a replica (only a promotion ends recovery); any other
+         * postmaster whose queries fail is of unknown role, a possible primary (ha_fsm fails closed). */
+        pid_t recovery_pid;
         /* A running replica was found past the leader's fork point: it is stopped, and counts as
          * diverged once stopped (its pg_control may not show it) until a rewind or reinit starts. */
         bool replica_diverged;

@@ -357,7 +357,17 @@ static void decide_and_act(Ha *h) {
         /* local postgres */
         if (st && st->running) {
                 bool starting = st->pidfile_status && (streq(st->pidfile_status, "starting"));
-                f.pg.state = st->query_ok ? HA_PG_RUNNING : starting ? HA_PG_STARTING : HA_PG_UNKNOWN;
+                bool replica;
+
+                if (st->query_ok)
+                        h->recovery_pid = st->in_recovery ? st->postmaster_pid : 0;
+                /* A failed status query leaves the role unknown, a possible primary for every safety
+                 * row (ha_fsm fails closed), unless this very postmaster was last seen in recovery and
+                 * we have not promoted it since (h->recovery_pid). */
+                replica = !st->query_ok && st->postmaster_pid > 0 && st->postmaster_pid == h->recovery_pid;
+                f.pg.state = st->query_ok || replica ? HA_PG_RUNNING
+                        : starting                   ? HA_PG_STARTING
+                                                     : HA_PG_UNKNOWN;
                 if (!st->query_ok && st->probe_error_message &&
                     strstr(st->probe_error_message, "starting up"))
                         f.pg.state = HA_PG_STARTING;
