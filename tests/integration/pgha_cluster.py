@@ -244,6 +244,13 @@ class Node:
         if self.process:
             self.process.proc.wait(10)
 
+    def kill9_daemon(self):
+        """kill -9 of the supervising daemon alone: PostgreSQL keeps running, as after a crash of the
+        daemon, `systemctl restart` with KillMode=process, or a binary upgrade."""
+        self.process.proc.kill()
+        self.process.proc.wait(10)
+        self.process.log.close()
+
     def stop(self, timeout=60):
         if self.process:
             self.process.stop(timeout=timeout)
@@ -303,17 +310,26 @@ class Cluster:
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)
 
+    def key_kv(self, suffix):
+        """etcd's record of /service/<scope>/<suffix> (value still base64, revisions, lease), or None."""
+        reply = self.etcd.v3("kv/range", {"key": lib.b64(f"/service/{self.scope}/{suffix}")})
+        kvs = reply.get("kvs") or []
+        return kvs[0] if kvs else None
+
     def key_value(self, suffix):
         """The raw value of /service/<scope>/<suffix> in etcd, or None when the key is absent."""
-        import base64
-        key = f"/service/{self.scope}/{suffix}"
-        reply = self.etcd.v3("kv/range", {"key": base64.b64encode(key.encode()).decode()})
-        kvs = reply.get("kvs") or []
-        return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+        kv = self.key_kv(suffix)
+        return lib.unb64(kv.get("value", "")) if kv else None
 
     def leader_key(self):
         """The member name in the etcd leader key, or None."""
         return self.key_value("leader") or None
+
+    def key_create_revision(self, suffix):
+        """The etcd create_revision of /service/<scope>/<suffix> (0 when absent): it stays the same while
+        the key is only renewed and changes whenever the key was deleted or expired and created again."""
+        kv = self.key_kv(suffix)
+        return int(kv.get("create_revision", 0)) if kv else 0
 
     def wait_for_leader(self, timeout=60, exclude=()):
         def check():
@@ -468,6 +484,19 @@ def acks_after_wake(node, conn, seconds=3.0):
     with contextlib.suppress(Exception):
         conn and conn.close()
     return acked
+
+
+def freeze_past_ttl_then_wake(c, node):
+    """Freezes node's whole host (SIGSTOP to its daemon and every PostgreSQL process) until another node
+    leads, wakes it (SIGCONT) and returns (the new leader, acks_after_wake() offsets: the writes a client
+    connected before the freeze still got through the woken old primary)."""
+    conn = node.connect(timeout=1)  # a client connected before the freeze, as applications are
+    node.signal_all(signal.SIGSTOP)
+    try:
+        new = c.wait_for_leader(30, exclude=(node.name,))
+    finally:
+        node.signal_all(signal.SIGCONT)
+    return new, acks_after_wake(node, conn)
 
 
 def running_cluster(cluster_factory, checker, **kwargs):

@@ -551,8 +551,7 @@ def test_pause_stops_failover(cluster, ctl):
     ctl.fails("pause", message="Cluster is already paused")
     assert same_as_patronictl(ctl, "list").endswith(" Maintenance mode: on\n")
     # The leader's supervisor dies (PostgreSQL keeps running): its lock expires, and nobody takes over.
-    leader.process.proc.send_signal(signal.SIGKILL)
-    leader.process.proc.wait(10)
+    leader.kill9_daemon()
     lib.wait_until(lambda: cluster.leader_key() is None, 60, interval=0.2, what="the leader key to expire")
     ttl, loop_wait = pc.SHORT_TIMINGS["ttl"], pc.SHORT_TIMINGS["loop_wait"]
     deadline = time.monotonic() + ttl + 3 * loop_wait

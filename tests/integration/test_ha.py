@@ -115,11 +115,7 @@ def test_frozen_leader_stops_accepting_writes_on_waking(cluster_factory, checker
     the fence is measured and bounded (generously here for a noisy CI machine; bench/ measures it)."""
     c, leader = pc.running_cluster(cluster_factory, checker)
     w = pc.start_writer(c, leader)
-    conn = leader.connect(timeout=1)  # a client connected before the freeze, as applications are
-    leader.signal_all(signal.SIGSTOP)
-    new = c.wait_for_leader(30, exclude=(leader.name,))
-    leader.signal_all(signal.SIGCONT)
-    acked = pc.acks_after_wake(leader, conn)
+    new, acked = pc.freeze_past_ttl_then_wake(c, leader)
     w.stop()
     window = acked[-1] if acked else 0.0
     print(f"old primary acknowledged {len(acked)} writes in {window:.3f} s after waking")

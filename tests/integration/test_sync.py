@@ -205,14 +205,8 @@ def test_frozen_primary_loses_no_acknowledged_commit(cluster_factory, checker, s
     sync_checker(c)
     w = pc.start_writer(c, leader)
     named = wait_sync_standby(c, leader)
-    conn = leader.connect(timeout=1)
-    leader.signal_all(signal.SIGSTOP)
-    try:
-        new = c.wait_for_leader(30, exclude=(leader.name,))
-    finally:
-        leader.signal_all(signal.SIGCONT)
+    new, acked_after_wake = pc.freeze_past_ttl_then_wake(c, leader)
     assert new.name in named, f"{new.name} took over although sync named only {named}"
-    acked_after_wake = pc.acks_after_wake(leader, conn)
     w.stop()
     assert acked_after_wake == [], f"the woken old primary acknowledged commits at {acked_after_wake}"
     assert w.missing_on(new) == []

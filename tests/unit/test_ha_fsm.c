@@ -191,6 +191,30 @@ SETUP(s_primary_other_leader) {
         base(f);
         f->dcs.leader.name = "node2";
 }
+/* Fail closed: node1's postmaster runs but its status query fails (refused login, too many connections),
+ * so whether it is in recovery is unknown; every safety row takes it for a primary. */
+static void role_unknown(HaFacts *f) {
+        f->pg.state = HA_PG_UNKNOWN;
+        f->pg.is_primary = false;
+}
+SETUP(s_lease_expired_role_unknown) {
+        base(f);
+        role_unknown(f);
+        f->lease.deadline = NOW;
+}
+SETUP(s_renew_failed_role_unknown) {
+        s_renew_failed(f);
+        role_unknown(f);
+}
+SETUP(s_role_unknown_other_leader) {
+        s_primary_other_leader(f);
+        role_unknown(f);
+}
+SETUP(s_role_unknown_replica_other_leader) {
+        /* even a node last seen as a replica: its role may have changed since (a manual promote) */
+        base_replica(f);
+        role_unknown(f);
+}
 /* shutdown */
 SETUP(s_shutdown_paused) {
         base(f);
@@ -231,6 +255,10 @@ SETUP(s_dcs_down_failsafe) {
 SETUP(s_dcs_down_primary) {
         base(f);
         f->dcs.reachable = false;
+}
+SETUP(s_dcs_down_role_unknown) {
+        s_dcs_down_primary(f);
+        role_unknown(f);
 }
 SETUP(s_dcs_down_failsafe_unconfirmed) {
         s_dcs_down_failsafe(f);
@@ -665,6 +693,24 @@ SETUP(s_leader_sync) {
         base(f);
         sync_key(f, "node1", "node2");
 }
+SETUP(s_leader_role_unknown) {
+        base(f);
+        role_unknown(f);
+}
+SETUP(s_leader_role_unknown_after_restart_of_pghad) {
+        s_leader_after_restart_of_pghad(f);
+        f->role = HA_ROLE_REPLICA;
+        role_unknown(f);
+}
+SETUP(s_leader_role_unknown_paused) {
+        s_leader_role_unknown(f);
+        f->dcs.config.pause = true;
+}
+SETUP(s_leader_role_unknown_watchdog) {
+        s_leader_role_unknown(f);
+        f->node.watchdog_mode = HA_WATCHDOG_REQUIRED;
+        f->node.watchdog_usable = false;
+}
 SETUP(s_promote_with_lock) {
         base_replica(f);
         f->dcs.leader.name = "node2";
@@ -743,6 +789,21 @@ SETUP(s_unlocked_watchdog_primary) {
         s_unlocked_primary_takes_lock(f);
         f->node.watchdog_mode = HA_WATCHDOG_REQUIRED;
         f->node.watchdog_usable = false;
+}
+SETUP(s_unlocked_role_unknown) {
+        /* would be the healthiest by its last known position, but cannot prove it: no race, demote */
+        base_unlocked(f);
+        f->role = HA_ROLE_PRIMARY;
+        f->pg.wal_received = f->pg.wal_replayed = WAL + 100;
+        role_unknown(f);
+}
+SETUP(s_unlocked_role_unknown_paused) {
+        s_unlocked_role_unknown(f);
+        f->dcs.config.pause = true;
+}
+SETUP(s_role_unknown_other_leader_paused) {
+        s_role_unknown_other_leader(f);
+        f->dcs.config.pause = true;
 }
 SETUP(s_unlocked_primary_paused_failover_elsewhere) {
         /* Paused, a manual failover names node3: the running primary does not take the lock, keeps running.
@@ -898,6 +959,26 @@ static const Scenario scenarios[] = {
            .action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK,
            .next = HA_ROLE_DEMOTED,
            .message = "demoting self because I do not have the lock and I was a leader"),
+        SC(s_lease_expired_role_unknown,
+           .row = "lease_expired",
+           .action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK,
+           .next = HA_ROLE_DEMOTED),
+        SC(s_renew_failed_role_unknown,
+           .row = "renew_failed_primary",
+           .action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK,
+           .next = HA_ROLE_DEMOTED),
+        SC(s_role_unknown_other_leader,
+           .row = "primary_but_other_leader",
+           .action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK,
+           .next = HA_ROLE_DEMOTED),
+        SC(s_role_unknown_replica_other_leader,
+           .row = "primary_but_other_leader",
+           .action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK,
+           .next = HA_ROLE_DEMOTED),
+        SC(s_role_unknown_other_leader_paused,
+           .row = "primary_without_lock_paused",
+           .action = HA_ACTION_STAY_PRIMARY,
+           .next = HA_ROLE_PRIMARY),
         SC(s_shutdown_paused,
            .row = "shutdown_paused",
            .action = HA_ACTION_SHUTDOWN_DETACH,
@@ -935,6 +1016,10 @@ static const Scenario scenarios[] = {
            .action = HA_ACTION_DEMOTE_OFFLINE,
            .next = HA_ROLE_DEMOTED,
            .message = "demoting self because DCS is not accessible and I was a leader"),
+        SC(s_dcs_down_role_unknown,
+           .row = "dcs_down_primary",
+           .action = HA_ACTION_DEMOTE_OFFLINE,
+           .next = HA_ROLE_DEMOTED),
         SC(s_dcs_down_failsafe_unconfirmed,
            .row = "dcs_down_primary",
            .action = HA_ACTION_DEMOTE_OFFLINE,
@@ -1344,6 +1429,24 @@ static const Scenario scenarios[] = {
            .action = HA_ACTION_RENEW_LOCK,
            .next = HA_ROLE_PRIMARY,
            .flags = HA_FLAG_PROCESS_SYNC),
+        SC(s_leader_role_unknown,
+           .row = "leader_role_unknown",
+           .action = HA_ACTION_RENEW_LOCK,
+           .next = HA_ROLE_PRIMARY,
+           .message = "no action. I am (node1), the leader with the lock; PostgreSQL's role cannot be read, "
+                      "so it is treated as the primary"),
+        SC(s_leader_role_unknown_after_restart_of_pghad,
+           .row = "leader_role_unknown",
+           .action = HA_ACTION_RENEW_LOCK,
+           .next = HA_ROLE_REPLICA),
+        SC(s_leader_role_unknown_paused,
+           .row = "leader_role_unknown",
+           .action = HA_ACTION_RENEW_LOCK,
+           .next = HA_ROLE_PRIMARY),
+        SC(s_leader_role_unknown_watchdog,
+           .row = "leader_watchdog_unusable_primary",
+           .action = HA_ACTION_DEMOTE_IMMEDIATE,
+           .next = HA_ROLE_DEMOTED),
         SC(s_promote_with_lock,
            .row = "leader_replica",
            .action = HA_ACTION_PROMOTE,
@@ -1427,6 +1530,14 @@ static const Scenario scenarios[] = {
            .action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK,
            .next = HA_ROLE_DEMOTED,
            .message = "demoting self because i am not the healthiest node"),
+        SC(s_unlocked_role_unknown,
+           .row = "unlocked_primary",
+           .action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK,
+           .next = HA_ROLE_DEMOTED),
+        SC(s_unlocked_role_unknown_paused,
+           .row = "unlocked_primary_paused",
+           .action = HA_ACTION_STAY_PRIMARY,
+           .next = HA_ROLE_PRIMARY),
         SC(s_unlocked_primary_paused_failover_elsewhere,
            .row = "unlocked_primary_paused",
            .action = HA_ACTION_STAY_PRIMARY,
@@ -2376,7 +2487,8 @@ TEST(random_facts_keep_invariants) {
                 bool writable, lease_gone;
 
                 random_facts(&f);
-                writable = (f.pg.state == HA_PG_RUNNING || f.pg.state == HA_PG_UNKNOWN) && f.pg.is_primary;
+                /* fail closed: a running postmaster whose role is unknown counts as writable */
+                writable = (f.pg.state == HA_PG_RUNNING && f.pg.is_primary) || f.pg.state == HA_PG_UNKNOWN;
                 lease_gone = f.lease.deadline != 0 && f.now >= f.lease.deadline;
 
                 /* The table is total: no facts fall through to the fence. */
@@ -2426,6 +2538,11 @@ TEST(random_facts_keep_invariants) {
                 if (f.pg.divergence == HA_DIVERGENCE_DIVERGED && f.dcs.reachable && f.dcs.leader.name &&
                     !streq(f.dcs.leader.name, f.node.name))
                         ASSERT_FALSE(d.action == HA_ACTION_START_POSTGRES || d.action == HA_ACTION_FOLLOW);
+                /* 6. A postmaster whose role cannot be read is never promoted, followed or rewound. */
+                if (f.pg.state == HA_PG_UNKNOWN && !f.pg.is_primary)
+                        ASSERT_FALSE(
+                                promotes(d.action) || d.action == HA_ACTION_FOLLOW ||
+                                d.action == HA_ACTION_REWIND);
                 ASSERT_TRUE(memchr(d.message, '\0', sizeof d.message) != NULL);
         }
 }

@@ -139,6 +139,10 @@ struct Ha {
         bool job_release, job_next_role_set;
         char job_target[HA_NAME_MAX];
         bool rewind_failed, checkpoint_pending, start_failed_seen, pidfile_standby;
+        /* The postmaster a status query last saw in recovery, 0 once a promotion starts: while its
+         * queries fail it is still known to be a replica (only a promotion ends recovery); any other
+         * postmaster whose queries fail is of unknown role, a possible primary (ha_fsm fails closed). */
+        pid_t recovery_pid;
         /* A running replica was found past the leader's fork point: it is stopped, and counts as
          * diverged once stopped (its pg_control may not show it) until a rewind or reinit starts. */
         bool replica_diverged;
@@ -248,6 +252,7 @@ int ha_lock_start(Ha *h);
 void ha_release_lock(Ha *h);
 bool ha_arm_watchdog(Ha *h);
 void ha_release_lock_no_watchdog(Ha *h);
+int ha_promote_held(Ha *h);
 void ha_on_acquire(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud);
 void ha_on_renew(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud);
 void ha_on_release_action(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud);

@@ -162,13 +162,17 @@ static void act(Ha *h) {
                         return;
                 break;
         case HA_ACTION_PROMOTE:
-                if (dec->flags & HA_FLAG_CLAIM_SYNC) {
-                        if (ha_claim_sync_then_promote(h) >= 0)
-                                return; /* on_sync_claimed() continues */
-                        log_info("%s", MSG_SYNC_CLAIM_FAILED);
+                if (!h->lock_held) {
+                        /* The key holds our name, but this process has not taken it (found after a
+                         * restart, kept across an etcd restart): renew it first, which binds it to our
+                         * lease and arms the deadline; ha_on_renew() then promotes. */
+                        if (dcs_leader_renew(h->dcs, ha_on_renew, h) >= 0)
+                                return;
                         break;
                 }
-                r = ha_start_promote(h);
+                r = ha_promote_held(h);
+                if (r > 0)
+                        return; /* on_sync_claimed() continues */
                 break;
         case HA_ACTION_RENEW_LOCK:
                 if (dcs_leader_renew(h->dcs, ha_on_renew, h) >= 0)
@@ -353,7 +357,17 @@ static void decide_and_act(Ha *h) {
         /* local postgres */
         if (st && st->running) {
                 bool starting = st->pidfile_status && (streq(st->pidfile_status, "starting"));
-                f.pg.state = st->query_ok ? HA_PG_RUNNING : starting ? HA_PG_STARTING : HA_PG_UNKNOWN;
+                bool replica;
+
+                if (st->query_ok)
+                        h->recovery_pid = st->in_recovery ? st->postmaster_pid : 0;
+                /* A failed status query leaves the role unknown, a possible primary for every safety
+                 * row (ha_fsm fails closed), unless this very postmaster was last seen in recovery and
+                 * we have not promoted it since (h->recovery_pid). */
+                replica = !st->query_ok && st->postmaster_pid > 0 && st->postmaster_pid == h->recovery_pid;
+                f.pg.state = st->query_ok || replica ? HA_PG_RUNNING
+                        : starting                   ? HA_PG_STARTING
+                                                     : HA_PG_UNKNOWN;
                 if (!st->query_ok && st->probe_error_message &&
                     strstr(st->probe_error_message, "starting up"))
                         f.pg.state = HA_PG_STARTING;

@@ -203,6 +203,23 @@ static bool pg_primary(const HaFacts *f) {
         return pg_alive(f) && f->pg.is_primary;
 }
 
+/* A running postmaster whose status query failed (too many connections, a refused login, an overloaded
+ * server): whether it is in recovery is not known, so it may be a writable primary. */
+static bool pg_role_unknown(const HaFacts *f) {
+        return f->pg.state == HA_PG_UNKNOWN && !f->pg.is_primary;
+}
+
+/* Fail closed: every safety rule (demote a primary without a provable lock, keep the lock while possibly
+ * primary) treats a running postmaster of unknown role as a primary. */
+static bool pg_maybe_primary(const HaFacts *f) {
+        return pg_primary(f) || pg_role_unknown(f);
+}
+
+/* Running and known to be in recovery: only this is ever followed, detached, rewound or promoted. */
+static bool pg_replica(const HaFacts *f) {
+        return pg_alive(f) && !f->pg.is_primary && !pg_role_unknown(f);
+}
+
 static bool pg_not_running(const HaFacts *f) {
         return f->pg.state == HA_PG_STOPPED || f->pg.state == HA_PG_CRASHED;
 }
@@ -279,7 +296,7 @@ static bool in_tilt(const HaFacts *f) {
 }
 
 bool ha_fsm_lease_expired(const HaFacts *f) {
-        return pg_primary(f) && f->lease.deadline != 0 && f->now >= f->lease.deadline;
+        return pg_maybe_primary(f) && f->lease.deadline != 0 && f->now >= f->lease.deadline;
 }
 
 /* Whether name is the sync key's leader: the former primary, which has every acknowledged commit. */
@@ -720,13 +737,13 @@ static bool p_lease_expired(const HaFacts *f) {
         return ha_fsm_lease_expired(f);
 }
 static bool p_renew_failed_paused(const HaFacts *f) {
-        return f->lease.renew_failed && leader_is_us(f) && pg_primary(f) && paused(f);
+        return f->lease.renew_failed && leader_is_us(f) && pg_maybe_primary(f) && paused(f);
 }
 static bool p_renew_failed_primary(const HaFacts *f) {
-        return f->lease.renew_failed && leader_is_us(f) && pg_primary(f);
+        return f->lease.renew_failed && leader_is_us(f) && pg_maybe_primary(f);
 }
 static bool p_primary_but_other_leader(const HaFacts *f) {
-        return pg_primary(f) && leader_other(f) && !paused(f);
+        return pg_maybe_primary(f) && leader_other(f) && !paused(f);
 }
 
 /* Shutdown. */
@@ -760,7 +777,7 @@ static bool p_dcs_down_failsafe(const HaFacts *f) {
                 f->dcs.failsafe.members_accepted;
 }
 static bool p_dcs_down_primary(const HaFacts *f) {
-        return !dcs_ok(f) && pg_primary(f);
+        return !dcs_ok(f) && pg_maybe_primary(f);
 }
 static bool p_dcs_down(const HaFacts *f) {
         return !dcs_ok(f);
@@ -864,7 +881,7 @@ static bool p_sysid_mismatch(const HaFacts *f) {
 }
 static bool p_no_initialize_replica_at_start(const HaFacts *f) {
         return f->last_tick == 0 && f->dcs.initialize != HA_INITIALIZE_SYSID && unlocked(f) && !paused(f) &&
-                pg_alive(f) && !f->pg.is_primary;
+                pg_replica(f);
 }
 
 /* Uninitialized: bootstrap or clone (Ha.bootstrap). */
@@ -912,7 +929,7 @@ static bool p_stopped_leader(const HaFacts *f) {
 
 /* Following a leader that is not us: paused primary, rewind/reinit (§2.11), start, follow. */
 static bool p_primary_without_lock_paused(const HaFacts *f) {
-        return pg_primary(f) && leader_other(f) && paused(f);
+        return pg_maybe_primary(f) && leader_other(f) && paused(f);
 }
 static bool p_diverged_wait_checkpoint(const HaFacts *f) {
         return leader_other(f) && diverged(f) && rewind_possible(f) && !f->pg.rewind_failed &&
@@ -922,8 +939,8 @@ static bool p_diverged_wait_checkpoint(const HaFacts *f) {
  * the rows below rewind it (Patroni's Rewind.execute stops a running server first). Reinitialising stops
  * PostgreSQL by itself, so only the rewind needs this. */
 static bool p_diverged_running(const HaFacts *f) {
-        return leader_other(f) && diverged(f) && pg_alive(f) && !f->pg.is_primary && !paused(f) &&
-                rewind_possible(f) && !f->pg.rewind_failed;
+        return leader_other(f) && diverged(f) && pg_replica(f) && !paused(f) && rewind_possible(f) &&
+                !f->pg.rewind_failed;
 }
 static bool p_diverged_rewind(const HaFacts *f) {
         return leader_other(f) && diverged(f) && rewind_possible(f) && !f->pg.rewind_failed && !pg_alive(f);
@@ -967,10 +984,10 @@ static bool p_renew_failed_replica(const HaFacts *f) {
         return f->lease.renew_failed && leader_is_us(f);
 }
 static bool p_leader_paused_awaiting_promote(const HaFacts *f) {
-        return owns_lock(f) && paused(f) && !pg_primary(f) && is_me(f, f->dcs.failover.member);
+        return owns_lock(f) && paused(f) && !pg_maybe_primary(f) && is_me(f, f->dcs.failover.member);
 }
 static bool p_leader_paused_not_primary(const HaFacts *f) {
-        return owns_lock(f) && paused(f) && !pg_primary(f);
+        return owns_lock(f) && paused(f) && !pg_maybe_primary(f);
 }
 static bool p_switchover_not_due(const HaFacts *f) {
         return owns_lock(f) && pg_primary(f) && switchover(f) == HA_SWITCHOVER_NOT_DUE;
@@ -985,13 +1002,18 @@ static bool p_switchover_reject(const HaFacts *f) {
         return owns_lock(f) && pg_primary(f) && switchover(f) == HA_SWITCHOVER_REJECT;
 }
 static bool p_leader_watchdog_unusable_primary(const HaFacts *f) {
-        return owns_lock(f) && !paused(f) && watchdog_blocks(f) && pg_primary(f);
+        return owns_lock(f) && !paused(f) && watchdog_blocks(f) && pg_maybe_primary(f);
 }
 static bool p_leader_watchdog_unusable(const HaFacts *f) {
         return owns_lock(f) && !paused(f) && watchdog_blocks(f);
 }
 static bool p_leader_primary(const HaFacts *f) {
         return owns_lock(f) && pg_primary(f);
+}
+/* Holding the lock over a postmaster whose role cannot be read: it may be the primary, so keep (renew)
+ * the lock, which keeps its lease deadline armed, and never try to promote it. */
+static bool p_leader_role_unknown(const HaFacts *f) {
+        return owns_lock(f) && pg_role_unknown(f);
 }
 static bool p_leader_replica(const HaFacts *f) {
         return owns_lock(f);
@@ -1007,23 +1029,22 @@ static bool p_follow_leader(const HaFacts *f) {
  * until it does, that leader (frozen, not dead) could still collect its acknowledgements for commits
  * the winner of the race will not have. */
 static bool p_unlocked_quorum_detach(const HaFacts *f) {
-        return unlocked(f) && !paused(f) && pg_alive(f) && !f->pg.is_primary && quorum_voter(f) &&
-                !f->pg.upstream_detached;
+        return unlocked(f) && !paused(f) && pg_replica(f) && quorum_voter(f) && !f->pg.upstream_detached;
 }
 static bool p_unlocked_healthiest_primary(const HaFacts *f) {
         return unlocked(f) && pg_primary(f) && healthiest(f);
 }
 static bool p_unlocked_healthiest(const HaFacts *f) {
-        return unlocked(f) && healthiest(f);
+        return unlocked(f) && !pg_role_unknown(f) && healthiest(f);
 }
 static bool p_unlocked_primary_paused(const HaFacts *f) {
-        return unlocked(f) && pg_primary(f) && paused(f);
+        return unlocked(f) && pg_maybe_primary(f) && paused(f);
 }
 static bool p_unlocked_primary_nofailover(const HaFacts *f) {
-        return unlocked(f) && pg_primary(f) && nofailover(f);
+        return unlocked(f) && pg_maybe_primary(f) && nofailover(f);
 }
 static bool p_unlocked_primary(const HaFacts *f) {
-        return unlocked(f) && pg_primary(f);
+        return unlocked(f) && pg_maybe_primary(f);
 }
 static bool p_unlocked_paused(const HaFacts *f) {
         return unlocked(f) && paused(f);
@@ -1114,6 +1135,7 @@ static bool p_unlocked_not_healthiest(const HaFacts *f) {
 #define COMMENT_WATCHDOG_PRIMARY          "required watchdog cannot be armed while primary"
 #define COMMENT_WATCHDOG                  "required watchdog cannot be armed: do not promote"
 #define COMMENT_LEADER                    "leader with the lock"
+#define COMMENT_LEADER_ROLE_UNKNOWN       "lock held, postgres role unknown: keep the lock, do not promote"
 #define COMMENT_PROMOTE                   "lock held, postgres in recovery: promote"
 #define COMMENT_FOLLOW                    "another node leads: follow it"
 #define COMMENT_QUORUM_DETACH             "no leader, quorum voter: stop streaming from the former leader"
@@ -1363,6 +1385,9 @@ static const HaFsmRow ha_fsm_table[] = {
             "Not promoting self because watchdog could not be activated", NULL),
         ROW(R_PRD, p_leader_primary, HA_ROLE_PRIMARY, HA_ACTION_RENEW_LOCK, F_LEADER, COMMENT_LEADER,
             MSG_LEADER, "demoted self because failed to update leader lock in DCS"),
+        ROW(R_PRD, p_leader_role_unknown, KEEP, HA_ACTION_RENEW_LOCK, 0, COMMENT_LEADER_ROLE_UNKNOWN,
+            MSG_LEADER "; PostgreSQL's role cannot be read, so it is treated as the primary",
+            "demoted self because failed to update leader lock in DCS"),
         ROW(R_PRD, p_leader_replica, HA_ROLE_PRIMARY, HA_ACTION_PROMOTE, HA_FLAG_ARM_WATCHDOG,
             COMMENT_PROMOTE, "promoted self to leader because I had the session lock",
             "Postponing promotion because synchronous replication state was updated by somebody else"),
@@ -1670,7 +1695,7 @@ void ha_fsm_fence_decision(const HaFacts *f, HaDecision *ret) {
                 .row = (size_t)-1,
                 .comment = COMMENT_FENCE,
         };
-        if (pg_primary(f) && (f->lease.deadline == 0 || f->now >= f->lease.deadline || !owns_lock(f)))
+        if (pg_maybe_primary(f) && (f->lease.deadline == 0 || f->now >= f->lease.deadline || !owns_lock(f)))
                 ret->action = HA_ACTION_DEMOTE_IMMEDIATE_NOLOCK;
         housekeeping(f, ret);
         ret->flags = HA_FLAG_DISABLE_WATCHDOG;

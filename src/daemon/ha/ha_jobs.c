@@ -332,6 +332,7 @@ int ha_start_promote(Ha *h) {
                 ha_release_lock_no_watchdog(h);
                 return 0;
         }
+        h->recovery_pid = 0; /* its role is unknown again until a status query reads it */
         ha_job_begin(h, HA_JOB_PROMOTE, STEP_PROMOTE, NULL);
         ha_job_set_next_role(h, HA_ROLE_PRIMARY);
         h->checkpoint_pending = true;

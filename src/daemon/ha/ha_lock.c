@@ -2,13 +2,15 @@
 /*
  * The leader lock: the one place that decides whether this node holds the leader key. The key is taken
  * only with the create-only txn bound to our lease and renewed or deleted only with a compare on its
- * value (dcs.c); lock_taken()/ha_lock_dropped() are the only writers of h->lock_held.
+ * value (dcs.c); lock_taken()/ha_lock_dropped() are the only writers of h->lock_held, and the key is
+ * held once an acquire or a renewal of it succeeded, however this process came to find it.
  *
  * Invariants: while we hold the key a timer at a higher priority than anything else in the loop fires
  * at the local lease deadline (from the lease the key is bound to, never from a ttl we merely asked for)
  * and stops a primary with SIGQUIT before any other event is processed (also first thing after a
  * SIGSTOP/SIGCONT freeze); the watchdog is armed before a promotion and fed from the lease keep-alive.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -189,6 +191,24 @@ void ha_release_lock_no_watchdog(Ha *h) {
         h->release_wait_until = now_mono(h) + 2 * USEC_PER_SEC;
 }
 
+/* ha_promote_held - promotes PostgreSQL once this node holds the lock, claiming `sync` first when the
+ * decision says so. Returns 1 when on_sync_claimed() owns the rest of the action (it starts the
+ * promotion and calls ha_act_done()), otherwise 0 or a negative errno from starting the promotion; logs
+ * a failed claim. */
+int ha_promote_held(Ha *h) {
+        int r;
+
+        assert(h->lock_held);
+        if (h->decision.flags & HA_FLAG_CLAIM_SYNC) {
+                if (ha_claim_sync_then_promote(h) >= 0)
+                        return 1;
+                log_info("%s", MSG_SYNC_CLAIM_FAILED);
+                return 0;
+        }
+        r = ha_start_promote(h);
+        return MIN(r, 0);
+}
+
 void ha_on_acquire(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
         Ha *h = ud;
         HaDecision *dec = &h->decision;
@@ -207,12 +227,8 @@ void ha_on_acquire(Dcs *d, int error, const char *message, const DcsWriteResult 
         lock_taken(h, res->lease);
         log_info("%s", dec->message);
         if (dec->action == HA_ACTION_ACQUIRE_LOCK_AND_PROMOTE) {
-                if ((dec->flags & HA_FLAG_CLAIM_SYNC) && ha_claim_sync_then_promote(h) >= 0)
+                if (ha_promote_held(h) > 0)
                         return; /* on_sync_claimed() continues */
-                if (dec->flags & HA_FLAG_CLAIM_SYNC)
-                        log_info("%s", MSG_SYNC_CLAIM_FAILED);
-                else
-                        (void)ha_start_promote(h);
         } else if (dec->action == HA_ACTION_BOOTSTRAP_FINISH) {
                 h->role = HA_ROLE_PRIMARY;
                 h->bootstrap_won = false;
@@ -232,11 +248,31 @@ void ha_on_renew(Dcs *d, int error, const char *message, const DcsWriteResult *r
         } else if (error < 0)
                 log_warning("Leader key refresh failed: %s", strna(message));
         else {
-                if (res && res->lease > 0 && res->lease != h->lock_lease) {
+                if (res && res->succeeded && !h->lock_held && !h->stopping) {
+                        /* A key holding our name that this process did not take itself: found after a
+                         * daemon restart, kept across an etcd restart, or an acquire whose reply was
+                         * lost. The value-guarded renewal just bound it to our lease, so it is ours now,
+                         * with that lease's deadline, exactly as if we had acquired it. */
+                        log_info(
+                                "Leader key holding our name is bound to etcd lease %" PRIi64
+                                ": this node holds the lock",
+                                res->lease);
+                        lock_taken(h, res->lease);
+                } else if (res && res->lease > 0 && res->lease != h->lock_lease) {
                         log_info("Leader key re-bound to etcd lease %" PRIi64, res->lease);
                         h->lock_lease = res->lease;
                 }
                 lease_deadline_update(h);
+                if (h->decision.action == HA_ACTION_PROMOTE && h->lock_held) {
+                        /* act() renewed a found key before promoting: the lock is ours now */
+                        int r = ha_promote_held(h);
+                        if (r > 0)
+                                return; /* on_sync_claimed() continues */
+                        if (r < 0)
+                                log_error_errno(r, "Failed to start the promotion: %m");
+                        ha_act_done(h);
+                        return;
+                }
                 if (h->decision.action == HA_ACTION_RENEW_LOCK && (int)h->decision.next_role >= 0)
                         h->role = h->decision.next_role;
                 ha_apply_flags_after(h, &h->decision);
