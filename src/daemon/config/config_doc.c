@@ -108,7 +108,8 @@ static void put_key(FILE *f, DocFormat fmt, const ConfigKey *k) {
                 fputs("\\(rq", f);
         }
         fputs(".\n", f);
-        if (k->type == CK_ALIAS || (k->flags & (CK_REQUIRED | CK_NO_RELOAD | CK_SECRET)) || k->min < k->max) {
+        if (k->type == CK_ALIAS || (k->flags & (CK_REQUIRED | CK_NO_RELOAD | CK_SECRET)) ||
+            k->min < k->max) {
                 fputs(".br\n", f);
                 put_notes(f, fmt, k);
                 fputs(".\n", f);
@@ -124,8 +125,11 @@ static void put_group(FILE *f, DocFormat fmt, const char *section) {
         size_t l = section ? strlen(section) : 0;
 
         if (fmt == DOC_MARKDOWN)
-                fprintf(f, "\n## %s%s%s\n\n| key | type | default | notes |\n| --- | --- | --- | --- |\n",
-                        section ? "`" : "", section ?: "Top level", section ? "`" : "");
+                fprintf(f,
+                        "\n## %s%s%s\n\n| key | type | default | notes |\n| --- | --- | --- | --- |\n",
+                        section ? "`" : "",
+                        section ?: "Top level",
+                        section ? "`" : "");
         else
                 fprintf(f, ".SS %s\n", section ?: "Top level");
         for (size_t i = 0; i < config_keys_n; i++) {
