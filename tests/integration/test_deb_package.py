@@ -153,3 +153,56 @@ def test_deb_installs_works_and_purges(deb_workdir):
         if pulled_in:
             run(APT + ["purge"] + pulled_in, check=False, env=APT_ENV, timeout=180)
     assert not pulled_in, f"apt installed packages the CI image lacks: {pulled_in}"
+
+
+def unit_settings():
+    with open(os.path.join(lib.SOURCE_DIR, "systemd", "pghad.service")) as f:
+        return dict(line.strip().split("=", 1) for line in f
+                    if re.match(r"^[A-Z]\w*=", line.strip()))
+
+
+# Directories ProtectSystem= makes read-only (systemd.exec(5)); other values are not emulated here.
+PROTECT_SYSTEM_READ_ONLY = {"yes": ["/usr", "/boot", "/efi"], "full": ["/usr", "/boot", "/efi", "/etc"]}
+
+
+def test_unit_sandbox_runs_initdb_and_pg_ctl():
+    """The part of the unit's sandbox that can be rebuilt without systemd as PID 1 (this machine has
+    none): NoNewPrivileges= (setpriv --no-new-privs) and ProtectSystem= (a mount namespace with those
+    directories read-only). In it, as postgres, initdb, pg_ctl start, a query, pg_ctl stop, and a write
+    below /etc (Debian's config_dir /etc/postgresql, which pghad rewrites) must work. The seccomp-based
+    options (RestrictAddressFamilies=, RestrictNamespaces=, ...) are not rebuilt: docs/packaging.md."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for a mount namespace")
+    unit = unit_settings()
+    assert unit.get("User") == "postgres" and unit.get("NoNewPrivileges") == "yes"
+    read_only = PROTECT_SYSTEM_READ_ONLY[unit.get("ProtectSystem", "no")]
+    workdir = lib.make_postgres_dir()
+    etc_dir = tempfile.mkdtemp(prefix="pgha-test-config-dir-", dir="/etc")
+    uid, gid = lib.postgres_ids()
+    os.chown(etc_dir, uid, gid)
+    data_dir = os.path.join(workdir, "data")
+    port = lib.free_port()
+    pg = lib.PG_BIN_DIR
+    steps = " && ".join([
+        f"{pg}/initdb -D {data_dir} -A trust -U postgres --no-sync --no-instructions >/dev/null",
+        f"{pg}/pg_ctl -D {data_dir} -l {workdir}/pg.log -w -t 60"
+        f" -o '-p {port} -k {workdir} -c listen_addresses=127.0.0.1' start >/dev/null",
+        f"{pg}/psql -h {workdir} -p {port} -U postgres -Atc 'select 40 + 2'",
+        f"{pg}/pg_ctl -D {data_dir} -m fast -w stop >/dev/null",
+        f"echo ok > {etc_dir}/postgresql.conf",
+        "touch /usr/pgha-sandbox-probe 2>/dev/null && echo usr-writable || echo usr-read-only",
+    ])
+    mounts = " && ".join(f"mount --bind -o ro {d} {d}" for d in read_only if os.path.isdir(d))
+    script = (f"{mounts} && exec setpriv --no-new-privs --reuid=postgres --regid=postgres --init-groups"
+              f" -- sh -c \"{steps}\"")
+    try:
+        p = run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script], check=False,
+                timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert p.stdout.split() == ["42", "usr-read-only"], p.stdout + p.stderr
+        with open(os.path.join(etc_dir, "postgresql.conf")) as f:
+            assert f.read() == "ok\n"
+    finally:
+        run(lib.as_postgres_cmd([f"{pg}/pg_ctl", "-D", data_dir, "-m", "immediate", "stop"]), check=False)
+        shutil.rmtree(etc_dir, ignore_errors=True)
+        lib.remove_tree(workdir)
