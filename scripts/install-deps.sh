@@ -17,8 +17,8 @@ packages=(
     util-linux procps curl
     # promtool (Debian package prometheus) checks that /metrics parses and tests the alert rules
     prometheus
-    # the .deb test: man -w, systemd-analyze verify, objdump (cpack itself needs no dpkg tools)
-    man-db systemd binutils
+    # the .deb test: man -w, systemd-analyze verify, dpkg-shlibdeps (cpack itself needs no dpkg tools)
+    man-db systemd dpkg-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -17,7 +17,7 @@ import pgha_testlib as lib
 
 APT = ["apt-get", "-o", "DPkg::Lock::Timeout=120", "-y", "-q"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-# Packages of the libraries pghad and pghactl link directly (DT_NEEDED), as the Depends line names them.
+# The packages issue 17 names for the libraries pghad and pghactl link; the versions come from dpkg-shlibdeps.
 EXPECTED_DEPENDS = {"libc6", "libpq5", "libcurl4", "libmicrohttpd12", "libcjson1", "libyaml-0-2",
                     "libsystemd0"}
 
@@ -63,19 +63,22 @@ def package_paths(deb):
     return paths
 
 
-def needed_packages(binary):
-    """Debian packages owning the shared libraries binary links directly."""
-    needed = re.findall(r"NEEDED\s+(\S+)", run(["objdump", "-p", binary]).stdout)
-    ldd = run(["ldd", binary]).stdout
-    packages = set()
-    for soname in needed:
-        path = re.search(rf"^\s*{re.escape(soname)} => (\S+)", ldd, re.M).group(1)
-        real = os.path.realpath(path)
-        owner = run(["dpkg-query", "-S", real], check=False)
-        if owner.returncode != 0:  # merged /usr: dpkg knows the /lib path
-            owner = run(["dpkg-query", "-S", real.replace("/usr/lib/", "/lib/", 1)])
-        packages.add(owner.stdout.split(":")[0])
-    return packages
+def shlibs_depends(binaries):
+    """dpkg-shlibdeps' Depends for binaries: the packages, with minimum versions, of the libraries they
+    link, as Debian's own packaging computes them."""
+    d = tempfile.mkdtemp(prefix="pgha-shlibdeps-")
+    try:
+        os.mkdir(os.path.join(d, "debian"))
+        with open(os.path.join(d, "debian", "control"), "w") as f:
+            f.write("Source: pgha\n\nPackage: pgha\nArchitecture: any\n")
+        out = run(["dpkg-shlibdeps", "-O"] + [f"-e{b}" for b in binaries], cwd=d).stdout
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return depends_set(re.search(r"^shlibs:Depends=(.*)$", out, re.M).group(1))
+
+
+def depends_set(line):
+    return {re.sub(r"\s+", " ", d.strip()) for d in line.split(",")}
 
 
 @pytest.fixture
@@ -99,9 +102,8 @@ def test_deb_installs_works_and_purges(deb_workdir):
 
     info = run(["dpkg-deb", "-f", deb, "Package", "Version", "Depends", "Suggests"]).stdout
     assert f"Version: {version}" in info
-    depends = {re.sub(r"\s*\(.*\)", "", d).strip() for d in
-               re.search(r"^Depends: (.*)$", info, re.M).group(1).split(",")}
-    assert depends == EXPECTED_DEPENDS, info
+    depends = depends_set(re.search(r"^Depends: (.*)$", info, re.M).group(1))
+    assert {re.sub(r" \(.*\)", "", d) for d in depends} == EXPECTED_DEPENDS, info
     assert "postgresql-common" in re.search(r"^Suggests: (.*)$", info, re.M).group(1)
 
     paths = package_paths(deb)
@@ -135,9 +137,8 @@ def test_deb_installs_works_and_purges(deb_workdir):
         assert validate.returncode == 0, validate.stderr
         assert ": error" not in validate.stderr
 
-        # Depends names exactly the packages of the libraries the binaries link
-        linked = needed_packages("/usr/bin/pghad") | needed_packages("/usr/bin/pghactl")
-        assert linked == EXPECTED_DEPENDS, linked
+        # Depends is what dpkg-shlibdeps computes for the installed binaries, versions included
+        assert shlibs_depends(["/usr/bin/pghad", "/usr/bin/pghactl"]) == depends
 
         run(APT + ["purge", "pgha"], env=APT_ENV, timeout=120)
         assert not pgha_installed()
