@@ -15,8 +15,10 @@ packages=(
     python3 python3-pytest python3-psycopg2 python3-yaml patroni
     # misc tools used by tests
     util-linux procps curl
-    # promtool (Debian package prometheus) checks that /metrics parses
+    # promtool (Debian package prometheus) checks that /metrics parses and tests the alert rules
     prometheus
+    # the .deb test: man -w, systemd-analyze verify, dpkg-shlibdeps (cpack itself needs no dpkg tools)
+    man-db systemd dpkg-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -260,3 +260,8 @@ int dynamic_config_from_json(
  * postgresql.listen, cluster_name from scope. major is the PostgreSQL major version (e.g. 15) deciding
  * wal_keep_size vs wal_keep_segments; 0 means "assume ≥ 13". NULL on OOM. */
 cJSON *config_effective_parameters(const Config *c, const DynamicConfig *d, int major);
+
+/* config_keys_print_markdown, config_keys_print_man - the key reference generated from the key table:
+ * docs/config-keys.md and the pgha.yml(5) man page (docs/man/pgha.yml.5). Non-logging. */
+void config_keys_print_markdown(FILE *f);
+void config_keys_print_man(FILE *f);

@@ -486,13 +486,17 @@ class HAProxy:
         self.process.stop()
 
 
+def promtool_path():
+    """Path of promtool (Debian's prometheus package, installed by scripts/install-deps.sh), or None."""
+    return shutil.which("promtool")
+
+
 def promtool_check_metrics(body):
     """promtool's findings on a /metrics body, or None when promtool (Debian's prometheus package) is
     missing. Fails on a parse error; Patroni's metric names are kept on purpose, so the only findings
     allowed are the "_total" lints on its counters, which are returned."""
     import re
-    import shutil
-    promtool = shutil.which("promtool")
+    promtool = promtool_path()
     if not promtool:
         return None
     p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)

@@ -650,6 +650,32 @@ TEST(shipped_configs) {
         }
 }
 
+/* The key reference is generated from the table: a key added to config_table.c must show up in the
+ * committed docs/config-keys.md and docs/man/pgha.yml.5 (shipped in the Debian package). */
+TEST(keys_reference_up_to_date) {
+        test_compare_with_file(
+                PGHA_FIXTURES_DIR "/../../docs/config-keys.md",
+                config_keys_print_markdown,
+                "build/pgha-test-configdoc markdown > docs/config-keys.md");
+        test_compare_with_file(
+                PGHA_FIXTURES_DIR "/../../docs/man/pgha.yml.5",
+                config_keys_print_man,
+                "build/pgha-test-configdoc man > docs/man/pgha.yml.5");
+}
+
+TEST(keys_reference_lists_every_key) {
+        _cleanup_free_ char *md = test_render(config_keys_print_markdown);
+        _cleanup_free_ char *man = test_render(config_keys_print_man);
+
+        ASSERT_NOT_NULL(
+                strstr(md, "| `postgresql.data_dir` | string |  | required; a change needs a restart"));
+        ASSERT_NOT_NULL(strstr(md, "| `etcd3.port` | integer | `2379` |"));
+        ASSERT_NOT_NULL(strstr(md, "| `postgresql.superuser` | alias |  | deprecated spelling of "));
+        ASSERT_NOT_NULL(strstr(man, ".TP\n.B watchdog.safety_margin\ninteger; default \\(lq5\\(rq.\n"));
+        ASSERT_NOT_NULL(strstr(man, ".B restapi.authentication.password\nstring.\n.br\nsecret"));
+        ASSERT_NOT_NULL(strstr(man, "\\-\\-validate\\-config"));
+}
+
 /* postgresql.remove_data_directory_on_* in the dynamic configuration: Patroni's booleans, a bad value is
  * reported with its key and leaves the default (false). */
 TEST(dynamic_config_remove_data_directory) {

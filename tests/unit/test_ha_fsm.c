@@ -1745,45 +1745,22 @@ TEST(table_well_formed) {
         ASSERT_EQ(ha_fsm_row(0)->roles, HA_ROLES_ALL & ~(1u << HA_ROLE_UNINITIALIZED));
 }
 
-static char *render(void (*print)(FILE *f)) {
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
-
-        ASSERT_NOT_NULL(f);
-        print(f);
-        ASSERT_EQ(fclose(f), 0);
-        return buf;
-}
-
-static void compare_with_file(const char *path, void (*print)(FILE *f), const char *regenerate) {
-        _cleanup_free_ char *want = NULL, *got = render(print);
-        int r = read_full_file(path, 1024 * 1024, &want, NULL);
-
-        if (r < 0)
-                TEST_FAIL("cannot read %s (%s); regenerate with: %s", path, strerror(-r), regenerate);
-        if (!streq(got, want)) {
-                fprintf(stderr, "%s is out of date; regenerate with: %s\n", path, regenerate);
-                TEST_FAIL("%s differs from the table", path);
-        }
-}
-
 TEST(golden_dump) {
-        compare_with_file(
+        test_compare_with_file(
                 PGHA_FIXTURES_DIR "/ha_fsm/table.golden",
                 ha_fsm_dump,
                 "build/pgha-test-hafsm dump > tests/fixtures/ha_fsm/table.golden");
 }
 
 TEST(docs_fsm_md_up_to_date) {
-        compare_with_file(
+        test_compare_with_file(
                 PGHA_FIXTURES_DIR "/../../docs/fsm.md",
                 ha_fsm_print_markdown,
                 "build/pgha-test-hafsm markdown > docs/fsm.md");
 }
 
 TEST(dot_export) {
-        _cleanup_free_ char *dot = render(ha_fsm_print_dot);
+        _cleanup_free_ char *dot = test_render(ha_fsm_print_dot);
 
         ASSERT_TRUE(startswith(dot, "digraph pgha_ha_fsm {"));
         ASSERT_NOT_NULL(strstr(dot, "\"replica\" -> \"master\""));

@@ -9,8 +9,10 @@
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "pgha/fileio.h"
 #include "pgha/macro.h"
 
 typedef struct TestCase {
@@ -88,6 +90,32 @@ extern jmp_buf test_jmp;
 #ifndef PGHA_FIXTURES_DIR
 #define PGHA_FIXTURES_DIR "tests/fixtures"
 #endif
+
+/* What print writes, as a heap string. */
+static inline char *test_render(void (*print)(FILE *f)) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        ASSERT_NOT_NULL(f);
+        print(f);
+        ASSERT_EQ(fclose(f), 0);
+        return buf;
+}
+
+/* Fails the case when the committed file at path (a generated document: docs/fsm.md, the man page) is
+ * not exactly what print writes, and says how to regenerate it. */
+static inline void test_compare_with_file(const char *path, void (*print)(FILE *f), const char *regenerate) {
+        _cleanup_free_ char *want = NULL, *got = test_render(print);
+        int r = read_full_file(path, 1024 * 1024, &want, NULL);
+
+        if (r < 0)
+                TEST_FAIL("cannot read %s (%s); regenerate with: %s", path, strerror(-r), regenerate);
+        if (!streq(got, want)) {
+                fprintf(stderr, "%s is out of date; regenerate with: %s\n", path, regenerate);
+                TEST_FAIL("%s differs from what its generator prints", path);
+        }
+}
 
 /* Runs one case; kept apart from main so no local of main lives across setjmp/longjmp. */
 static inline bool test_run_one(const TestCase *t) {
