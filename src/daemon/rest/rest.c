@@ -31,128 +31,7 @@
 #include "pgha/log.h"
 #include "pgha/rest.h"
 #include "rest-internal.h"
-
-/* REST traffic runs below the HA tick and the lease keep-alive (style.md §7). */
-#define REST_EVENT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
-/* Defaults for RestServerOptions zero values (docs/config.md, restapi). */
-#define REST_CONNECTION_LIMIT_DEFAULT   256U
-#define REST_PER_IP_LIMIT_DEFAULT       64U
-#define REST_CONNECTION_TIMEOUT_DEFAULT (10 * USEC_PER_SEC)
-#define REST_IDLE_TIMEOUT_DEFAULT       (5 * USEC_PER_SEC)
-#define REST_BODY_MAX_DEFAULT           (1024U * 1024U)
-/* Connections MHD may hold beyond connection_limit (and per_ip_connection_limit). Each new connection
- * over a limit makes us shut the oldest idle one down, but MHD counts that one until its next run
- * releases it: without room above the limit MHD would take its listen socket out of epoll (and refuse
- * newcomers) at every eviction. The room is bounded, so MHD's own limits stay the hard cap when every
- * connection is busy. */
-#define REST_CONNECTION_SPARE 32U
-/* Descriptors the rest of the daemon may hold (etcd, PostgreSQL, children's pipes, logs, sd-event). */
-#define REST_DESCRIPTORS_OTHER 128U
-/* Per-connection memory pool: request line, headers and the reply headers must fit in it; larger
- * headers are refused by MHD with 431. */
-#define REST_CONNECTION_MEMORY_LIMIT (32U * 1024U)
-/* Requests waiting for the HA engine at once; more are refused with 503 (each holds a connection). */
-#define REST_PENDING_MAX 32U
-/* A TLS certificate, key or CA file larger than this is not a PEM file we want. */
-#define REST_TLS_FILE_MAX (1024U * 1024U)
-
-/* One TCP connection, tracked so that a client trickling a request byte by byte (which resets MHD's idle
- * timeout every time) is still cut off once the request has taken longer than request_timeout, a client
- * that sends nothing is cut off after idle_timeout, and so that the oldest idle connections can be shut
- * down first when a limit is reached (connections_evict()). */
-typedef struct RestConnection RestConnection;
-struct RestConnection {
-        int fd;
-        usec_t accepted; /* CLOCK_MONOTONIC: eviction order, oldest first */
-        usec_t deadline; /* CLOCK_MONOTONIC; USEC_INFINITY while the engine holds its request */
-        int family;      /* AF_INET (IPv4-mapped IPv6 included) or AF_INET6; 0: unknown */
-        uint8_t addr[16];
-        bool allowlisted; /* the client is on restapi.allowlist (checked at accept): evicted last */
-        bool in_request;  /* a request line has arrived and its reply is not finished */
-        bool busy;        /* that request arrived whole: a handler, the engine or the reply has it */
-        bool closing;     /* shut down by us; MHD releases it on its next run */
-        RestConnection *next, *prev;
-};
-
-typedef struct RestNetwork {
-        int family;
-        uint8_t addr[16];
-        unsigned prefix;
-} RestNetwork;
-
-/* restapi.allowlist: networks written as addresses or CIDRs, and host names. */
-typedef struct RestAllowlist {
-        RestNetwork *networks;
-        size_t n_networks;
-        char **names;    /* host names, allowed by what they resolve to */
-        bool configured; /* an allowlist was given: a client no entry matches is refused, even when no
-                          * entry is usable */
-        bool include_members;
-} RestAllowlist;
-
-/* One libmicrohttpd daemon and what it was started with. A reload that changes the listen address or the
- * TLS material starts a new one; the old one stops accepting and finishes its connections. */
-typedef struct RestListener {
-        struct MHD_Daemon *daemon;
-        sd_event_source *io_source;
-        char *host;    /* restapi.listen host as configured */
-        uint16_t port; /* as configured (0: any free port) */
-        uint16_t bound_port;
-        bool tls;
-        RestVerifyClient verify_client;
-        char *tls_cert, *tls_key, *tls_trust, *key_password; /* kept alive while MHD runs */
-        unsigned connection_limit; /* MHD's limits are these plus REST_CONNECTION_SPARE */
-        unsigned per_ip_limit;
-        usec_t connection_timeout;
-        usec_t drain_until; /* the replaced listener: stopped then at the latest */
-} RestListener;
-
-typedef struct RestName RestName;
-
-struct RestServer {
-        sd_event *event;
-        RestListener listener; /* serving */
-        RestListener draining; /* replaced by a reload, finishing its connections (daemon NULL: none) */
-        RestListener next;     /* asked for by a reload, started by restart_source */
-        bool restart_wanted;
-        sd_event_source *restart_source;
-        sd_event_source *timer_source;
-        RestName *names;        /* allowlist and member host names with their addresses */
-        struct gaicb **zombies; /* cancelled lookups glibc has not finished yet */
-        size_t n_zombies;
-        sd_event_source *resolve_source;
-        const NodeSnapshot *snapshot;
-        const RestIntentHandler *intent;
-        void *intent_userdata;
-        char *auth_key; /* base64("user:password"), compared with what follows "Basic " */
-        RestAllowlist allowlist;
-        char **extra_headers;
-        size_t n_extra_headers;
-        size_t body_max;
-        RestCall *pending;
-        unsigned n_pending;
-        usec_t request_timeout;    /* a request must arrive whole within this (slow-client cut-off) */
-        usec_t idle_timeout;       /* a connection must start a request within this */
-        unsigned connection_limit; /* live connections; one more evicts the oldest idle one */
-        unsigned per_ip_limit;     /* the same for one client address */
-        RestConnection *connections;
-        unsigned n_live; /* connections not closing */
-        /* on_accept_policy()'s verdict for the client it saw last, for on_connection(): MHD may still refuse
-         * that socket (at its own limits), so the address says whom the verdict is about. */
-        struct {
-                int family;
-                uint8_t addr[16];
-                bool allowlisted;
-        } accepted;
-        sd_event_source *reaper_source;
-        bool leader_checks_need_postgres;
-        bool starting; /* inside MHD_start_daemon() */
-        /* A connection closed during MHD_run(): MHD must run once more (see server_run()). */
-        bool connection_closed;
-};
-
-static void connection_set_state(RestServer *s, struct MHD_Connection *connection, bool in_request);
-static void connection_hold(struct MHD_Connection *connection);
+#include "rest-server.h"
 
 /* ==== Small helpers ==== */
 
@@ -549,9 +428,9 @@ static bool member_address_matches(RestServer *s, int family, const uint8_t *add
         return false;
 }
 
-/* sockaddr_to_address - the family and address bytes of sa, IPv4-mapped IPv6 addresses as IPv4. Returns
+/* rest_sockaddr_to_address - the family and address bytes of sa, IPv4-mapped IPv6 addresses as IPv4. Returns
  * 0, or -EAFNOSUPPORT for anything but IPv4 and IPv6. */
-static int sockaddr_to_address(const struct sockaddr *sa, int *ret_family, uint8_t ret_addr[static 16]) {
+int rest_sockaddr_to_address(const struct sockaddr *sa, int *ret_family, uint8_t ret_addr[static 16]) {
         if (!sa)
                 return -EAFNOSUPPORT;
         memset(ret_addr, 0, 16);
@@ -574,11 +453,11 @@ static int sockaddr_to_address(const struct sockaddr *sa, int *ret_family, uint8
         return -EAFNOSUPPORT;
 }
 
-static bool address_allowed(RestServer *s, const struct sockaddr *sa) {
+bool rest_address_allowed(RestServer *s, const struct sockaddr *sa) {
         uint8_t addr[16];
         int family;
 
-        if (sockaddr_to_address(sa, &family, addr) < 0)
+        if (rest_sockaddr_to_address(sa, &family, addr) < 0)
                 return false;
         for (size_t i = 0; i < s->allowlist.n_networks; i++)
                 if (network_contains(&s->allowlist.networks[i], family, addr))
@@ -594,10 +473,10 @@ static bool address_allowed(RestServer *s, const struct sockaddr *sa) {
 static bool client_allowed(RestServer *s, struct MHD_Connection *c) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
-        return address_allowed(s, ci ? ci->client_addr : NULL);
+        return rest_address_allowed(s, ci ? ci->client_addr : NULL);
 }
 
-static bool allowlist_in_use(const RestServer *s) {
+bool rest_allowlist_in_use(const RestServer *s) {
         return s->allowlist.configured || s->allowlist.include_members;
 }
 
@@ -900,7 +779,7 @@ static int queue_reply(RestRequest *req) {
         MHD_destroy_response(resp);
         req->queued = r == MHD_YES;
         if (req->queued)
-                connection_hold(req->connection); /* MHD's own timeout covers a slow reader */
+                rest_connection_hold(req->connection); /* MHD's own timeout covers a slow reader */
         return r;
 }
 
@@ -1063,7 +942,7 @@ static bool check_access(RestRequest *req) {
 
         const RestListener *l = listener_of(s, req->connection);
 
-        if (allowlist_in_use(s) && !client_allowed(s, req->connection)) {
+        if (rest_allowlist_in_use(s) && !client_allowed(s, req->connection)) {
                 rest_reply_text(req, 403, "Access is denied");
                 return false;
         }
@@ -1101,7 +980,7 @@ static enum MHD_Result finish(RestRequest *req) {
         if (!req->call.replied) {
                 /* The engine holds the call: park the connection until it answers. */
                 req->suspended = true;
-                connection_hold(req->connection);
+                rest_connection_hold(req->connection);
                 MHD_suspend_connection(req->connection);
                 return MHD_YES;
         }
@@ -1254,7 +1133,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con) {
                 *hash = '\0';
         (void)sd_event_now(s->event, CLOCK_MONOTONIC, &req->start);
         /* The request line is here: the rest of the request has request_timeout to arrive. */
-        connection_set_state(s, con, /* in_request= */ true);
+        rest_connection_set_state(s, con, /* in_request= */ true);
         return req;
 }
 
@@ -1282,7 +1161,7 @@ static void on_completed(
         if (!req)
                 return;
         /* A kept-alive connection has idle_timeout to start its next request. */
-        connection_set_state(req->server, connection, /* in_request= */ false);
+        rest_connection_set_state(req->server, connection, /* in_request= */ false);
         if (log_get_max_level() >= LOG_DEBUG) {
                 uint64_t now = 0;
                 (void)sd_event_now(req->server->event, CLOCK_MONOTONIC, &now);
@@ -1311,219 +1190,6 @@ _printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
                 buf[--n] = '\0';
         /* While starting, MHD explains why it cannot bind; later it reports per-client trouble. */
         log_full(((RestServer *)cls)->starting ? LOG_ERR : LOG_DEBUG, "REST (libmicrohttpd): %s", buf);
-}
-
-/* ==== Slow, idle and surplus clients ==== */
-
-static void reaper_arm(RestServer *s) {
-        usec_t next = USEC_INFINITY;
-
-        for (RestConnection *c = s->connections; c; c = c->next)
-                next = MIN(next, c->deadline);
-        if (next == USEC_INFINITY) {
-                (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_OFF);
-                return;
-        }
-        (void)sd_event_source_set_time(s->reaper_source, next);
-        (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_ONESHOT);
-}
-
-/* connection_close - shuts c's socket down (unless !shut: the client already closed it); MHD sees it
- * closed on its next run (the shutdown wakes its epoll set) and releases the connection itself. Never
- * closes the descriptor, which MHD owns. */
-static void connection_close(RestServer *s, RestConnection *c, bool shut) {
-        if (c->closing)
-                return;
-        if (shut)
-                (void)shutdown(c->fd, SHUT_RDWR);
-        c->closing = true;
-        c->deadline = USEC_INFINITY;
-        s->n_live--;
-}
-
-/* A connection that sent nothing within idle_timeout, or whose request did not arrive whole within
- * request_timeout, is shut down. */
-static int on_reaper(sd_event_source *source, uint64_t usec, void *userdata) {
-        RestServer *s = userdata;
-        uint64_t now = 0;
-
-        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-        for (RestConnection *c = s->connections; c; c = c->next)
-                if (c->deadline <= now) {
-                        log_debug(
-                                "REST: closing a connection that %s",
-                                c->in_request ? "did not send a whole request in time"
-                                              : "sent no request in time");
-                        connection_close(s, c, /* shut= */ true);
-                }
-        reaper_arm(s);
-        return 0;
-}
-
-static RestConnection *connection_of(struct MHD_Connection *connection) {
-        const union MHD_ConnectionInfo *ci =
-                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        return ci ? ci->socket_context : NULL;
-}
-
-static bool connection_same_client(const RestConnection *a, const RestConnection *b) {
-        return a->family != 0 && a->family == b->family && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
-}
-
-/* connection_set_state - a request started (in_request) or finished on the connection; its deadline
- * becomes now + request_timeout or now + idle_timeout. */
-static void connection_set_state(RestServer *s, struct MHD_Connection *connection, bool in_request) {
-        RestConnection *c = connection_of(connection);
-        uint64_t now = 0;
-
-        if (!c || c->closing)
-                return;
-        (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-        c->in_request = in_request;
-        c->busy = false;
-        c->deadline = now + (in_request ? s->request_timeout : s->idle_timeout);
-        if (sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
-                reaper_arm(s);
-}
-
-/* connection_hold - the connection's request arrived whole and the engine or the reply has it: no
- * deadline of ours until the reply is sent, and not evicted. */
-static void connection_hold(struct MHD_Connection *connection) {
-        RestConnection *c = connection_of(connection);
-
-        if (c && !c->closing) {
-                c->busy = true;
-                c->deadline = USEC_INFINITY;
-        }
-}
-
-/* connections_evict - shuts down the oldest connection that is not busy (idle, or still receiving its
- * request: a slowloris is idle in this sense), among those of
- * peer's client address (peer NULL: among all), preferring clients that are not on the allowlist.
- * The newcomer itself may be the one (then it is refused). Returns false when every candidate is busy:
- * MHD's own limits (the limit plus REST_CONNECTION_SPARE) then refuse further clients. */
-static bool connections_evict(RestServer *s, const RestConnection *peer) {
-        RestConnection *victim = NULL;
-
-        /* The list runs from the newest to the oldest: among equal times (one loop iteration accepts
-         * several connections) "<=" picks the oldest. */
-        for (RestConnection *c = s->connections; c; c = c->next) {
-                if (c->closing || c->busy || (peer && !connection_same_client(c, peer)))
-                        continue;
-                if (!victim || (victim->allowlisted && !c->allowlisted) ||
-                    (victim->allowlisted == c->allowlisted && c->accepted <= victim->accepted))
-                        victim = c;
-        }
-        if (!victim)
-                return false;
-        log_debug(
-                "REST: %s connection limit reached, closing the oldest idle connection",
-                peer ? "per-client" : "global");
-        connection_close(s, victim, /* shut= */ true);
-        return true;
-}
-
-/* connections_enforce_limits - after c arrived: the per-client limit, then the global one. Idle
- * connections make room for new ones, so a health check always gets through while others only hold
- * connections open. */
-static void connections_enforce_limits(RestServer *s, const RestConnection *c) {
-        unsigned same = 0;
-
-        if (c->family != 0) {
-                for (RestConnection *i = s->connections; i; i = i->next)
-                        if (!i->closing && connection_same_client(i, c))
-                                same++;
-                for (; same > s->per_ip_limit; same--)
-                        if (!connections_evict(s, c))
-                                break;
-        }
-        while (s->n_live > s->connection_limit)
-                if (!connections_evict(s, NULL))
-                        break;
-}
-
-/* peer_has_closed - the client already closed (a FIN and nothing else, or a reset): nothing to answer. */
-static bool peer_has_closed(int fd) {
-        char b;
-        ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-
-        return n == 0 || (n < 0 && (errno == ECONNRESET || errno == ENOTCONN));
-}
-
-/* on_accept_policy - MHD's accept policy callback: the allowlist is checked once, at accept time, and
- * the verdict travels to on_connection() (MHD calls it next for the same socket, on the same thread).
- * Nobody is refused here: Patroni's allowlist guards the write endpoints only (check_access() keeps doing
- * that per request), and HAProxy's health checks must still pass from anywhere. The verdict protects
- * allowlisted clients' connections from eviction while others exist. */
-static enum MHD_Result on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
-        RestServer *s = cls;
-
-        if (sockaddr_to_address(addr, &s->accepted.family, s->accepted.addr) < 0)
-                s->accepted.family = 0;
-        s->accepted.allowlisted = allowlist_in_use(s) && address_allowed(s, addr);
-        return MHD_YES;
-}
-
-static void on_connection(
-        void *cls,
-        struct MHD_Connection *connection,
-        void **socket_context,
-        enum MHD_ConnectionNotificationCode toe) {
-        RestServer *s = cls;
-        RestConnection *c;
-
-        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-                const union MHD_ConnectionInfo *ci =
-                        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-                const union MHD_ConnectionInfo *ca =
-                        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-                uint64_t now = 0;
-
-                c = calloc(1, sizeof(RestConnection));
-                if (!c || !ci) {
-                        free(c);
-                        return;
-                }
-                (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-                c->fd = ci->connect_fd;
-                c->accepted = now;
-                c->deadline = now + s->idle_timeout;
-                if (!ca || sockaddr_to_address(ca->client_addr, &c->family, c->addr) < 0)
-                        c->family = 0;
-                c->allowlisted = s->accepted.allowlisted && s->accepted.family == c->family &&
-                        memcmp(s->accepted.addr, c->addr, sizeof c->addr) == 0;
-                c->next = s->connections;
-                if (s->connections)
-                        s->connections->prev = c;
-                s->connections = c;
-                s->n_live++;
-                *socket_context = c;
-                if (peer_has_closed(c->fd))
-                        /* A connect-and-close flood: gone before we saw it, it must not count against
-                         * the limits (and make a live client's connection the oldest idle one). MHD
-                         * reads the end of it in this run. */
-                        connection_close(s, c, /* shut= */ false);
-                else
-                        connections_enforce_limits(s, c);
-                if (sd_event_source_get_enabled(s->reaper_source, NULL) == 0)
-                        reaper_arm(s);
-                return;
-        }
-
-        s->connection_closed = true;
-        c = *socket_context;
-        if (!c)
-                return;
-        if (!c->closing)
-                s->n_live--;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                s->connections = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        free(c);
-        *socket_context = NULL;
 }
 
 /* ==== sd-event glue ==== */
@@ -1714,7 +1380,7 @@ start_daemon(RestServer *s, const RestListener *l, const struct sockaddr *sa, bo
         return MHD_start_daemon(
                 flags,
                 l->port, /* ignored with MHD_OPTION_SOCK_ADDR, but named in MHD's messages */
-                on_accept_policy,
+                rest_on_accept_policy,
                 s,
                 on_access,
                 s,
@@ -1733,7 +1399,7 @@ start_daemon(RestServer *s, const RestListener *l, const struct sockaddr *sa, bo
                 on_completed,
                 s,
                 MHD_OPTION_NOTIFY_CONNECTION,
-                on_connection,
+                rest_on_connection,
                 s,
                 MHD_OPTION_URI_LOG_CALLBACK,
                 on_uri,
@@ -1855,7 +1521,7 @@ static void listener_stop(RestServer *s, RestListener *l) {
         }
         l->io_source = sd_event_source_disable_unref(l->io_source);
         if (l->daemon)
-                MHD_stop_daemon(l->daemon); /* closes every connection: on_connection() frees them */
+                MHD_stop_daemon(l->daemon); /* closes every connection: rest_on_connection() frees them */
         listener_done(l);
 }
 
@@ -1961,7 +1627,7 @@ int rest_server_new(
 
         /* The reaper exists before MHD so connection callbacks can always arm it. */
         r = sd_event_add_time(
-                e, &s->reaper_source, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC * 10, on_reaper, s);
+                e, &s->reaper_source, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC * 10, rest_on_reaper, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the REST API connection reaper: %m");
         (void)sd_event_source_set_enabled(s->reaper_source, SD_EVENT_OFF);
