@@ -38,9 +38,8 @@ static void initdb_first(PgCtlJob *j) {
         _cleanup_free_ char *bin = pgconf_bin(s, "initdb"), *msg = NULL, *pw = NULL;
         int r;
 
-        r = pgctl_check_parent_dir(s, &msg);
-        if (r >= 0)
-                r = pgctl_check_bin(s, "initdb", &msg);
+        /* A missing parent of data_dir is no error: initdb creates it, as Patroni relies on. */
+        r = pgctl_check_bin(s, "initdb", &msg);
         if (r < 0)
                 return pgctl_job_finish(j, r, "%s", strna(msg));
         if (!pgctl_dir_is_empty(s->data_dir))
@@ -457,12 +456,8 @@ static void custom_first(PgCtlJob *j) {
         const PgSettings *s = j->settings;
         const PgCustomBootstrap *cb = &s->custom_bootstrap;
         _cleanup_(proc_strv_freep) char **argv = NULL;
-        _cleanup_free_ char *msg = NULL;
-        int r;
 
-        r = pgctl_check_parent_dir(s, &msg);
-        if (r < 0)
-                return pgctl_job_finish(j, r, "%s", strna(msg));
+        /* As Patroni, the custom command gets data_dir as it is: creating it (and its parents) is its job. */
         if (!pgctl_dir_is_empty(s->data_dir))
                 return pgctl_job_finish(
                         j,

@@ -281,11 +281,9 @@ static void replica_next_method(PgCtlJob *j) {
         replica_run(j);
 }
 
+/* replica_first - no check of data_dir's parent: pg_basebackup creates missing parents (as Patroni relies
+ * on) and a custom method gets data_dir as it is. */
 static void replica_first(PgCtlJob *j) {
-        _cleanup_free_ char *msg = NULL;
-        int r = pgctl_check_parent_dir(j->settings, &msg);
-        if (r < 0)
-                return pgctl_job_finish(j, r, "%s", strna(msg));
         if (pgctl_postmaster_pid(j->settings->data_dir, NULL) > 0)
                 return pgctl_job_finish(
                         j,
