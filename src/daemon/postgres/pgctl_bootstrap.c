@@ -457,7 +457,7 @@ static void custom_first(PgCtlJob *j) {
         const PgCustomBootstrap *cb = &s->custom_bootstrap;
         _cleanup_(proc_strv_freep) char **argv = NULL;
 
-        /* As Patroni, the custom command gets data_dir as it is: creating it (and its parents) is its job. */
+        /* As Patroni: the custom command gets data_dir as it is and creates it (and its parents). */
         if (!pgctl_dir_is_empty(s->data_dir))
                 return pgctl_job_finish(
                         j,
