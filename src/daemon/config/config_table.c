@@ -981,6 +981,11 @@ parse_restapi_auth(ConfigParser *p, const YNode *n, const char *path, const Conf
                     CK_STRING,                                                                             \
                     postgresql.u.channel_binding,                                                          \
                     NULL,                                                                                  \
+                    0),                                                                                    \
+                KEY("postgresql.authentication." #u ".target_session_attrs",                               \
+                    CK_STRING,                                                                             \
+                    postgresql.u.target_session_attrs,                                                     \
+                    NULL,                                                                                  \
                     0)
 
 const ConfigKey config_keys[] = {

@@ -249,20 +249,14 @@ static void bootstrap_on_post_bootstrap(PgCtlJob *j, const ProcResult *r) {
 static void bootstrap_run_post_bootstrap(PgCtlJob *j) {
         const PgSettings *s = j->settings;
         _cleanup_(proc_strv_freep) char **argv = NULL;
-        _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_free_ char *host = pgconf_local_host(s), *env_pgpass = NULL, *dsn = NULL;
-        char port[16];
 
         if (!host)
                 return pgctl_job_finish(j, -ENOMEM, "out of memory");
         if (proc_split_command(s->post_bootstrap, &argv) < 0)
                 return pgctl_job_finish(
                         j, -EINVAL, "bootstrap.post_bootstrap: cannot parse '%s'", s->post_bootstrap);
-        (void)snprintf(port, sizeof(port), "%u", s->port);
-        if (pg_params_set(&p, "dbname", s->database) < 0 ||
-            pg_params_set(&p, "user", s->superuser.username) < 0 || pg_params_set(&p, "host", host) < 0 ||
-            pg_params_set(&p, "port", port) < 0 || !(dsn = pgconf_format_dsn(&p)) ||
-            proc_strv_push(&argv, dsn) < 0)
+        if (!(dsn = pgctl_psql_dsn(s, host)) || proc_strv_push(&argv, dsn) < 0)
                 return pgctl_job_finish(j, -ENOMEM, "out of memory");
         JOB_TRY(j, pgctl_local_superuser_env(j, host, &env_pgpass), "could not write a password file");
         char *env[] = {env_pgpass, (char *)"PGOPTIONS=-c synchronous_commit=local", NULL};
