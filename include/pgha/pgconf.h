@@ -187,6 +187,10 @@ int pgconf_write_all(const PgSettings *s, const PgParams *recovery) _warn_unused
 int pgconf_conn_params(const PgAuth *auth, const char *dbname, const char *host, unsigned port, PgParams *p)
         _warn_unused_result_;
 
+/* pgconf_auth_libpq_strv() - auth's libpq keys as a NULL-terminated key, value, ... list for
+ * PgConnParams.libpq (free with proc_strv_free()); *ret is NULL when there are none. Non-logging. */
+int pgconf_auth_libpq_strv(const PgAuth *auth, char ***ret) _warn_unused_result_;
+
 /* pgconf_write_pgpass() - overwrites the pgpass file (mode 0600) with one line for host:port/auth
  * (plus a localhost line so Unix-socket connections match too). Non-logging. */
 int pgconf_write_pgpass(const PgSettings *s, const char *host, unsigned port, const PgAuth *auth)

@@ -266,6 +266,16 @@ TEST(auth_libpq_keys) {
                 "sslkey=/c/key.pem sslpassword=kp sslrootcert=/c/ca.pem sslcrl=/c/crl sslcrldir=/c/crls "
                 "application_name=node2 gssencmode=prefer channel_binding=require target_session_attrs=any");
 
+        {
+                _cleanup_(proc_strv_freep) char **kv = NULL;
+
+                ASSERT_OK(pgconf_auth_libpq_strv(&s.superuser, &kv));
+                ASSERT_NOT_NULL(kv);
+                ASSERT_STREQ(kv[0], "sslmode");
+                ASSERT_STREQ(kv[1], "require");
+                ASSERT_NULL(kv[2]);
+        }
+
         ASSERT_OK(pg_params_set(&rw, "target_session_attrs", "read-write"));
         ASSERT_OK(pgconf_conn_params(&s.rewind, "postgres", "10.0.0.1", 5433, &rw));
         dsn = pgconf_format_dsn(&rw);

@@ -735,6 +735,19 @@ int pgconf_conn_params(
         return 0;
 }
 
+/* pgconf_auth_libpq_strv() - see pgconf.h: for pghad's own connections as that user. */
+int pgconf_auth_libpq_strv(const PgAuth *auth, char ***ret) {
+        _cleanup_(proc_strv_freep) char **l = NULL;
+
+        for (size_t i = 0; i < auth->libpq.n; i++)
+                if (auth->libpq.items[i].value &&
+                    (proc_strv_push(&l, auth->libpq.items[i].name) < 0 ||
+                     proc_strv_push(&l, auth->libpq.items[i].value) < 0))
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 /* pgconf_parse_conn_url() - host and port from a member's conn_url (postgres://host:port/db). */
 int pgconf_parse_conn_url(const char *url, char **ret_host, unsigned *ret_port) {
         const char *p = startswith(url, "postgres://") ?: startswith(url, "postgresql://");
