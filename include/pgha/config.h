@@ -66,7 +66,7 @@ typedef struct ConfigAddress {
 typedef struct ConfigPgUser {
         char *username, *password;
         char *sslmode, *sslcert, *sslkey, *sslpassword, *sslrootcert, *sslcrl, *sslcrldir;
-        char *gssencmode, *channel_binding;
+        char *gssencmode, *channel_binding, *target_session_attrs;
 } ConfigPgUser;
 
 typedef struct Config {

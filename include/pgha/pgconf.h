@@ -34,9 +34,13 @@ const char *pg_params_get(const PgParams *p, const char *name);
 bool pg_params_has(const PgParams *p, const char *name);
 void pg_params_done(PgParams *p);
 
+/* One postgresql.authentication.<user> entry. libpq holds its other connection keys (sslmode, sslcert,
+ * sslkey, sslpassword, sslrootcert, sslcrl, sslcrldir, gssencmode, channel_binding,
+ * target_session_attrs), as Patroni's conn_kwargs carries them to every connection made as this user. */
 typedef struct PgAuth {
         char *username;
         char *password; /* NULL = none */
+        PgParams libpq;
 } PgAuth;
 
 typedef enum PgCallback {
@@ -176,6 +180,16 @@ int pgconf_write_config(const PgSettings *s, const PgParams *recovery) _warn_unu
  * recovery settings are removed from postgresql.auto.conf. Only while PostgreSQL is stopped (before a
  * start): a running standby whose standby.signal vanished fails its promotion. Logging. */
 int pgconf_write_all(const PgSettings *s, const PgParams *recovery) _warn_unused_result_;
+
+/* pgconf_conn_params() - the libpq keys for connecting as auth to host:port: dbname (NULL = omitted),
+ * user, host, port and auth's other libpq keys (replacing entries already in *p). The password is never
+ * included: it goes through the pgpass file. Non-logging. */
+int pgconf_conn_params(const PgAuth *auth, const char *dbname, const char *host, unsigned port, PgParams *p)
+        _warn_unused_result_;
+
+/* pgconf_auth_libpq_strv() - auth's libpq keys as a NULL-terminated key, value, ... list for
+ * PgConnParams.libpq (free with proc_strv_free()); *ret is NULL when there are none. Non-logging. */
+int pgconf_auth_libpq_strv(const PgAuth *auth, char ***ret) _warn_unused_result_;
 
 /* pgconf_write_pgpass() - overwrites the pgpass file (mode 0600) with one line for host:port/auth
  * (plus a localhost line so Unix-socket connections match too). Non-logging. */

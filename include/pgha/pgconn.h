@@ -34,6 +34,10 @@ typedef struct PgConnParams {
         usec_t backoff_min;           /* first reconnect delay; 0: 100 ms */
         usec_t backoff_max;           /* reconnect delay cap; 0: 3 s */
         const char *description;      /* names the event sources and log lines; NULL: "pg" */
+        /* NULL, or NULL-terminated key, value, key, value, ...: further libpq keywords of the user (sslmode,
+         * sslcert, sslkey, sslrootcert, ..., as Patroni's conn_kwargs adds them). Ours win over them:
+         * gssencmode stays disabled (GSSAPI may block) and the connect deadline is our timer. */
+        const char *const *libpq;
 } PgConnParams;
 
 typedef enum PgConnState {

@@ -573,17 +573,15 @@ static int verb_restart(Ctl *c, const CtlArgs *a) {
                         ret = rest_failed(m, error);
                         continue;
                 }
+                /* patronictl 3.0.2 reports a refused restart and still exits 0 */
                 if (status == 200)
                         printf("Success: restart on member %s\n", m->name);
                 else if (status == 202)
                         printf("Success: restart scheduled on member %s\n", m->name);
-                else if (status == 409) {
+                else if (status == 409)
                         printf("Failed: another restart is already scheduled on member %s\n", m->name);
-                        ret = -EIO;
-                } else {
+                else
                         print_response("Failed", "restart", m, status, body);
-                        ret = -EIO;
-                }
         }
         return ret;
 }

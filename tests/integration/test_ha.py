@@ -257,6 +257,26 @@ def test_restart_request_the_loop_cannot_act_on_is_refused(cluster_factory, chec
     c.wait_for_streaming(c.wait_for_leader(30), 1, 60)
 
 
+def test_restart_request_starts_a_paused_replica_whose_postmaster_was_killed(cluster_factory, checker):
+    """In maintenance mode nothing starts a dead postmaster by itself, but POST /restart does, as
+    Patroni's (its acceptance suite: "I kill postmaster on postgres1" while paused, then
+    `patronictl restart`): the replica runs and streams again, and the leader is left alone."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    replica = next(n for n in c.nodes if n is not leader)
+    status, body = leader.api("/config", "PATCH", {"pause": True})
+    assert status == 200, body
+    lib.wait_until(lambda: all(n.api("/patroni")[1].get("pause") is True for n in c.nodes), 10,
+                   what="pause seen by every node")
+    pid = replica.postmaster_pid()
+    os.kill(pid, signal.SIGKILL)
+    lib.wait_until(lambda: replica.api("/replica")[0] == 503, 10, what="/replica 503 on the dead replica")
+    reply = lib.wait_until(lambda: timed_restart(replica, {}), 30, interval=0.5, what="a restart request")
+    assert reply[0] == (200, b"restarted successfully"), reply
+    assert replica.postmaster_pid() not in (None, pid)
+    c.wait_for_streaming(leader, 1, 30)
+    assert c.leader_key() == leader.name
+
+
 def test_replica_lagging_beyond_maximum_lag_on_failover_does_not_promote(cluster_factory, checker):
     """maximum_lag_on_failover (1 MB here): a replica further behind the leader's last published WAL
     position than that must not take over, and the old leader, back, leads again with its data."""

@@ -1,7 +1,7 @@
 """pghad and the data directory (Patroni's data_directory_empty / cancel_initialization rules): a directory
 holding anything but dot-files and lost+found is never bootstrapped over nor removed; a failed bootstrap
 renames the directory to <data_dir>.failed (never removing an older one) and exits with status 1; a
-missing parent directory is named in one clear line."""
+missing parent directory is created by initdb, as with Patroni."""
 import os
 
 import pgha_cluster as pc
@@ -107,18 +107,16 @@ def test_failed_first_bootstrap_renames_data_dir_and_exits_1(workdir):
         cluster.stop()
 
 
-def test_missing_parent_of_data_dir_is_named(workdir):
+def test_missing_parent_of_data_dir_is_created(workdir):
+    """As Patroni, pghad lets initdb create the missing parents of data_dir on the first start."""
     data = os.path.join(workdir, "missing", "sub", "data")
     cluster, node = single(workdir, local_extra={"postgresql": {"data_dir": data}})
     try:
         node.start()
-        rc = wait_exit(node)
-        out = node.process.output()
-        parent = os.path.join(workdir, "missing", "sub")
-        assert f"parent directory '{parent}' of data directory '{data}' does not exist" in out, out[-3000:]
-        assert rc == 1, out[-3000:]
-        assert not os.path.exists(os.path.join(workdir, "missing"))
-        assert cluster.key_value("initialize") is None
+        assert cluster.wait_for_leader(timeout=90) is node
+        assert node.daemon_alive(), node.process.output()[-3000:]
+        assert os.path.exists(os.path.join(data, "PG_VERSION"))
+        assert "does not exist" not in node.process.output()
     finally:
         cluster.stop()
 

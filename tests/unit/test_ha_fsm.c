@@ -482,6 +482,10 @@ SETUP(s_stopped_paused_replica) {
         f->dcs.config.pause = true;
         f->pg.state = HA_PG_STOPPED;
 }
+SETUP(s_stopped_paused_replica_restart) {
+        s_stopped_paused_replica(f);
+        f->restart.requested = true; /* POST /restart after the postmaster was killed while paused */
+}
 SETUP(s_crashed_fail_over) {
         base(f);
         f->pg.state = HA_PG_CRASHED;
@@ -1214,6 +1218,13 @@ static const Scenario scenarios[] = {
            .action = HA_ACTION_WAIT,
            .next = HA_ROLE_REPLICA,
            .message = "PAUSE: postgres is not running"),
+        SC(s_stopped_paused_replica_restart,
+           .row = "restart_requested_stopped_paused",
+           .action = HA_ACTION_RESTART,
+           .next = HA_ROLE_REPLICA,
+           .target = "node1",
+           .message = "PAUSE: restart initiated",
+           .flags = HA_FLAG_CLEAR_RESTART),
         SC(s_crashed_fail_over,
            .row = "crashed_leader_fail_over",
            .action = HA_ACTION_DEMOTE_IMMEDIATE,

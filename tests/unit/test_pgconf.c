@@ -233,6 +233,58 @@ static const char *expected_recovery =
         "recovery_target_xid = ''\n"
         "restore_command = 'cp /a/%f %p'\n";
 
+/* The libpq keys under postgresql.authentication.<user> reach every connection made as that user, as
+ * Patroni's conn_kwargs: primary_conninfo (Patroni's "prefer" defaults only for the keys left unset), and
+ * the DSN of pg_basebackup / pg_rewind / psql built by pgconf_conn_params(). */
+TEST(auth_libpq_keys) {
+        static const char *json =
+                "{\"scope\": \"demo\", \"name\": \"node2\", \"postgresql\": {\"listen\": "
+                "\"127.0.0.1:5432\", \"data_dir\": \"/data\", \"pgpass\": \"/pgpass\","
+                " \"authentication\": {\"superuser\": {\"username\": \"postgres\", \"sslmode\": "
+                "\"require\"},"
+                " \"replication\": {\"username\": \"rep\", \"password\": \"pw\", \"sslmode\": "
+                "\"verify-ca\", \"sslcert\": \"/c/my cert.pem\", \"sslkey\": \"/c/key.pem\", "
+                "\"sslrootcert\": \"/c/ca.pem\", \"sslcrl\": \"/c/crl\", \"sslcrldir\": \"/c/crls\", "
+                "\"sslpassword\": \"kp\", \"channel_binding\": \"require\", \"target_session_attrs\": "
+                "\"any\"},"
+                " \"rewind\": {\"username\": \"rw\", \"gssencmode\": \"disable\", "
+                "\"target_session_attrs\": \"primary\"}}}}";
+        _cleanup_(pg_settings_done) PgSettings s = {};
+        _cleanup_(pg_params_done) PgParams rec = {}, rw = {};
+        _cleanup_free_ char *err = NULL, *dsn = NULL;
+        cJSON *j = cJSON_Parse(json);
+
+        ASSERT_NOT_NULL(j);
+        ASSERT_OK(pg_settings_from_json(j, &s, &err));
+        cJSON_Delete(j);
+
+        ASSERT_OK(pgconf_recovery_params(&s, "10.0.0.1", 5433, &rec));
+        ASSERT_STREQ(
+                pg_params_get(&rec, "primary_conninfo"),
+                "user=rep passfile=/pgpass host=10.0.0.1 port=5433 sslmode=verify-ca sslcert=/c/my\\ "
+                "cert.pem "
+                "sslkey=/c/key.pem sslpassword=kp sslrootcert=/c/ca.pem sslcrl=/c/crl sslcrldir=/c/crls "
+                "application_name=node2 gssencmode=prefer channel_binding=require target_session_attrs=any");
+
+        {
+                _cleanup_(proc_strv_freep) char **kv = NULL;
+
+                ASSERT_OK(pgconf_auth_libpq_strv(&s.superuser, &kv));
+                ASSERT_NOT_NULL(kv);
+                ASSERT_STREQ(kv[0], "sslmode");
+                ASSERT_STREQ(kv[1], "require");
+                ASSERT_NULL(kv[2]);
+        }
+
+        ASSERT_OK(pg_params_set(&rw, "target_session_attrs", "read-write"));
+        ASSERT_OK(pgconf_conn_params(&s.rewind, "postgres", "10.0.0.1", 5433, &rw));
+        dsn = pgconf_format_dsn(&rw);
+        ASSERT_STREQ(
+                dsn,
+                "dbname=postgres user=rw host=10.0.0.1 port=5433 gssencmode=disable "
+                "target_session_attrs=primary");
+}
+
 TEST(render_postgresql_conf) {
         _cleanup_(pg_settings_done) PgSettings s = {};
         _cleanup_(pg_params_done) PgParams rec = {};

@@ -3,6 +3,8 @@
  * Unit tests for pgconn: LSN text, back-off arithmetic, typed result getters over hand-built PGresults,
  * and the connection state machine against sockets that refuse or never answer (no server needed).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +233,49 @@ TEST(connect_refused_then_backoff) {
         ASSERT_EQ(o.calls, 1);
         ASSERT_EQ(o.error, -ECONNREFUSED);
         rmdir(dir);
+}
+
+/* The protocol code of the first packet libpq sends to a TCP server that accepts and stays silent:
+ * 196608 (protocol 3.0 StartupMessage) or 80877103 (SSLRequest). */
+static uint32_t first_packet_code(const char *const *libpq) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(pgconn_freep) PgConn *c = NULL;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), a;
+        uint8_t buf[8];
+        uint32_t code;
+
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+        ASSERT_OK(listen(fd, 8));
+        ASSERT_OK(getsockname(fd, (struct sockaddr *)&sa, &len));
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(pgconn_new(
+                e,
+                &(PgConnParams){.hostaddr = "127.0.0.1", .port = ntohs(sa.sin_port), .libpq = libpq},
+                &c));
+        ASSERT_OK(pgconn_connect_now(c));
+        run_until(e, NULL, 300 * USEC_PER_MSEC);
+        a = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        ASSERT_TRUE(a >= 0);
+        ASSERT_EQ(recv(a, buf, sizeof(buf), MSG_DONTWAIT), (ssize_t)sizeof(buf));
+        memcpy(&code, buf + 4, sizeof(code));
+        close(a);
+        close(fd);
+        return ntohl(code);
+}
+
+/* PgConnParams.libpq reaches libpq: sslmode=disable makes the first packet the StartupMessage and
+ * sslmode=require an SSLRequest (libpq's default, prefer, sends one too); a gssencmode of the user's
+ * does not override ours (disable: GSSAPI negotiation may block), else a GSSENCRequest would come. */
+TEST(libpq_keywords_reach_the_connection) {
+        ASSERT_EQ(first_packet_code((const char *const[]){"sslmode", "disable", NULL}), 196608U);
+        ASSERT_EQ(first_packet_code((const char *const[]){"sslmode", "require", NULL}), 80877103U);
+        ASSERT_EQ(
+                first_packet_code(
+                        (const char *const[]){"sslmode", "disable", "gssencmode", "require", NULL}),
+                196608U);
 }
 
 /* A Unix socket that accepts into the backlog but never speaks: the connect phase must end at its

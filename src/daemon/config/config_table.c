@@ -874,20 +874,27 @@ static int parse_dcs(ConfigParser *p, const YNode *n, const char *path, const Co
                         }
                 }
         }
+        /* Patroni 3.0.2 starts on such a configuration (its acceptance suite's watchdog feature runs
+         * with loop_wait 2, retry_timeout 10 and ttl 20), so a drop-in must too: the leader key may expire
+         * before a retried DCS write gives up, which the operator should hear about, but it is not a reason
+         * to refuse to run. */
         if (!bad && loop_wait + 2 * retry_timeout > ttl) {
                 const YNode *at = ynode_get(n, "ttl") ?: ynode_get(n, "loop_wait") ?: ynode_get(n, "retry_timeout") ?: n;
+                int r;
 
-                config_parser_error(
+                r = config_parser_warning(
                         p,
                         at,
                         ynode_get(n, "ttl")                 ? "bootstrap.dcs.ttl"
                                 : ynode_get(n, "loop_wait") ? "bootstrap.dcs.loop_wait"
                                                             : "bootstrap.dcs.retry_timeout",
-                        "loop_wait + 2*retry_timeout must not exceed ttl (%lld + 2*%lld > %lld)",
+                        "loop_wait + 2*retry_timeout exceeds ttl (%lld + 2*%lld > %lld): the leader key may "
+                        "expire while a DCS request is still being retried",
                         loop_wait,
                         retry_timeout,
                         ttl);
-                bad = true;
+                if (r < 0)
+                        return r;
         }
         if (bad)
                 return -EINVAL;
@@ -973,6 +980,11 @@ parse_restapi_auth(ConfigParser *p, const YNode *n, const char *path, const Conf
                 KEY("postgresql.authentication." #u ".channel_binding",                                    \
                     CK_STRING,                                                                             \
                     postgresql.u.channel_binding,                                                          \
+                    NULL,                                                                                  \
+                    0),                                                                                    \
+                KEY("postgresql.authentication." #u ".target_session_attrs",                               \
+                    CK_STRING,                                                                             \
+                    postgresql.u.target_session_attrs,                                                     \
                     NULL,                                                                                  \
                     0)
 

@@ -913,6 +913,12 @@ static bool p_always_uninitialized(const HaFacts *f) {
 static bool p_stopped_paused_leader(const HaFacts *f) {
         return pg_not_running(f) && paused(f) && owns_lock(f);
 }
+/* Patroni's POST /restart runs the restart itself, in maintenance mode too: a replica whose postmaster is
+ * gone while paused is started again on request (the leader's own case is the lock-release row above). */
+static bool p_restart_requested_stopped_paused(const HaFacts *f) {
+        return pg_not_running(f) && paused(f) && f->restart.requested && f->restart.filters_match &&
+                dcs_ok(f) && !owns_lock(f) && !job_running(f);
+}
 static bool p_stopped_paused(const HaFacts *f) {
         return pg_not_running(f) && paused(f);
 }
@@ -1110,6 +1116,7 @@ static bool p_unlocked_not_healthiest(const HaFacts *f) {
 #define COMMENT_UNINIT_WAIT               "somebody else bootstraps the cluster"
 #define COMMENT_STOPPED_PAUSED_LEADER     "postgres not running while paused and holding the lock"
 #define COMMENT_STOPPED_PAUSED            "postgres not running while paused"
+#define COMMENT_RESTART_STOPPED_PAUSED    "restart requested while paused and postgres is not running"
 #define COMMENT_CRASHED_FAIL_OVER         "primary crashed, primary_start_timeout 0, failover possible"
 #define COMMENT_STOPPED_UNCLEAN           "stopped uncleanly: single-user crash recovery first"
 #define COMMENT_STOPPED_LEADER            "postgres not running while holding the lock: start it"
@@ -1320,6 +1327,8 @@ static const HaFsmRow ha_fsm_table[] = {
         /* PostgreSQL is not running: paused, crashed, or needs to start. */
         ROW(R_PRD, p_stopped_paused_leader, KEEP, HA_ACTION_RELEASE_LOCK, 0, COMMENT_STOPPED_PAUSED_LEADER,
             "removed leader lock because postgres is not running", NULL),
+        ROW(R_PRD, p_restart_requested_stopped_paused, KEEP, HA_ACTION_RESTART, HA_FLAG_CLEAR_RESTART,
+            COMMENT_RESTART_STOPPED_PAUSED, "restart initiated", NULL),
         ROW(R_PRD, p_stopped_paused, KEEP, HA_ACTION_WAIT, 0, COMMENT_STOPPED_PAUSED,
             "postgres is not running", NULL),
         ROW(R_PRD, p_crashed_leader_fail_over, HA_ROLE_DEMOTED, HA_ACTION_DEMOTE_IMMEDIATE,

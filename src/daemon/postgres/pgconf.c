@@ -106,6 +106,7 @@ DEFINE_STRING_TABLE_LOOKUP(pg_callback, PgCallback);
 static void pg_auth_done(PgAuth *a) {
         a->username = mfree(a->username);
         a->password = mfree(a->password);
+        pg_params_done(&a->libpq);
 }
 
 /* pg_settings_done() - frees every field and zeroes the struct; safe on a zeroed or half-filled one. */
@@ -267,17 +268,7 @@ static int get_params(
         return 0;
 }
 
-static int get_auth(const cJSON *auth, const char *key, PgAuth *ret, char **reterr) {
-        const cJSON *j = cJSON_GetObjectItemCaseSensitive(auth, key);
-        int r;
-
-        if (!j)
-                return 0;
-        r = get_string(j, "username", &ret->username, reterr, "postgresql.authentication");
-        if (r < 0)
-                return r;
-        return get_string(j, "password", &ret->password, reterr, "postgresql.authentication");
-}
+static int get_auth(const cJSON *auth, const char *key, PgAuth *ret, char **reterr);
 
 static int parse_listen(PgSettings *s, const char *listen, char **reterr) {
         const char *colon = strrchr(listen, ':');
@@ -654,6 +645,46 @@ static const char *const dsn_keywords[] = {
         "target_session_attrs",
 };
 
+/* Keys of postgresql.authentication.<user> that go into that user's connections as they are: every
+ * keyword Patroni's format_dsn() writes, but those pgha sets itself. */
+static bool auth_key_is_libpq(const char *key) {
+        static const char *const own[] = {
+                "dbname", "user", "passfile", "password", "host", "port", "application_name"};
+        for (size_t i = 0; i < ELEMENTSOF(own); i++)
+                if (streq(key, own[i]))
+                        return false;
+        return true;
+}
+
+static int get_auth(const cJSON *auth, const char *key, PgAuth *ret, char **reterr) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(auth, key);
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (!j)
+                return 0;
+        if (asprintf(&path, "postgresql.authentication.%s", key) < 0)
+                return -ENOMEM;
+        r = get_string(j, "username", &ret->username, reterr, path);
+        if (r < 0)
+                return r;
+        r = get_string(j, "password", &ret->password, reterr, path);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(dsn_keywords); i++) {
+                _cleanup_free_ char *v = NULL;
+
+                if (!auth_key_is_libpq(dsn_keywords[i]))
+                        continue;
+                r = get_string(j, dsn_keywords[i], &v, reterr, path);
+                if (r < 0)
+                        return r;
+                if (v && (r = pg_params_set(&ret->libpq, dsn_keywords[i], v)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* pgconf_format_dsn() - libpq key/value string in Patroni's fixed keyword order, values with ', \ and
  * space backslash-escaped; keywords whose value is NULL are skipped. params is a list of pairs. */
 char *pgconf_format_dsn(const PgParams *params) {
@@ -684,6 +715,37 @@ char *pgconf_format_dsn(const PgParams *params) {
                 return NULL;
         }
         return buf;
+}
+
+/* pgconf_conn_params() - dbname, user, host and port, then auth's own libpq keys over them (Patroni's
+ * conn_kwargs(auth)); never the password, which the pgpass file carries. Non-logging. */
+int pgconf_conn_params(
+        const PgAuth *auth, const char *dbname, const char *host, unsigned port, PgParams *p) {
+        char port_s[16];
+        int r;
+
+        (void)snprintf(port_s, sizeof(port_s), "%u", port);
+        if ((dbname && (r = pg_params_set(p, "dbname", dbname)) < 0) ||
+            (r = pg_params_set(p, "user", auth->username)) < 0 || (r = pg_params_set(p, "host", host)) < 0 ||
+            (r = pg_params_set(p, "port", port_s)) < 0)
+                return r;
+        for (size_t i = 0; i < auth->libpq.n; i++)
+                if ((r = pg_params_set(p, auth->libpq.items[i].name, auth->libpq.items[i].value)) < 0)
+                        return r;
+        return 0;
+}
+
+/* pgconf_auth_libpq_strv() - see pgconf.h: for pghad's own connections as that user. */
+int pgconf_auth_libpq_strv(const PgAuth *auth, char ***ret) {
+        _cleanup_(proc_strv_freep) char **l = NULL;
+
+        for (size_t i = 0; i < auth->libpq.n; i++)
+                if (auth->libpq.items[i].value &&
+                    (proc_strv_push(&l, auth->libpq.items[i].name) < 0 ||
+                     proc_strv_push(&l, auth->libpq.items[i].value) < 0))
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
 }
 
 /* pgconf_parse_conn_url() - host and port from a member's conn_url (postgres://host:port/db). */
@@ -935,20 +997,19 @@ int pgconf_recovery_params(const PgSettings *s, const char *host, unsigned port,
                 return r;
 
         if (host) {
+                static const char *const prefer[] = {"sslmode", "gssencmode", "channel_binding"};
                 _cleanup_(pg_params_done) PgParams c = {};
                 _cleanup_free_ char *dsn = NULL;
-                char port_s[16];
 
-                (void)snprintf(port_s, sizeof(port_s), "%u", port);
-                if ((r = pg_params_set(&c, "user", s->replication.username)) < 0 ||
+                /* As Patroni: the replication user's libpq keys, and "prefer" for those it leaves unset. */
+                if ((r = pgconf_conn_params(&s->replication, /* dbname= */ NULL, host, port, &c)) < 0 ||
                     (s->replication.password && (r = pg_params_set(&c, "passfile", s->pgpass)) < 0) ||
-                    (r = pg_params_set(&c, "host", host)) < 0 ||
-                    (r = pg_params_set(&c, "port", port_s)) < 0 ||
-                    (r = pg_params_set(&c, "sslmode", "prefer")) < 0 ||
-                    (r = pg_params_set(&c, "application_name", s->name)) < 0 ||
-                    (r = pg_params_set(&c, "gssencmode", "prefer")) < 0 ||
-                    (r = pg_params_set(&c, "channel_binding", "prefer")) < 0)
+                    (r = pg_params_set(&c, "application_name", s->name)) < 0)
                         return r;
+                for (size_t i = 0; i < ELEMENTSOF(prefer); i++)
+                        if (!pg_params_get(&c, prefer[i]) &&
+                            (r = pg_params_set(&c, prefer[i], "prefer")) < 0)
+                                return r;
                 dsn = pgconf_format_dsn(&c);
                 if (!dsn)
                         return -ENOMEM;

@@ -30,6 +30,7 @@
 
 #include "pgha/log.h"
 #include "pgha/pgconn.h"
+#include "pgha/proc.h"
 
 #define PGCONN_DEFAULT_CONNECT_TIMEOUT   (3 * USEC_PER_SEC)
 #define PGCONN_DEFAULT_STATEMENT_TIMEOUT (2 * USEC_PER_SEC)
@@ -59,6 +60,8 @@ struct PgConn {
         sd_event *event;
 
         char *host, *hostaddr, *user, *password, *dbname, *application_name, *description;
+        char **libpq;        /* PgConnParams.libpq, copied; NULL when none */
+        size_t n_libpq;      /* pairs in libpq */
         bool resolve_host;   /* host is a name: look it up before every connect */
         PgResolve *resolve;  /* lookup in progress */
         char *resolved_addr; /* result for the current attempt, passed as hostaddr */
@@ -116,6 +119,7 @@ static void conn_unref(PgConn *c) {
         free(c->dbname);
         free(c->application_name);
         free(c->description);
+        proc_strv_free(c->libpq);
         free(c->last_error);
         free(c->resolved_addr);
         sd_event_unref(c->event);
@@ -355,7 +359,9 @@ static void on_conn_resolved(PgResolve *r, int error, const char *address, void 
 }
 
 static int conn_connect(PgConn *c) {
-        const char *keys[16], *values[16]; /* at most 12 keywords plus the terminator */
+        /* at most 12 keywords of ours, the user's, and the terminator */
+        _cleanup_free_ const char **keys = new0(const char *, 13 + c->n_libpq);
+        _cleanup_free_ const char **values = new0(const char *, 13 + c->n_libpq);
         const char *hostaddr = c->hostaddr ?: c->resolved_addr;
         char port[12], options[64];
         size_t n = 0;
@@ -364,6 +370,10 @@ static int conn_connect(PgConn *c) {
         assert(!c->pg);
 
         c->state = PGCONN_CONNECTING;
+        if (!keys || !values) {
+                r = -ENOMEM;
+                goto fail;
+        }
         if (!c->connect_timer) {
                 /* one deadline for the whole connect phase, name lookup included */
                 r = sd_event_add_time_relative(
@@ -409,6 +419,11 @@ static int conn_connect(PgConn *c) {
         }
         keys[n] = "dbname";
         values[n++] = c->dbname;
+        /* the user's keywords before the ones below: libpq takes the last value of a repeated keyword */
+        for (size_t i = 0; i < c->n_libpq; i++) {
+                keys[n] = c->libpq[2 * i];
+                values[n++] = c->libpq[2 * i + 1];
+        }
         keys[n] = "fallback_application_name";
         values[n++] = c->application_name;
         (void)snprintf(
@@ -711,6 +726,9 @@ int pgconn_new(sd_event *e, const PgConnParams *params, PgConn **ret) {
             free_and_strdup(&c->application_name, params->application_name ?: "Patroni") < 0 ||
             free_and_strdup(&c->description, params->description ?: "pg") < 0)
                 return -ENOMEM;
+        for (const char *const *kv = params->libpq; kv && kv[0] && kv[1]; kv += 2, c->n_libpq++)
+                if (proc_strv_push(&c->libpq, kv[0]) < 0 || proc_strv_push(&c->libpq, kv[1]) < 0)
+                        return -ENOMEM;
         /* a name (not a socket directory) without hostaddr: never let libpq resolve it */
         c->resolve_host = c->host && c->host[0] != '/' && !c->hostaddr;
 

@@ -1330,17 +1330,23 @@ int pgctl_local_superuser_env(PgCtlJob *j, const char *host, char **ret) {
         return asprintf(ret, "PGPASSFILE=%s", j->tmp_pgpass) < 0 ? -ENOMEM : 0;
 }
 
+/* pgctl_psql_dsn() - the local superuser's connection string (with its libpq keys, as Patroni's
+ * local_connect_kwargs: they matter when host is an address rather than a socket directory). */
+char *pgctl_psql_dsn(const PgSettings *s, const char *host) {
+        _cleanup_(pg_params_done) PgParams p = {};
+        if (pgconf_conn_params(&s->superuser, s->database, host, s->port, &p) < 0)
+                return NULL;
+        return pgconf_format_dsn(&p);
+}
+
 int pgctl_psql_argv(const PgSettings *s, const char *host, char ***ret) {
         _cleanup_(proc_strv_freep) char **argv = NULL;
-        _cleanup_free_ char *bin = pgconf_bin(s, "psql");
-        if (!bin)
+        _cleanup_free_ char *bin = pgconf_bin(s, "psql"), *dsn = pgctl_psql_dsn(s, host);
+        if (!bin || !dsn)
                 return -ENOMEM;
         if (proc_strv_push(&argv, bin) < 0 || proc_strv_push(&argv, "-X") < 0 ||
             proc_strv_push(&argv, "-q") < 0 || proc_strv_push(&argv, "-v") < 0 ||
-            proc_strv_push(&argv, "ON_ERROR_STOP=1") < 0 || proc_strv_pushf(&argv, "--host=%s", host) < 0 ||
-            proc_strv_pushf(&argv, "--port=%u", s->port) < 0 ||
-            proc_strv_pushf(&argv, "--username=%s", s->superuser.username) < 0 ||
-            proc_strv_pushf(&argv, "--dbname=%s", s->database) < 0)
+            proc_strv_push(&argv, "ON_ERROR_STOP=1") < 0 || proc_strv_pushf(&argv, "--dbname=%s", dsn) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(argv);
         return 0;

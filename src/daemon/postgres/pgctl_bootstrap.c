@@ -38,9 +38,8 @@ static void initdb_first(PgCtlJob *j) {
         _cleanup_free_ char *bin = pgconf_bin(s, "initdb"), *msg = NULL, *pw = NULL;
         int r;
 
-        r = pgctl_check_parent_dir(s, &msg);
-        if (r >= 0)
-                r = pgctl_check_bin(s, "initdb", &msg);
+        /* A missing parent of data_dir is no error: initdb creates it, as Patroni relies on. */
+        r = pgctl_check_bin(s, "initdb", &msg);
         if (r < 0)
                 return pgctl_job_finish(j, r, "%s", strna(msg));
         if (!pgctl_dir_is_empty(s->data_dir))
@@ -250,20 +249,14 @@ static void bootstrap_on_post_bootstrap(PgCtlJob *j, const ProcResult *r) {
 static void bootstrap_run_post_bootstrap(PgCtlJob *j) {
         const PgSettings *s = j->settings;
         _cleanup_(proc_strv_freep) char **argv = NULL;
-        _cleanup_(pg_params_done) PgParams p = {};
         _cleanup_free_ char *host = pgconf_local_host(s), *env_pgpass = NULL, *dsn = NULL;
-        char port[16];
 
         if (!host)
                 return pgctl_job_finish(j, -ENOMEM, "out of memory");
         if (proc_split_command(s->post_bootstrap, &argv) < 0)
                 return pgctl_job_finish(
                         j, -EINVAL, "bootstrap.post_bootstrap: cannot parse '%s'", s->post_bootstrap);
-        (void)snprintf(port, sizeof(port), "%u", s->port);
-        if (pg_params_set(&p, "dbname", s->database) < 0 ||
-            pg_params_set(&p, "user", s->superuser.username) < 0 || pg_params_set(&p, "host", host) < 0 ||
-            pg_params_set(&p, "port", port) < 0 || !(dsn = pgconf_format_dsn(&p)) ||
-            proc_strv_push(&argv, dsn) < 0)
+        if (!(dsn = pgctl_psql_dsn(s, host)) || proc_strv_push(&argv, dsn) < 0)
                 return pgctl_job_finish(j, -ENOMEM, "out of memory");
         JOB_TRY(j, pgctl_local_superuser_env(j, host, &env_pgpass), "could not write a password file");
         char *env[] = {env_pgpass, (char *)"PGOPTIONS=-c synchronous_commit=local", NULL};
@@ -457,12 +450,8 @@ static void custom_first(PgCtlJob *j) {
         const PgSettings *s = j->settings;
         const PgCustomBootstrap *cb = &s->custom_bootstrap;
         _cleanup_(proc_strv_freep) char **argv = NULL;
-        _cleanup_free_ char *msg = NULL;
-        int r;
 
-        r = pgctl_check_parent_dir(s, &msg);
-        if (r < 0)
-                return pgctl_job_finish(j, r, "%s", strna(msg));
+        /* As Patroni: the custom command gets data_dir as it is and creates it (and its parents). */
         if (!pgctl_dir_is_empty(s->data_dir))
                 return pgctl_job_finish(
                         j,

@@ -146,6 +146,7 @@ int pgctl_local_superuser_env(PgCtlJob *j, const char *host, char **ret);
 char *pgctl_result_reason(const ProcResult *r);
 char **pgctl_controldata_env(void);
 int pgctl_controldata_argv(const PgSettings *s, char ***ret);
+char *pgctl_psql_dsn(const PgSettings *s, const char *host);
 int pgctl_psql_argv(const PgSettings *s, const char *host, char ***ret);
 char *pgctl_postmaster_log_reason(const PgSettings *s);
 int pgctl_pg_param_compare_name(const void *a, const void *b);

@@ -72,13 +72,11 @@ static const PgReplicaMethod *replica_method(const PgCtlJob *j) {
         return j->method_index < s->n_replica_methods ? &s->replica_methods[j->method_index] : NULL;
 }
 
+/* replica_dsn - the clone source's connection string for pg_basebackup or a custom method, with the
+ * replication user's libpq keys (TLS and the like), as Patroni's conn_kwargs. */
 static char *replica_dsn(const PgCtlJob *j) {
         _cleanup_(pg_params_done) PgParams p = {};
-        char port[16];
-        (void)snprintf(port, sizeof(port), "%u", j->port);
-        if (pg_params_set(&p, "dbname", j->settings->database) < 0 ||
-            pg_params_set(&p, "user", j->settings->replication.username) < 0 ||
-            pg_params_set(&p, "host", j->host) < 0 || pg_params_set(&p, "port", port) < 0)
+        if (pgconf_conn_params(&j->settings->replication, j->settings->database, j->host, j->port, &p) < 0)
                 return NULL;
         return pgconf_format_dsn(&p);
 }
@@ -281,11 +279,9 @@ static void replica_next_method(PgCtlJob *j) {
         replica_run(j);
 }
 
+/* replica_first - no check of data_dir's parent: pg_basebackup creates missing parents (as Patroni relies
+ * on) and a custom method gets data_dir as it is. */
 static void replica_first(PgCtlJob *j) {
-        _cleanup_free_ char *msg = NULL;
-        int r = pgctl_check_parent_dir(j->settings, &msg);
-        if (r < 0)
-                return pgctl_job_finish(j, r, "%s", strna(msg));
         if (pgctl_postmaster_pid(j->settings->data_dir, NULL) > 0)
                 return pgctl_job_finish(
                         j,
@@ -414,7 +410,6 @@ static void rewind_on_controldata(PgCtlJob *j, const ProcResult *r) {
         _cleanup_(proc_strv_freep) char **argv = NULL;
         _cleanup_(pg_params_done) PgParams p = {};
         const PgAuth *auth = s->rewind.username ? &s->rewind : &s->superuser;
-        char port[16];
 
         if (!proc_result_ok(r)) {
                 why = pgctl_result_reason(r);
@@ -442,10 +437,9 @@ static void rewind_on_controldata(PgCtlJob *j, const ProcResult *r) {
                 return pgctl_job_wait_stale(j, rewind_crash_recovery_run);
         }
 
-        (void)snprintf(port, sizeof(port), "%u", j->port);
-        if (pg_params_set(&p, "dbname", s->database) < 0 || pg_params_set(&p, "user", auth->username) < 0 ||
-            pg_params_set(&p, "host", j->host) < 0 || pg_params_set(&p, "port", port) < 0 ||
-            pg_params_set(&p, "target_session_attrs", "read-write") < 0)
+        /* the rewind user's libpq keys (TLS and the like) win over our read-write default */
+        if (pg_params_set(&p, "target_session_attrs", "read-write") < 0 ||
+            pgconf_conn_params(auth, s->database, j->host, j->port, &p) < 0)
                 return pgctl_job_finish(j, -ENOMEM, "out of memory");
         dsn = pgconf_format_dsn(&p);
         bin = pgconf_bin(s, "pg_rewind");
