@@ -1,11 +1,13 @@
 """Debian's real pgbouncer with conf/pgbouncer.ini in front of Debian's HAProxy with conf/haproxy.cfg in
 front of a real 3-node pghad cluster (docs/pgbouncer.md): writes through pgbouncer reach the leader;
 after a kill -9 of the whole leader node they reach the new leader again within ttl + loop_wait +
-HAProxy's inter x rise (plus a small margin) of the kill; after POST /switchover they reach the candidate.
+HAProxy's inter x rise (plus a small margin) of the kill, and no more than server_login_retry later than
+HAProxy itself offers the new leader; after POST /switchover they reach the candidate.
 Every row written is then read back from the node that must hold it, directly on its own port.
 
 PGHA_TEST_DAEMON=patroni runs the same test against Patroni 3.0.2 with the same YAML.
 """
+import contextlib
 import os
 import re
 import shutil
@@ -15,9 +17,11 @@ import pytest
 
 import pgha_cluster as pc
 import pgha_testlib as lib
+from test_haproxy_cluster import served_by
 
 INTER, FALL, RISE = 3.0, 3, 2  # conf/haproxy.cfg: default-server inter 3s fall 3 rise 2
 MARGIN = 3.0  # scheduling on a loaded 2-core CI machine, and pgbouncer's server_login_retry (1 s)
+LOGIN_RETRY = 1.0  # conf/pgbouncer.ini: server_login_retry
 PASSWORD = "bouncer-pass"
 
 
@@ -91,12 +95,24 @@ def write(bouncer, row):
         conn.close()
 
 
-def write_until_accepted(bouncer, row, timeout, what):
+def write_until_accepted(bouncer, row, timeout, what, haproxy_port=None):
     """Retries the write of row (each failed try is a refused login or a read-only server) until one is
-    committed; returns (committing port, seconds it took)."""
-    start = time.monotonic()
-    port = lib.wait_until(lambda: write(bouncer, row), timeout, interval=0.2, what=what)
-    return port, time.monotonic() - start
+    committed; returns the committing port. With haproxy_port, each try first asks HAProxy directly for
+    a writable server, and the return value is (port, when HAProxy first offered one, when pgbouncer
+    committed) in time.monotonic(): the difference is what pgbouncer itself adds."""
+    seen = {}
+
+    def attempt():
+        if haproxy_port and "haproxy" not in seen:
+            with contextlib.suppress(Exception):
+                if served_by(haproxy_port, timeout=1)[1]:
+                    seen["haproxy"] = time.monotonic()
+        return write(bouncer, row)
+
+    port = lib.wait_until(attempt, timeout, interval=0.2, what=what)
+    if not haproxy_port:
+        return port
+    return port, seen.get("haproxy", time.monotonic()), time.monotonic()
 
 
 def rows_on(node):
@@ -109,16 +125,16 @@ def stack(workdir, cluster_behind_haproxy):
     cluster, haproxy = cluster_behind_haproxy
     bouncer = PgBouncer(workdir, haproxy.ports[5000])
     try:
-        yield cluster, bouncer
+        yield cluster, haproxy, bouncer
     finally:
         bouncer.stop()
 
 
 def test_pgbouncer_follows_failover_and_switchover(stack):
-    cluster, bouncer = stack
+    cluster, haproxy, bouncer = stack
     leader = cluster.wait_for_leader(30)
     leader.query("CREATE TABLE via_pgbouncer (id int PRIMARY KEY, port int)")
-    port, _ = write_until_accepted(bouncer, 1, INTER * RISE + MARGIN, "the first write through pgbouncer")
+    port = write_until_accepted(bouncer, 1, INTER * RISE + MARGIN, "the first write through pgbouncer")
     assert port == leader.pg_port
     # a client connection opened before the failover (transaction pooling keeps it across the failover)
     kept = bouncer.connect()
@@ -128,12 +144,17 @@ def test_pgbouncer_follows_failover_and_switchover(stack):
     killed = time.monotonic()
     ttl, loop_wait = pc.SHORT_TIMINGS["ttl"], pc.SHORT_TIMINGS["loop_wait"]
     bound = ttl + loop_wait + INTER * RISE + MARGIN
-    port, _ = write_until_accepted(bouncer, 2, bound + 10, "a write through pgbouncer after the kill")
-    took = time.monotonic() - killed
+    port, haproxy_ready, committed = write_until_accepted(bouncer, 2, bound + 10,
+                                                          "a write through pgbouncer after the kill",
+                                                          haproxy_port=haproxy.ports[5000])
+    took, lag = committed - killed, committed - haproxy_ready
     new = cluster.wait_for_leader(10, exclude=(leader.name,))
-    print(f"a write through pgbouncer committed {took:.2f} s after the kill -9 of {leader.name}")
+    print(f"a write through pgbouncer committed {took:.2f} s after the kill -9 of {leader.name},"
+          f" {lag:.2f} s after HAProxy offered the new leader")
     assert port == new.pg_port, f"row 2 committed on port {port}, the new leader {new.name} is {new.pg_port}"
     assert took <= bound, f"pgbouncer needed {took:.2f} s after the kill (bound {bound} s)"
+    # conf/pgbouncer.ini's server_login_retry (1 s) is all pgbouncer may add to HAProxy's own delay
+    assert lag <= LOGIN_RETRY + 1.5, f"pgbouncer lagged HAProxy by {lag:.2f} s"
     assert {1, 2} <= rows_on(new)
     with kept.cursor() as cur:
         cur.execute("INSERT INTO via_pgbouncer VALUES (3, inet_server_port()) RETURNING port")
@@ -150,7 +171,7 @@ def test_pgbouncer_follows_failover_and_switchover(stack):
     # Until HAProxy marks the demoted leader down (inter x fall) it may still hand it a connection, and
     # that write is refused (read-only); each row is retried until committed, and must land on candidate.
     for row in (4, 5, 6, 7):
-        port, _ = write_until_accepted(bouncer, row, INTER * FALL + MARGIN + 10,
+        port = write_until_accepted(bouncer, row, INTER * FALL + MARGIN + 10,
                                        f"write {row} through pgbouncer after the switchover")
         assert port == candidate.pg_port, f"row {row} committed on port {port}, not on {candidate.name}"
     took = time.monotonic() - switched
