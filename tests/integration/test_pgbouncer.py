@@ -161,10 +161,11 @@ def test_pgbouncer_follows_failover_and_switchover(stack):
         assert cur.fetchone()[0] == new.pg_port
     kept.close()
 
-    # switchover to the remaining replica while writes continue
+    # switchover to the remaining replica; writes through pgbouncer then continue on it
     candidate = next(n for n in cluster.nodes if n is not leader and n is not new)
     cluster.wait_for_streaming(new, 1, 30)
-    status, body = new.api("/switchover", "POST", {"leader": new.name, "candidate": candidate.name}, timeout=30)
+    status, body = new.api("/switchover", "POST", {"leader": new.name, "candidate": candidate.name},
+                           timeout=30)
     assert status == 200, body
     switched = time.monotonic()
     assert cluster.wait_for_leader(30).name == candidate.name
