@@ -17,6 +17,8 @@ packages=(
     util-linux procps curl
     # promtool (Debian package prometheus) checks that /metrics parses and tests the alert rules
     prometheus
+    # PgBouncer in front of HAProxy (docs/pgbouncer.md, tests/integration/test_pgbouncer.py)
+    pgbouncer
     # the .deb test: man -w, systemd-analyze verify, dpkg-shlibdeps (cpack itself needs no dpkg tools)
     man-db systemd dpkg-dev
 )

@@ -102,3 +102,21 @@ def checker():
     if "c" in holder:
         holder["c"].stop()
         assert holder["c"].violations == [], f"two writable primaries at once: {holder['c'].violations}"
+
+
+# A 3-node cluster (both replicas streaming) behind Debian's HAProxy with conf/haproxy.cfg
+# (test_haproxy_cluster.py, test_pgbouncer.py); HAProxy and the cluster are stopped by PID afterwards.
+@pytest.fixture
+def cluster_behind_haproxy(workdir):
+    cluster = pc.Cluster(workdir, n=3, daemon=DAEMON)
+    haproxy = None
+    try:
+        cluster.start()
+        leader = cluster.wait_for_leader(60)
+        cluster.wait_for_streaming(leader, 2, 60)
+        haproxy = lib.HAProxy(workdir, [(n.name, n.pg_port, n.api_port) for n in cluster.nodes])
+        yield cluster, haproxy
+    finally:
+        if haproxy:
+            haproxy.stop()
+        cluster.stop()

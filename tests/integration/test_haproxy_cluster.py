@@ -4,7 +4,6 @@ reaches the new leader within inter x fall of its promotion (conf/haproxy.cfg: i
 
 PGHA_TEST_DAEMON=patroni runs the same test against Patroni 3.0.2 with the same YAML.
 """
-import os
 import time
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 import pgha_cluster as pc
 import pgha_testlib as lib
 
-DAEMON = os.environ.get("PGHA_TEST_DAEMON", "pghad")
 INTER, FALL = 3.0, 3
 
 
@@ -49,22 +47,6 @@ def check_metrics(cluster, leader):
         assert len(findings) == 4, findings  # xlog_location, received, replayed, timeline
         role = "primary" if node is leader else "replica"
         assert f'patroni_{role}{{scope="{cluster.scope}"}} 1' in body.decode(), body.decode()
-
-
-@pytest.fixture
-def cluster_behind_haproxy(workdir):
-    cluster = pc.Cluster(workdir, n=3, daemon=DAEMON)
-    haproxy = None
-    try:
-        cluster.start()
-        leader = cluster.wait_for_leader(60)
-        cluster.wait_for_streaming(leader, 2, 60)
-        haproxy = lib.HAProxy(workdir, [(n.name, n.pg_port, n.api_port) for n in cluster.nodes])
-        yield cluster, haproxy
-    finally:
-        if haproxy:
-            haproxy.stop()
-        cluster.stop()
 
 
 def test_haproxy_routes_writes_to_leader_and_follows_failover(cluster_behind_haproxy):
