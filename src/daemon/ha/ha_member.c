@@ -23,6 +23,8 @@ static bool standby_ready(Ha *h) {
 static const char *pg_state_string(Ha *h) {
         const PgStatus *st = pgstatus(h);
 
+        if (h->pg_stopped_clean)
+                return "stopped";
         if (standby_ready(h))
                 return "running";
 
@@ -146,6 +148,23 @@ void ha_touch_member(Ha *h) {
         free(h->member_last);
         h->member_last = TAKE_PTR(text);
         h->member_last_lease = dcs_lease_id(h->dcs);
+}
+
+/* ha_touch_member_stopped - the last write of the shutdown, after a clean stop of PostgreSQL (Patroni's
+ * Ha.shutdown() calls touch_member() then): the member key with state "stopped", on our lease, which is
+ * no longer kept alive, so the key stays until the lease expires. The leader keeps our slot meanwhile,
+ * and a quick restart streams through it again. Written even when a tick's write is still in flight, so
+ * the stopped state is the last one sent. cb runs once the write ended; returns < 0 (cb not called) when
+ * it could not be sent. Non-logging. */
+int ha_touch_member_stopped(Ha *h, DcsWriteCallback cb, void *userdata) {
+        _cleanup_(cJSON_Deletep) cJSON *j = NULL;
+        int r;
+
+        h->pg_stopped_clean = true;
+        r = build_member_key(h, &j);
+        if (r < 0)
+                return r;
+        return dcs_touch_member(h->dcs, j, cb, userdata);
 }
 
 static cJSON *cluster_json(Ha *h) {
