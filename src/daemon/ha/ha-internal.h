@@ -179,6 +179,8 @@ struct Ha {
         int64_t member_written_revision; /* etcd revision of our last member key write */
         bool member_write_running;
         bool pg_stopped_clean; /* shutting down, PostgreSQL stopped: the member key says "stopped" */
+        DcsWriteCallback member_stopped_cb; /* the "stopped" write waits for the write in flight */
+        void *member_stopped_userdata;
 
         /* slots */
         char *slots_done;
