@@ -178,6 +178,9 @@ struct Ha {
         int64_t member_last_lease;
         int64_t member_written_revision; /* etcd revision of our last member key write */
         bool member_write_running;
+        bool pg_stopped_clean; /* shutting down, PostgreSQL stopped: the member key says "stopped" */
+        DcsWriteCallback member_stopped_cb; /* the "stopped" write waits for the write in flight */
+        void *member_stopped_userdata;
 
         /* slots */
         char *slots_done;
@@ -260,6 +263,7 @@ void ha_on_release_action(Dcs *d, int error, const char *message, const DcsWrite
 /* ha_member.c */
 const char *ha_member_role_string(Ha *h);
 void ha_touch_member(Ha *h);
+int ha_touch_member_stopped(Ha *h, DcsWriteCallback cb, void *userdata);
 bool ha_upstream_detached(Ha *h);
 void ha_snapshot_update(Ha *h);
 

@@ -821,8 +821,7 @@ void ha_act_done(Ha *h) {
 
         ha_touch_member(h);
         ha_snapshot_update(h);
-        if (h->lock_held)
-                ha_maintain_slots(h);
+        ha_maintain_slots(h);
         callbacks_first_start(h);
         h->tick_running = false;
         if (h->wake_at > 0 && h->wake_at > h->now)

@@ -23,6 +23,8 @@ static bool standby_ready(Ha *h) {
 static const char *pg_state_string(Ha *h) {
         const PgStatus *st = pgstatus(h);
 
+        if (h->pg_stopped_clean)
+                return "stopped";
         if (standby_ready(h))
                 return "running";
 
@@ -106,8 +108,20 @@ static int build_member_key(Ha *h, cJSON **ret) {
         return ha_member_key_json(&i, ret);
 }
 
+static int member_write_stopped(Ha *h, DcsWriteCallback cb, void *userdata) {
+        _cleanup_(cJSON_Deletep) cJSON *j = NULL;
+        int r;
+
+        r = build_member_key(h, &j);
+        if (r < 0)
+                return r;
+        return dcs_touch_member(h->dcs, j, cb, userdata);
+}
+
 static void on_member_written(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
         Ha *h = ud;
+        DcsWriteCallback cb = h->member_stopped_cb;
+        int r;
 
         h->member_write_running = false;
         if (error < 0) {
@@ -115,6 +129,12 @@ static void on_member_written(Dcs *d, int error, const char *message, const DcsW
                 h->member_last = mfree(h->member_last);
         } else if (res)
                 h->member_written_revision = res->revision;
+        if (!cb)
+                return;
+        h->member_stopped_cb = NULL;
+        r = member_write_stopped(h, cb, h->member_stopped_userdata);
+        if (r < 0)
+                cb(d, r, "could not send the member key", NULL, h->member_stopped_userdata);
 }
 
 /* Whether etcd holds the member key as we last wrote it (data, lease), as far as the cluster view read
@@ -146,6 +166,22 @@ void ha_touch_member(Ha *h) {
         free(h->member_last);
         h->member_last = TAKE_PTR(text);
         h->member_last_lease = dcs_lease_id(h->dcs);
+}
+
+/* ha_touch_member_stopped - the last write of the shutdown, after a clean stop of PostgreSQL (Patroni's
+ * Ha.shutdown() calls touch_member() then): the member key with state "stopped", on our lease, which is
+ * no longer kept alive, so the key stays until the lease expires. The leader keeps our slot meanwhile,
+ * and a quick restart streams through it again. When a tick's write is still in flight, ours is sent
+ * once it ended, so "stopped" is the state etcd keeps. cb runs once the write ended; returns < 0 (cb not
+ * called) when it could not be sent. Non-logging. */
+int ha_touch_member_stopped(Ha *h, DcsWriteCallback cb, void *userdata) {
+        h->pg_stopped_clean = true;
+        if (h->member_write_running) {
+                h->member_stopped_cb = cb;
+                h->member_stopped_userdata = userdata;
+                return 0;
+        }
+        return member_write_stopped(h, cb, userdata);
 }
 
 static cJSON *cluster_json(Ha *h) {

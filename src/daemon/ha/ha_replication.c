@@ -3,7 +3,8 @@
  * The leader's replication duties, run after a successful lock renewal: the synchronous standbys and
  * quorum (the `sync` key and synchronous_standby_names, patroni-compat.md §2.10), the physical
  * replication slots of the members and the permanent ones, and the `history` key after a promotion.
- * Also claiming `sync` before a promotion in synchronous mode.
+ * Also claiming `sync` before a promotion in synchronous mode, and on a replica the slots of the members
+ * that cascade from it (replicatefrom).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -493,9 +494,28 @@ static bool slots_add_ignored(Ha *h, char *buf, size_t size, size_t *len, bool *
         return true;
 }
 
-/* On the primary: creates the physical slots of the members (except ones with a replicatefrom tag
- * naming another member) and the permanent physical `slots`, and drops inactive physical slots that are
- * neither of those nor matched by `ignore_slots`. Logical slots are never touched. */
+/* Whether member m gets a physical slot here. On the primary: every other member, except one whose
+ * replicatefrom tag names another existing member (it streams from there). On a replica: the members
+ * whose replicatefrom tag names us, except the leader (Patroni's get_replication_slots()). */
+static bool slot_member_wanted(Ha *h, const DcsMember *m, bool primary) {
+        const char *rf = NULL;
+        bool tagged;
+
+        if (streq(m->name, h->pgs.name))
+                return false;
+        tagged = m->tags && json_get_string(m->tags, "replicatefrom", &rf) >= 0 && !isempty(rf);
+        if (!primary)
+                return tagged && streq(rf, h->pgs.name) && !streq_ptr(h->cluster->leader, m->name);
+        return !tagged || streq(rf, h->pgs.name) || !dcs_cluster_find_member(h->cluster, rf);
+}
+
+/* Reconciles the physical replication slots, on the primary and, for cascading replication, on a
+ * running replica (Patroni's sync_replication_slots() runs on both). The wanted set: the member slots
+ * of slot_member_wanted(), plus on the primary the permanent physical `slots`. Created when missing;
+ * inactive physical slots that are neither wanted nor matched by `ignore_slots` are dropped (none while
+ * paused). A replica keeps no permanent physical slot, as in Patroni 3.0.2, and touches no slot while
+ * the DCS did not answer. Logical slots are never touched. Runs again only when the wanted set, the
+ * role or the matchers change. */
 void ha_maintain_slots(Ha *h) {
         static const char sql[] =
                 "WITH want AS (SELECT DISTINCT unnest($1::text[]) AS n), "
@@ -508,28 +528,29 @@ void ha_maintain_slots(Ha *h) {
         const PgStatus *st = pgstatus(h);
         char want[4096] = "{", keep[2048] = "{", key[sizeof want + sizeof keep + 8];
         size_t len = 1, klen = 1;
-        bool keep_all = false;
+        bool keep_all = false, primary;
         const char *params[3];
 
-        if (!h->dyn.use_slots || !h->cluster || !h->lock_held || h->slots_running || !st || !st->query_ok ||
-            st->in_recovery)
+        if (!h->dyn.use_slots || !h->cluster || h->slots_running || !st || !st->running || !st->query_ok)
                 return;
+        if (h->lock_held && !st->in_recovery)
+                primary = true;
+        else if (!h->lock_held && st->in_recovery && h->dcs_ok && !h->job)
+                primary = false;
+        else
+                return; /* promoting or demoting: the next tick decides */
         for (size_t i = 0; i < h->cluster->n_members; i++) {
                 const DcsMember *m = &h->cluster->members[i];
                 _cleanup_free_ char *slot = NULL;
-                const char *rf = NULL;
 
-                if (streq(m->name, h->pgs.name))
-                        continue;
-                if (m->tags && json_get_string(m->tags, "replicatefrom", &rf) >= 0 && !isempty(rf) &&
-                    !streq(rf, h->pgs.name) && dcs_cluster_find_member(h->cluster, rf))
+                if (!slot_member_wanted(h, m, primary))
                         continue;
                 if (pgconf_slot_name(m->name, &slot) < 0)
                         continue;
                 if (!slot_list_add(want, sizeof want, &len, slot))
                         return;
         }
-        if (!slots_add_permanent(h, want, sizeof want, &len) ||
+        if ((primary && !slots_add_permanent(h, want, sizeof want, &len)) ||
             !slots_add_ignored(h, keep, sizeof keep, &klen, &keep_all))
                 return;
         if (h->dyn.pause) /* Patroni drops no slot while paused */
@@ -538,7 +559,7 @@ void ha_maintain_slots(Ha *h) {
         want[len] = 0;
         keep[klen++] = '}';
         keep[klen] = 0;
-        snprintf(key, sizeof key, "%s|%s|%d", want, keep, keep_all);
+        snprintf(key, sizeof key, "%c|%s|%s|%d", primary ? 'p' : 'r', want, keep, keep_all);
         if (h->slots_done && streq(h->slots_done, key))
                 return;
         params[0] = want;

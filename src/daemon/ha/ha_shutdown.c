@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Graceful shutdown (SIGTERM): a synchronous standby first asks to be released, PostgreSQL is stopped,
- * the leader key is handed over (deleted, so a replica takes it at once) and the member key removed; a
- * paused node leaves both PostgreSQL and the key alone. Callbacks fired on the way may finish first.
+ * the leader key is handed over (deleted, so a replica takes it at once) and the member key written once
+ * more with state "stopped", left to expire with the lease (as Patroni 3.0.2); a paused node leaves both
+ * PostgreSQL and the keys alone. Callbacks fired on the way may finish first.
  */
-#include <stdio.h>
-
 #include "ha-internal.h"
 
 static void shutdown_done(Ha *h) {
@@ -55,22 +54,23 @@ static void shutdown_finish(Ha *h, int r) {
         (void)sd_event_source_set_description(h->callback_wait_timer, "ha-shutdown-callbacks");
 }
 
-static void on_member_deleted(EtcdClient *c, int error, const char *message, const cJSON *reply, void *ud) {
+static void on_member_stopped(Dcs *d, int error, const char *message, const DcsWriteResult *res, void *ud) {
+        if (error < 0)
+                log_warning("Failed to write our stopped member key: %s, ignoring", strna(message));
         shutdown_finish(ud, 0);
 }
 
-static void shutdown_delete_member(Ha *h) {
-        _cleanup_free_ char *key = NULL, *suffix = NULL;
-
+/* PostgreSQL stopped cleanly: the lease is no longer kept alive (nor revoked, as Patroni), and the member
+ * key is written once more with state "stopped", left to expire with the lease. */
+static void shutdown_touch_member(Ha *h) {
         dcs_lease_stop(h->dcs);
-        if (!h->dcs_ok) {
-                /* etcd did not answer the last read: do not hold the shutdown up for its timeout; the
-                 * member key expires with our lease. */
+        if (!h->dcs_ok || dcs_lease_id(h->dcs) == 0) {
+                /* etcd did not answer the last read, or there is no lease to bind the key to: do not hold
+                 * the shutdown up; the member key expires with the lease it has. */
                 shutdown_finish(h, 0);
                 return;
         }
-        if (asprintf(&suffix, "members/%s", h->pgs.name) < 0 || dcs_key(h->dcs, suffix, &key) < 0 ||
-            etcd_delete(h->etcd, key, NULL, on_member_deleted, h, NULL) < 0)
+        if (ha_touch_member_stopped(h, on_member_stopped, h) < 0)
                 shutdown_finish(h, 0);
 }
 
@@ -83,7 +83,7 @@ on_shutdown_release(Dcs *d, int error, const char *message, const DcsWriteResult
         else
                 log_info("Leader key released");
         ha_lock_dropped(h);
-        shutdown_delete_member(h);
+        shutdown_touch_member(h);
 }
 
 static void on_shutdown_stop(PgCtlJob *job, int r, const char *error, void *userdata) {
@@ -103,7 +103,7 @@ static void on_shutdown_stop(PgCtlJob *job, int r, const char *error, void *user
                 watchdog_disable(h->watchdog);
         if (h->lock_held && dcs_leader_delete(h->dcs, on_shutdown_release, h) >= 0)
                 return;
-        shutdown_delete_member(h);
+        shutdown_touch_member(h);
 }
 
 static void shutdown_stop_postgres(Ha *h, bool primary) {
