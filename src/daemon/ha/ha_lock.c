@@ -88,10 +88,12 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         log_error("Local leader lease deadline passed without renewal: fencing this node");
+        /* Fence first: nothing may come between the deadline and the SIGQUIT; the job (a promotion, a
+         * restart) is cancelled after, and its child reaped later by the loop. */
+        ha_fence_postgres(h, "demoted self because failed to update leader lock in DCS");
         h->job = pgctl_job_free(h->job);
         h->job_kind = HA_JOB_NONE;
         h->job_step = STEP_NONE;
-        ha_fence_postgres(h, "demoted self because failed to update leader lock in DCS");
         h->lock_held = false;
         h->snap.leader_expiry = 0;
         /* lease_deadline stays set: the decision table's lease row still sees it while postgres runs. */
