@@ -6,6 +6,7 @@ nodes (ttl 6, loop_wait 1, retry_timeout 2), the two-writable-primaries checker 
 writer throughout, plus a client writing straight to the old primary: nothing it acknowledges may come
 after the lease deadline (at most ttl after etcd stopped)."""
 import contextlib
+import signal
 import threading
 import time
 
@@ -72,9 +73,10 @@ def timeline(node):
     return int(node.query("SELECT timeline_id FROM pg_control_checkpoint()")[0][0])
 
 
-def etcd_outage(c, leader, writer):
-    """Stops etcd for 3 x ttl with a writing client on leader, then starts it again; checks reads and
-    writes during the outage and the recovery after it. Returns the new leader."""
+def etcd_outage(c, leader, writer, outage=3 * TTL, kill=False):
+    """Stops etcd (SIGTERM, or SIGKILL with kill) for `outage` seconds with a writing client on leader,
+    then starts it again; checks reads and writes during the outage and the recovery after it. Returns
+    the new leader."""
     leader.query("CREATE TABLE IF NOT EXISTS outage_direct (n bigint)")
     leader.query("CHECKPOINT")
     tl = timeline(leader)
@@ -83,11 +85,14 @@ def etcd_outage(c, leader, writer):
     lib.wait_until(lambda: len(direct.acked) >= 5, 10, what="first direct writes")
 
     stopped = time.monotonic()
-    c.etcd.stop()
+    if kill:
+        c.etcd.process.stop(sig=signal.SIGKILL)
+    else:
+        c.etcd.stop()
     states = []  # (seconds after etcd stopped, state of the old primary)
     write_error = None
     try:
-        while time.monotonic() - stopped < 3 * TTL:
+        while time.monotonic() - stopped < outage:
             states.append((time.monotonic() - stopped, pg_state(leader)))
             for n in c.nodes:
                 if n is not leader:
@@ -154,3 +159,15 @@ def test_etcd_outage_sync_mode_loses_no_acknowledged_row(cluster_factory, checke
         writer.stop()
     missing = writer.missing_on(new)
     assert missing == [], f"{len(missing)} acknowledged rows lost: {missing[:5]}"
+
+
+def test_etcd_killed_and_restarted_after_ttl(cluster_factory, checker):
+    """etcd killed (-9) and started again after one ttl: the old primary's local lease deadline has passed
+    by then, while etcd re-arms the lease on its start, so the key is still ours; it is taken again only
+    once the keep-alive renewed the lease, and the node promotes once."""
+    c, leader = pc.running_cluster(cluster_factory, checker, n=2)
+    writer = pc.start_writer(c, leader)
+    try:
+        etcd_outage(c, leader, writer, outage=TTL, kill=True)
+    finally:
+        writer.stop()
