@@ -260,6 +260,17 @@ SETUP(s_dcs_down_role_unknown) {
         s_dcs_down_primary(f);
         role_unknown(f);
 }
+/* The offline demotion restarted PostgreSQL read-only and the first status query failed: the demotion
+ * job still runs, so it is not stopped again (no stop/start loop while etcd is down). */
+SETUP(s_dcs_down_offline_demotion_starting) {
+        s_dcs_down_role_unknown(f);
+        f->job.running = HA_JOB_DEMOTE;
+}
+/* The offline demotion's fast stop, the primary still answering: wait for it (the lease deadline fences). */
+SETUP(s_dcs_down_offline_demotion_stopping) {
+        s_dcs_down_primary(f);
+        f->job.running = HA_JOB_DEMOTE;
+}
 SETUP(s_dcs_down_failsafe_unconfirmed) {
         s_dcs_down_failsafe(f);
         f->dcs.failsafe.members_accepted = false;
@@ -1024,6 +1035,15 @@ static const Scenario scenarios[] = {
            .row = "dcs_down_primary",
            .action = HA_ACTION_DEMOTE_OFFLINE,
            .next = HA_ROLE_DEMOTED),
+        SC(s_dcs_down_offline_demotion_starting,
+           .row = "dcs_down_demoting",
+           .action = HA_ACTION_WAIT,
+           .next = HA_ROLE_PRIMARY,
+           .message = "DCS is not accessible; demote in progress"),
+        SC(s_dcs_down_offline_demotion_stopping,
+           .row = "dcs_down_demoting",
+           .action = HA_ACTION_WAIT,
+           .next = HA_ROLE_PRIMARY),
         SC(s_dcs_down_failsafe_unconfirmed,
            .row = "dcs_down_primary",
            .action = HA_ACTION_DEMOTE_OFFLINE,

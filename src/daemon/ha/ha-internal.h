@@ -137,6 +137,9 @@ struct Ha {
         bool job_last_failed, job_last_fresh;
         HaRole job_next_role;
         bool job_release, job_next_role_set;
+        /* The demotion under way is Patroni's demote('offline'): once stopped, PostgreSQL starts again
+         * read-only, following nobody (follow(None)), so reads keep working while etcd is unreachable. */
+        bool job_offline;
         char job_target[HA_NAME_MAX];
         bool rewind_failed, checkpoint_pending, start_failed_seen, pidfile_standby;
         /* The postmaster a status query last saw in recovery, 0 once a promotion starts: while its

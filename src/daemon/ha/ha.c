@@ -192,6 +192,8 @@ static void act(Ha *h) {
                 break;
         case HA_ACTION_DEMOTE_OFFLINE:
                 r = ha_start_stop_job(h, PG_STOP_FAST, false, false, HA_ROLE_DEMOTED);
+                if (r >= 0)
+                        h->job_offline = true; /* then start read-only, following nobody */
                 break;
         case HA_ACTION_RELEASE_LOCK:
                 if (dcs_leader_delete(h->dcs, ha_on_release_action, h) >= 0)
@@ -717,6 +719,7 @@ static int on_fast_probe(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (postmaster_pid_file_parse(text, &pf) >= 0 && streq_ptr(pf.status, "standby") &&
                     pgctl_pid_alive(pf.pid)) {
                         h->pidfile_standby = true;
+                        h->recovery_pid = pf.pid; /* "standby": in recovery, as a status query would see */
                         log_debug("PostgreSQL accepts read-only connections");
                         ha_snapshot_update(h);
                 }

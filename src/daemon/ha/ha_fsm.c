@@ -776,6 +776,12 @@ static bool p_dcs_down_failsafe(const HaFacts *f) {
         return !dcs_ok(f) && pg_primary(f) && f->dcs.config.failsafe_mode && f->dcs.failsafe.contains_us &&
                 f->dcs.failsafe.members_accepted;
 }
+/* A demotion already under way (Patroni's demote('offline') runs its stop and its read-only start as one
+ * action) is not started again: while it stops, the lease deadline still fences a primary; once it starts
+ * PostgreSQL read-only (standby.signal), a status query failing in that window must not stop it again. */
+static bool p_dcs_down_demoting(const HaFacts *f) {
+        return !dcs_ok(f) && f->job.running == HA_JOB_DEMOTE;
+}
 static bool p_dcs_down_primary(const HaFacts *f) {
         return !dcs_ok(f) && pg_maybe_primary(f);
 }
@@ -1077,6 +1083,7 @@ static bool p_unlocked_not_healthiest(const HaFacts *f) {
 #define COMMENT_TILT                      "TILT: ticks too far apart, observe only"
 #define COMMENT_DCS_DOWN_PAUSED           "DCS unreachable while paused"
 #define COMMENT_DCS_DOWN_FAILSAFE         "DCS unreachable, failsafe: every member confirmed us"
+#define COMMENT_DCS_DOWN_DEMOTING         "DCS unreachable while demoting: let the demotion finish"
 #define COMMENT_DCS_DOWN_PRIMARY          "DCS unreachable while primary: demote offline"
 #define COMMENT_DCS_DOWN                  "DCS unreachable: keep running, change nothing"
 #define COMMENT_DCS_DOWN_UNINIT           "DCS unreachable before initialisation"
@@ -1227,6 +1234,8 @@ static const HaFsmRow ha_fsm_table[] = {
             HA_FLAG_EXTEND_LEASE | HA_FLAG_ARM_WATCHDOG, COMMENT_DCS_DOWN_FAILSAFE,
             "continue to run as a leader because failsafe mode is enabled and all members are accessible",
             NULL),
+        ROW(R_PRD, p_dcs_down_demoting, KEEP, HA_ACTION_WAIT, 0, COMMENT_DCS_DOWN_DEMOTING,
+            "DCS is not accessible; {job} in progress", NULL),
         ROW(R_PRD, p_dcs_down_primary, HA_ROLE_DEMOTED, HA_ACTION_DEMOTE_OFFLINE, HA_FLAG_DISABLE_WATCHDOG,
             COMMENT_DCS_DOWN_PRIMARY, "demoting self because DCS is not accessible and I was a leader",
             NULL),

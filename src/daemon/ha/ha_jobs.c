@@ -275,10 +275,31 @@ static void job_advance(Ha *h) {
                         h->job_release = false;
                         ha_release_lock(h);
                 }
+                if (h->job_offline) {
+                        /* Patroni's demote('offline'): no longer the leader (set_is_leader(False)), so
+                         * the lease deadline no longer fences the read-only standby started now; a key
+                         * still holding our name when etcd returns is renewed before any promotion. */
+                        h->job_offline = false;
+                        ha_lock_dropped(h);
+                        log_info(
+                                "starting PostgreSQL read-only, following nobody, while the DCS is not "
+                                "accessible");
+                        h->job_target[0] = '\0';
+                        ha_job_set_next_role(h, HA_ROLE_REPLICA);
+                        r = ha_start_replica_job(h);
+                        break;
+                }
                 ha_job_finish(h, 0);
                 return;
         }
-        case STEP_START_REPLICA:
+        case STEP_START_REPLICA: {
+                pid_t pid = 0;
+
+                /* Started with standby.signal: in recovery until a promotion (which clears
+                 * recovery_pid), so a status query failing right after the start leaves it a replica,
+                 * not a postmaster of unknown role (a possible primary). */
+                if (pgctl_postmaster_pid(h->pgs.data_dir, &pid) > 0 && pid > 0)
+                        h->recovery_pid = pid;
                 /* Patroni's follow(): a node that was primary (or demoted) and had its callbacks
                  * called reports on_role_change, not on_start */
                 ha_fire_callback(
@@ -286,6 +307,7 @@ static void job_advance(Ha *h) {
                 h->cb_role_change = false;
                 ha_job_finish(h, 0);
                 return;
+        }
         default:
                 ha_job_finish(h, 0);
                 return;
@@ -302,6 +324,7 @@ int ha_job_begin(Ha *h, HaJob kind, JobStep step, const char *target) {
         h->job_step = step;
         h->job_since = now_mono(h);
         h->job_release = false;
+        h->job_offline = false;
         h->job_next_role_set = false;
         snprintf(h->job_target, sizeof h->job_target, "%s", strempty(target));
         return 0;

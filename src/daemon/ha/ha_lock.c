@@ -250,6 +250,24 @@ void ha_on_renew(Dcs *d, int error, const char *message, const DcsWriteResult *r
         } else if (error < 0)
                 log_warning("Leader key refresh failed: %s", strna(message));
         else {
+                if (res && res->succeeded && !h->lock_held && !h->stopping &&
+                    h->decision.action == HA_ACTION_PROMOTE &&
+                    dcs_lease_valid_until_of(h->dcs, res->lease) <= now_mono_fresh() + HA_LEASE_MARGIN) {
+                        /* A replica about to be promoted under a key bound to a lease no keep-alive has
+                         * renewed since etcd answered again (an etcd restart re-arms leases, but we
+                         * cannot know for how long): its deadline is already past, so taking the lock
+                         * now would fence PostgreSQL right after the promotion. Take it once the
+                         * keep-alive (retried every second) has renewed it. A running primary is not
+                         * left waiting: without a deadline it cannot prove the lock, so it is taken
+                         * and the past deadline fences it, as before. */
+                        log_info(
+                                "Leader key holding our name is bound to etcd lease %" PRIi64
+                                ", not renewed since the DCS answered again: waiting for its keep-alive",
+                                res->lease);
+                        ha_act_done(h);
+                        ha_tick_schedule(h, 200 * USEC_PER_MSEC);
+                        return;
+                }
                 if (res && res->succeeded && !h->lock_held && !h->stopping) {
                         /* A key holding our name that this process did not take itself: found after a
                          * daemon restart, kept across an etcd restart, or an acquire whose reply was
