@@ -70,14 +70,19 @@ static void write_broken_config(void) {
         ASSERT_OK(write_file_atomic(config_path, text, strlen(text), 0600));
 }
 
+/* Whether config_path was created: a flag, not the template's last character (mkstemp() may pick an 'X',
+ * and the next case then called mkstemp() on a name that is no template any more). */
+static bool config_made = false;
+
 static Manager *make_manager(const char *name) {
         Config *config = NULL;
         Manager *m = NULL;
 
-        if (config_path[strlen(config_path) - 1] == 'X') {
+        if (!config_made) {
                 int fd = mkstemp(config_path);
                 ASSERT_TRUE(fd >= 0);
                 safe_close(fd);
+                config_made = true;
         }
         write_config(name, "INFO", 8008);
         ASSERT_OK(manager_load_config(config_path, &config));
@@ -477,7 +482,7 @@ TEST(notifications) {
 
 /* Runs after the cases (destructor order is not guaranteed, but the file is only ours). */
 __attribute__((destructor)) static void remove_config(void) {
-        if (config_path[strlen(config_path) - 1] != 'X')
+        if (config_made)
                 (void)unlink(config_path);
 }
 
