@@ -712,16 +712,22 @@ static int on_fast_probe(sd_event_source *s, uint64_t usec, void *userdata) {
         Ha *h = userdata;
         _cleanup_free_ char *path = pgdata_path(&h->pgs, "postmaster.pid"), *text = NULL;
 
-        /* postmaster.pid's status line turns "standby" the moment read-only connections are allowed. */
+        /* The postmaster this start job runs was started with standby.signal: it is in recovery from its
+         * first moment, so it is a replica (recovery_pid) even while its status query still fails
+         * (recovery not yet consistent). Without that, the decision table fails closed on a postmaster
+         * of unknown role and fenced the replica it had just started after a rewind. postmaster.pid's
+         * status line says "ready" once a hot standby accepts read-only connections ("standby" when it
+         * accepts none). */
         if (h->job_step == STEP_START_REPLICA && !h->pidfile_standby && path &&
             read_full_file(path, 4096, &text, NULL) >= 0) {
                 _cleanup_(postmaster_pid_file_done) PostmasterPidFile pf = {};
-                if (postmaster_pid_file_parse(text, &pf) >= 0 && streq_ptr(pf.status, "standby") &&
-                    pgctl_pid_alive(pf.pid)) {
-                        h->pidfile_standby = true;
-                        h->recovery_pid = pf.pid; /* "standby": in recovery, as a status query would see */
-                        log_debug("PostgreSQL accepts read-only connections");
-                        ha_snapshot_update(h);
+                if (postmaster_pid_file_parse(text, &pf) >= 0 && pf.pid > 0 && pgctl_pid_alive(pf.pid)) {
+                        h->recovery_pid = pf.pid;
+                        if (streq_ptr(pf.status, "ready") || streq_ptr(pf.status, "standby")) {
+                                h->pidfile_standby = true;
+                                log_debug("PostgreSQL accepts read-only connections");
+                                ha_snapshot_update(h);
+                        }
                 }
         }
         if (h->job_step == STEP_START_REPLICA && !h->pidfile_standby) {

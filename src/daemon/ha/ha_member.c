@@ -11,13 +11,15 @@
 
 #include "ha-internal.h"
 
-/* A replica being started whose postmaster.pid already says it accepts read-only connections (the
- * status query may take a moment longer on its first connection). */
+/* A replica being started whose postmaster.pid already says it accepts read-only connections ("ready"
+ * for a hot standby; the status query may take a moment longer on its first connection). */
 static bool standby_ready(Ha *h) {
         const PgStatus *st = pgstatus(h);
 
         return h->job_step == STEP_START_REPLICA &&
-                (h->pidfile_standby || (st && st->running && streq_ptr(st->pidfile_status, "standby")));
+                (h->pidfile_standby ||
+                 (st && st->running &&
+                  (streq_ptr(st->pidfile_status, "ready") || streq_ptr(st->pidfile_status, "standby"))));
 }
 
 static const char *pg_state_string(Ha *h) {
