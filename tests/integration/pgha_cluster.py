@@ -316,6 +316,10 @@ class Cluster:
         kvs = reply.get("kvs") or []
         return kvs[0] if kvs else None
 
+    def key_put(self, suffix, value):
+        """Puts /service/<scope>/<suffix> = value as someone other than pghad would: a plain put, no lease."""
+        self.etcd.v3("kv/put", {"key": lib.b64(f"/service/{self.scope}/{suffix}"), "value": lib.b64(value)})
+
     def key_value(self, suffix):
         """The raw value of /service/<scope>/<suffix> in etcd, or None when the key is absent."""
         kv = self.key_kv(suffix)

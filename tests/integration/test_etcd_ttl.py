@@ -103,7 +103,6 @@ def test_config_key_with_a_value_that_does_not_convert_keeps_the_last_good_value
     applied, as Patroni refuses it: the daemon keeps its last good values (the leader key stays on the
     6 s lease; before the fix ttl fell back to its default 30 and the lease with it) and says why, once.
     A corrected key is applied again."""
-    import base64
     import json
     import os
     import time
@@ -111,10 +110,8 @@ def test_config_key_with_a_value_that_does_not_convert_keeps_the_last_good_value
     leader = c.wait_for_leader(60)
     checker(c.nodes)
     config = json.loads(c.key_value("config"))
-    key = base64.b64encode(f"/service/{c.scope}/config".encode()).decode()
-
     def put_config(value):
-        c.etcd.v3("kv/put", {"key": key, "value": base64.b64encode(json.dumps(value).encode()).decode()})
+        c.key_put("config", json.dumps(value))
     log = os.path.join(leader.dir, "daemon.log")
     put_config(dict(config, ttl="abc"))
     line = "Dynamic configuration in the DCS not applied: ttl: not an integer"

@@ -8,7 +8,6 @@ The safety rules each test holds:
   (SyncChecker polls both throughout);
 * strict mode blocks commits rather than acknowledging them unprotected.
 """
-import base64
 import contextlib
 import json
 import os
@@ -124,12 +123,6 @@ def quorum_covers(key, value):
 def sync_key(c):
     raw = c.key_value("sync")
     return json.loads(raw) if raw else None
-
-
-def put_key(c, suffix, value):
-    key = f"/service/{c.scope}/{suffix}"
-    c.etcd.v3("kv/put", {"key": base64.b64encode(key.encode()).decode(),
-                         "value": base64.b64encode(value.encode()).decode()})
 
 
 def standbys(key):
@@ -337,7 +330,7 @@ def test_runtime_toggle_through_patch_config_and_edit_config(cluster_factory, ch
     checker_thread.stop()
     assert checker_thread.violations == []
     other = next(n.name for n in c.nodes if n is not leader and n.name != named[0])
-    put_key(c, "sync", json.dumps({"leader": leader.name, "sync_standby": other}, separators=(",", ":")))
+    c.key_put("sync", json.dumps({"leader": leader.name, "sync_standby": other}, separators=(",", ":")))
     lib.wait_until(lambda: other not in standbys(sync_key(c)), 2 * LOOP_WAIT + 1, interval=0.05,
                    what=f"{other} removed from the sync key")
     assert not listed(ssn(leader), other)
